@@ -1,0 +1,29 @@
+//! The exchange's routes (mounted under the exchange prefix).
+
+use axum::Router;
+
+/// Protocol version of the exchange (the Dec 2024 C snapshot the spec follows).
+pub const EXCHANGE_VERSION: &str = "23:0:6";
+
+#[derive(Clone)]
+pub struct ExchangeHttp {
+    /// The `/config` body, fixed at startup.
+    pub config: serde_json::Value,
+}
+
+impl ExchangeHttp {
+    pub fn new(currency: &str, specification: &crate::config::CurrencySpecification) -> Self {
+        let config = serde_json::json!({
+            "name": "taler-exchange",
+            "version": EXCHANGE_VERSION,
+            "currency": currency,
+            "currency_specification": specification,
+            "implementation": "urn:net:taler:specs:taler-exchange:talerbox",
+        });
+        ExchangeHttp { config: config }
+    }
+}
+
+pub fn router(state: ExchangeHttp) -> Router {
+    Router::new().route("/config", super::static_json(&state.config))
+}

@@ -1,0 +1,141 @@
+//! The HTTP adapter: one listener, the components mounted under their prefixes, shared rules
+//! for bodies, errors, CORS and tracing.
+//!
+//! Middleware order, outermost first: CORS (answers preflights before routing) → trailing
+//! slash trimming → the global body buffer/limit/inflation (before routing, so any oversized
+//! request is refused whatever its path) → routing → per-route tracing (records the matched
+//! route template, never the raw path, which may carry tokens) → per-service body limits.
+
+mod bank;
+pub mod body;
+mod challenger;
+pub mod error;
+mod exchange;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use axum::{Json, Router, middleware};
+use tokio::net::TcpListener;
+use tower::Layer;
+use tower_http::cors::CorsLayer;
+use tower_http::normalize_path::NormalizePathLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::domain::primitives::ErrorCode;
+use crate::ports::health::HealthProbe;
+use body::{BodyLimit, GLOBAL_BODY_LIMIT};
+use error::ApiError;
+
+/// Everything the HTTP layer needs, resolved at startup.
+#[derive(Clone)]
+pub struct HttpContext {
+    pub health: Arc<dyn HealthProbe>,
+    pub bank: bank::BankHttp,
+    pub exchange: exchange::ExchangeHttp,
+    pub challenger: challenger::ChallengerHttp,
+    pub prefixes: Prefixes,
+}
+
+/// Where each component is mounted, e.g. `/bank/`.
+#[derive(Debug, Clone)]
+pub struct Prefixes {
+    pub bank: String,
+    pub exchange: String,
+    pub challenger: String,
+}
+
+pub use bank::BankHttp;
+pub use challenger::ChallengerHttp;
+pub use exchange::ExchangeHttp;
+
+/// Builds the complete router of all components.
+pub fn router(context: HttpContext) -> Router {
+    let mount = |prefix: &str| prefix.trim_end_matches('/').to_owned();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(Arc::clone(&context.health))
+        .nest(&mount(&context.prefixes.bank), bank::router(context.bank))
+        .nest(
+            &mount(&context.prefixes.exchange),
+            exchange::router(context.exchange),
+        )
+        .nest(
+            &mount(&context.prefixes.challenger),
+            challenger::router(context.challenger),
+        )
+        .fallback(error::endpoint_unknown)
+        .layer(middleware::map_response(error::method_invalid_body))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // Our own buffer enforces the limits; axum's 2 MiB default must not cut in first.
+        .layer(DefaultBodyLimit::disable())
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let body_buffer =
+        middleware::from_fn_with_state(BodyLimit(GLOBAL_BODY_LIMIT), body::buffer_body);
+    let app = CorsLayer::permissive()
+        .layer(NormalizePathLayer::trim_trailing_slash().layer(body_buffer.layer(router)));
+    let service = axum::ServiceExt::<Request>::into_make_service(app);
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Limits the bodies of every route of `router` to `limit` bytes (after inflation).
+pub fn limit_bodies<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    limit: usize,
+) -> Router<S> {
+    router.route_layer(middleware::from_fn_with_state(
+        BodyLimit(limit),
+        body::enforce_limit,
+    ))
+}
+
+/// A GET route answering a JSON document fixed at startup (the `/config` endpoints).
+fn static_json<S: Clone + Send + Sync + 'static>(value: &serde_json::Value) -> MethodRouter<S> {
+    let body = Bytes::from(value.to_string());
+    get(move || {
+        let body = body.clone();
+        async move {
+            (
+                [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+                body,
+            )
+        }
+    })
+}
+
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("-", MatchedPath::as_str);
+    tracing::info_span!("request", method = %request.method(), route)
+}
+
+async fn healthz(State(health): State<Arc<dyn HealthProbe>>) -> Response {
+    match tokio::task::spawn_blocking(move || health.check()).await {
+        Ok(Ok(())) => Json(serde_json::json!({ "status": "ok" })).into_response(),
+        Ok(Err(cause)) => {
+            let mut error = ApiError::internal(ErrorCode::GenericDbFetchFailed, &cause);
+            error.status = StatusCode::SERVICE_UNAVAILABLE;
+            error.into_response()
+        }
+        Err(join) => {
+            ApiError::internal(ErrorCode::GenericInternalInvariantFailure, &join).into_response()
+        }
+    }
+}

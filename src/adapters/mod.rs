@@ -1,0 +1,4 @@
+//! Adapters: the outside world behind the ports (SQLite, HTTP).
+
+pub mod http;
+pub mod sqlite;

@@ -1,0 +1,497 @@
+//! talerbox configuration in the GNU Taler INI format.
+//!
+//! Precedence: the embedded defaults (`config/defaults.conf`) < the file given with `-c` <
+//! command-line flags. Sections and option names are those of the real components
+//! (`[libeufin-bank]`, `[exchange]`, `[challenger]`, `[currency-*]`); process-wide options live
+//! in `[talerbox]`. Every supported option is documented in `docs/configuration.md`.
+
+pub mod ini;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub use ini::{ConfigError, Ini, Origin};
+
+const DEFAULTS: &str = include_str!("config/defaults.conf");
+
+/// Options that talerbox knows per section; anything else in these sections draws a warning.
+/// Sections not listed here belong to other programs and are ignored.
+const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
+    (
+        "talerbox",
+        &[
+            "LISTEN",
+            "DATA_DIR",
+            "BASE_URL",
+            "BANK_PREFIX",
+            "EXCHANGE_PREFIX",
+            "CHALLENGER_PREFIX",
+        ],
+    ),
+    (
+        "libeufin-bank",
+        &[
+            "CURRENCY",
+            "WIRE_TYPE",
+            "IBAN_PAYTO_BIC",
+            "X_TALER_BANK_PAYTO_HOSTNAME",
+            "NAME",
+            "BASE_URL",
+            "DEFAULT_DEBT_LIMIT",
+            "REGISTRATION_BONUS",
+            "REGISTRATION_BONUS_ENABLED",
+            "ALLOW_REGISTRATION",
+            "ALLOW_ACCOUNT_DELETION",
+            "ALLOW_EDIT_NAME",
+            "ALLOW_EDIT_CASHOUT_PAYTO_URI",
+            "ALLOW_CONVERSION",
+            "TAN_SMS",
+            "TAN_EMAIL",
+            "TAN_SMS_ENV",
+            "TAN_EMAIL_ENV",
+            "SERVE",
+            "PORT",
+            "BIND_TO",
+            "UNIXPATH",
+            "PASSWORD_HASH_MEMORY_KIB",
+            "PASSWORD_HASH_ITERATIONS",
+            "PASSWORD_HASH_PARALLELISM",
+            "GC_ABORT_AFTER",
+            "GC_CLEAN_AFTER",
+            "GC_DELETE_AFTER",
+        ],
+    ),
+    ("exchange", &["CURRENCY", "BASE_URL"]),
+    (
+        "challenger",
+        &[
+            "ADDRESS_TYPE",
+            "ADDRESS_RESTRICTIONS",
+            "ADDRESS_HINT",
+            "BASE_URL",
+        ],
+    ),
+    (
+        "currency-*",
+        &[
+            "ENABLED",
+            "CODE",
+            "NAME",
+            "FRACTIONAL_INPUT_DIGITS",
+            "FRACTIONAL_NORMAL_DIGITS",
+            "FRACTIONAL_TRAILING_ZERO_DIGITS",
+            "ALT_UNIT_NAMES",
+        ],
+    ),
+];
+
+/// Values given on the command line; they override the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The effective configuration: the raw store plus the typed values talerbox uses.
+#[derive(Debug)]
+pub struct Config {
+    pub ini: Ini,
+    pub server: ServerConfig,
+    pub bank: BankConfig,
+    pub exchange: ExchangeConfig,
+    pub challenger: ChallengerConfig,
+    /// Unknown options in known sections, to be logged at startup.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `[talerbox] BASE_URL`, ending in `/`; `None`: derived from the bound address.
+    pub public_base_url: Option<String>,
+    pub bank_prefix: String,
+    pub exchange_prefix: String,
+    pub challenger_prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BankConfig {
+    pub currency: String,
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    pub currency: String,
+    pub base_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChallengerConfig {
+    pub base_url: Option<String>,
+    pub address_type: String,
+    pub address_hint: String,
+    pub restrictions: serde_json::Value,
+}
+
+/// `currency_specification` of `/config`, from a `[currency-*]` section.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CurrencySpecification {
+    pub name: String,
+    pub num_fractional_input_digits: u64,
+    pub num_fractional_normal_digits: u64,
+    pub num_fractional_trailing_zero_digits: u64,
+    pub alt_unit_names: serde_json::Value,
+}
+
+impl Config {
+    /// Loads the embedded defaults, then `file` if given, then the command-line overrides.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let mut ini = Ini::new();
+        ini.parse_str(DEFAULTS, "<defaults>", None)?;
+        if let Some(file) = file {
+            ini.load_file(file)?;
+        }
+        let command_line = Origin {
+            source: "<command line>".into(),
+            line: 0,
+        };
+        if let Some(listen) = &overrides.listen {
+            ini.set("talerbox", "LISTEN", listen, command_line.clone())?;
+        }
+        if let Some(dir) = &overrides.data_dir {
+            ini.set("talerbox", "DATA_DIR", &dir.to_string_lossy(), command_line)?;
+        }
+        Config::from_ini(ini)
+    }
+
+    /// Builds the typed configuration from a filled store.
+    pub fn from_ini(ini: Ini) -> Result<Config, ConfigError> {
+        let server = ServerConfig::read(&ini)?;
+        let bank = BankConfig {
+            currency: currency(&ini, "libeufin-bank")?,
+            base_url: base_url(&ini, "libeufin-bank")?,
+        };
+        let exchange = ExchangeConfig {
+            currency: currency(&ini, "exchange")?,
+            base_url: base_url(&ini, "exchange")?,
+        };
+        let challenger = ChallengerConfig::read(&ini, "challenger")?;
+        let warnings = unknown_options(&ini);
+        Ok(Config {
+            ini,
+            server,
+            bank,
+            exchange,
+            challenger,
+            warnings,
+        })
+    }
+
+    /// The display rules of `code` from the enabled `[currency-*]` section that names it;
+    /// without one, libeufin's fallback (the code as name, 2/2/2 digits).
+    pub fn currency_specification(&self, code: &str) -> Result<CurrencySpecification, ConfigError> {
+        for section in self.ini.sections() {
+            if !section.starts_with("currency-") {
+                continue;
+            }
+            let enabled = self.ini.get_yes_no(section, "ENABLED")?.unwrap_or(true);
+            let matches = self
+                .ini
+                .get_string(section, "CODE")?
+                .is_some_and(|c| c == code);
+            if enabled && matches {
+                return read_currency_specification(&self.ini, section, code);
+            }
+        }
+        Ok(CurrencySpecification {
+            name: code.to_owned(),
+            num_fractional_input_digits: 2,
+            num_fractional_normal_digits: 2,
+            num_fractional_trailing_zero_digits: 2,
+            alt_unit_names: serde_json::json!({ "0": code }),
+        })
+    }
+}
+
+impl ServerConfig {
+    fn read(ini: &Ini) -> Result<ServerConfig, ConfigError> {
+        let listen_text = required(ini, "talerbox", "LISTEN")?;
+        let listen = listen_text.parse().map_err(|_| {
+            ini.invalid(
+                "talerbox",
+                "LISTEN",
+                &format!("not an address:port: {listen_text:?}"),
+            )
+        })?;
+        let data_dir = PathBuf::from(required(ini, "talerbox", "DATA_DIR")?);
+        let public_base_url = base_url(ini, "talerbox")?;
+        let prefixes = ["BANK_PREFIX", "EXCHANGE_PREFIX", "CHALLENGER_PREFIX"]
+            .map(|option| prefix(ini, option));
+        let [bank_prefix, exchange_prefix, challenger_prefix] = prefixes;
+        let server = ServerConfig {
+            listen,
+            data_dir,
+            public_base_url,
+            bank_prefix: bank_prefix?,
+            exchange_prefix: exchange_prefix?,
+            challenger_prefix: challenger_prefix?,
+        };
+        server.check_prefixes_distinct(ini)?;
+        Ok(server)
+    }
+
+    fn check_prefixes_distinct(&self, ini: &Ini) -> Result<(), ConfigError> {
+        let all = [
+            ("BANK_PREFIX", &self.bank_prefix),
+            ("EXCHANGE_PREFIX", &self.exchange_prefix),
+            ("CHALLENGER_PREFIX", &self.challenger_prefix),
+        ];
+        for (i, (option, value)) in all.iter().enumerate() {
+            if all[..i].iter().any(|(_, earlier)| earlier == value) {
+                return Err(ini.invalid(
+                    "talerbox",
+                    option,
+                    &format!("prefix {value} is used twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The public base URL, ending in `/`: the configured one, or derived from `bound`.
+    pub fn public_base_url(&self, bound: SocketAddr) -> String {
+        self.public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{bound}/"))
+    }
+}
+
+impl ChallengerConfig {
+    fn read(ini: &Ini, section: &str) -> Result<ChallengerConfig, ConfigError> {
+        let address_type = ini
+            .get_choice(
+                section,
+                "ADDRESS_TYPE",
+                &["email", "phone", "postal", "postal-ch"],
+            )?
+            .unwrap_or_else(|| "email".to_owned());
+        let restrictions = match non_empty(ini.get_string(section, "ADDRESS_RESTRICTIONS")?) {
+            None => serde_json::json!({}),
+            Some(text) => json_object(ini, section, "ADDRESS_RESTRICTIONS", &text)?,
+        };
+        Ok(ChallengerConfig {
+            base_url: base_url(ini, section)?,
+            address_type,
+            address_hint: non_empty(ini.get_string(section, "ADDRESS_HINT")?).unwrap_or_default(),
+            restrictions,
+        })
+    }
+}
+
+fn read_currency_specification(
+    ini: &Ini,
+    section: &str,
+    code: &str,
+) -> Result<CurrencySpecification, ConfigError> {
+    let digits = |option: &str| -> Result<u64, ConfigError> {
+        let value = ini.get_number(section, option)?.unwrap_or(2);
+        if value > 8 {
+            return Err(ini.invalid(section, option, "at most 8 fractional digits exist"));
+        }
+        Ok(value)
+    };
+    let alt_unit_names = match non_empty(ini.get_string(section, "ALT_UNIT_NAMES")?) {
+        Some(text) => json_object(ini, section, "ALT_UNIT_NAMES", &text)?,
+        None => serde_json::json!({ "0": code }),
+    };
+    Ok(CurrencySpecification {
+        name: non_empty(ini.get_string(section, "NAME")?).unwrap_or_else(|| code.to_owned()),
+        num_fractional_input_digits: digits("FRACTIONAL_INPUT_DIGITS")?,
+        num_fractional_normal_digits: digits("FRACTIONAL_NORMAL_DIGITS")?,
+        num_fractional_trailing_zero_digits: digits("FRACTIONAL_TRAILING_ZERO_DIGITS")?,
+        alt_unit_names,
+    })
+}
+
+/// An empty value counts as unset (`OPTION =` in a file clears a default).
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+fn required(ini: &Ini, section: &str, option: &str) -> Result<String, ConfigError> {
+    non_empty(ini.get_string(section, option)?)
+        .ok_or_else(|| ini.invalid(section, option, "a value is required"))
+}
+
+/// A currency code: 1 to 11 upper-case ASCII letters (taler-primitives.md §7).
+fn currency(ini: &Ini, section: &str) -> Result<String, ConfigError> {
+    let code = required(ini, section, "CURRENCY")?;
+    let valid = (1..=11).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase());
+    if !valid {
+        return Err(ini.invalid(section, "CURRENCY", "expected 1 to 11 upper-case letters"));
+    }
+    Ok(code)
+}
+
+/// An optional `BASE_URL`: http(s), normalised to end in `/`.
+fn base_url(ini: &Ini, section: &str) -> Result<Option<String>, ConfigError> {
+    let Some(url) = non_empty(ini.get_string(section, "BASE_URL")?) else {
+        return Ok(None);
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(ini.invalid(section, "BASE_URL", "must start with http:// or https://"));
+    }
+    Ok(Some(if url.ends_with('/') { url } else { url + "/" }))
+}
+
+/// A URL prefix such as `/bank/`: slashes around, normalised to both.
+fn prefix(ini: &Ini, option: &str) -> Result<String, ConfigError> {
+    let raw = required(ini, "talerbox", option)?;
+    let inner = raw.trim_matches('/');
+    let valid = !inner.is_empty()
+        && inner.split('/').all(|segment| {
+            !segment.is_empty()
+                && segment
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+    if !valid {
+        return Err(ini.invalid("talerbox", option, "expected a path such as /bank/"));
+    }
+    Ok(format!("/{inner}/"))
+}
+
+fn json_object(
+    ini: &Ini,
+    section: &str,
+    option: &str,
+    text: &str,
+) -> Result<serde_json::Value, ConfigError> {
+    match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        Ok(_) => Err(ini.invalid(section, option, "expected a JSON object")),
+        Err(e) => Err(ini.invalid(section, option, &format!("invalid JSON: {e}"))),
+    }
+}
+
+fn known_options_of(section: &str) -> Option<&'static [&'static str]> {
+    KNOWN_OPTIONS.iter().find_map(|(pattern, options)| {
+        let matches = match pattern.strip_suffix('*') {
+            Some(stem) => section.starts_with(stem),
+            None => section == *pattern,
+        };
+        matches.then_some(*options)
+    })
+}
+
+fn unknown_options(ini: &Ini) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for section in ini.sections() {
+        let Some(known) = known_options_of(section) else {
+            continue;
+        };
+        for entry in ini.options(section) {
+            let option = &entry.name;
+            if !known.iter().any(|k| k.eq_ignore_ascii_case(option)) {
+                warnings.push(format!(
+                    "unknown option [{section}] {option} at {}:{} (ignored)",
+                    entry.origin.source, entry.origin.line
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("talerbox.conf");
+        std::fs::write(&path, text).unwrap();
+        Config::load(Some(&path), &Overrides::default())
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_a_complete_configuration() {
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.server.data_dir, PathBuf::from("./talerbox-data"));
+        assert_eq!(config.server.bank_prefix, "/bank/");
+        assert_eq!(config.bank.currency, "KUDOS");
+        assert_eq!(config.challenger.address_type, "email");
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let kudos = config.currency_specification("KUDOS").unwrap();
+        assert_eq!(kudos.num_fractional_normal_digits, 2);
+    }
+
+    #[test]
+    fn a_file_overrides_defaults_and_flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.conf");
+        std::fs::write(
+            &path,
+            "[TALERBOX]\nlisten = 0.0.0.0:9999\ndata_dir = /tmp/x\n",
+        )
+        .unwrap();
+        let from_file = Config::load(Some(&path), &Overrides::default()).unwrap();
+        assert_eq!(from_file.server.listen, "0.0.0.0:9999".parse().unwrap());
+        let flags = Overrides {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: None,
+        };
+        let with_flags = Config::load(Some(&path), &flags).unwrap();
+        assert_eq!(with_flags.server.listen, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(with_flags.server.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn a_bad_value_names_section_option_and_line() {
+        let err = load("[talerbox]\n\nLISTEN = nowhere\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("talerbox") && err.contains("LISTEN"), "{err}");
+        assert!(err.contains(":3"), "{err}");
+        let err = load("[libeufin-bank]\nCURRENCY = kudos\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CURRENCY") && err.contains(":2"), "{err}");
+    }
+
+    #[test]
+    fn unknown_options_in_known_sections_are_warnings() {
+        let config = load("[exchange]\nFROBNICATE = 1\n[some-other-program]\nX = 1\n").unwrap();
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("FROBNICATE"));
+    }
+
+    #[test]
+    fn prefixes_and_base_urls_are_normalised() {
+        let config =
+            load("[talerbox]\nBANK_PREFIX = money\nBASE_URL = https://ex.com/tb\n").unwrap();
+        assert_eq!(config.server.bank_prefix, "/money/");
+        assert_eq!(
+            config.server.public_base_url.as_deref(),
+            Some("https://ex.com/tb/")
+        );
+        assert!(load("[talerbox]\nBANK_PREFIX = /exchange/\n").is_err());
+        assert!(load("[talerbox]\nBASE_URL = ftp://x/\n").is_err());
+    }
+
+    #[test]
+    fn currency_sections_are_matched_by_code() {
+        let config = load(
+            "[libeufin-bank]\nCURRENCY = EUR\n[currency-euro]\nENABLED = YES\nCODE = EUR\nNAME = Euro\nFRACTIONAL_INPUT_DIGITS = 2\nALT_UNIT_NAMES = {\"0\":\"€\"}\n",
+        )
+        .unwrap();
+        let euro = config.currency_specification("EUR").unwrap();
+        assert_eq!(euro.name, "Euro");
+        assert_eq!(euro.alt_unit_names, serde_json::json!({"0": "€"}));
+        let fallback = config.currency_specification("CHF").unwrap();
+        assert_eq!(fallback.name, "CHF");
+    }
+}

@@ -1,0 +1,3 @@
+//! The domain: pure Rust rules over ports; no I/O, no async runtime, no storage engine.
+
+pub mod primitives;

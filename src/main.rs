@@ -1,0 +1,153 @@
+//! The `talerbox` command line: `serve` and the admin commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use talerbox::app::{self, App};
+use talerbox::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "talerbox",
+    version,
+    about = "GNU Taler compliance services on embedded SQLite"
+)]
+struct Cli {
+    /// Configuration file (GNU Taler INI format) on top of the embedded defaults.
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Data directory (database, key files); overrides [talerbox] DATA_DIR.
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace (RUST_LOG filters take precedence).
+    #[arg(
+        short = 'L',
+        long = "log",
+        global = true,
+        value_name = "LEVEL",
+        default_value = "info"
+    )]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Listen address; overrides [talerbox] LISTEN. Port 0 picks a free port.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Inspect the configuration (like taler-config).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the value of one option (like `taler-config -s SECTION -o OPTION`).
+    Get { section: String, option: String },
+    /// Print the whole effective configuration (like `taler-config --dump`).
+    Dump,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Check the database's integrity; exits non-zero on any problem.
+    Check,
+    /// Write a consistent copy of the database to FILE (safe while the server runs).
+    Backup { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("talerbox: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let listen = match &cli.command {
+        Command::Serve { listen } => listen.clone(),
+        _ => None,
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.data_dir.clone(),
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    match cli.command {
+        Command::Serve { .. } => serve(config),
+        Command::Config(ConfigCommand::Get { section, option }) => {
+            match config.ini.get_string(&section, &option)? {
+                Some(value) => {
+                    println!("{value}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                None => {
+                    eprintln!("talerbox: option [{section}] {option} is not set");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Config(ConfigCommand::Dump) => {
+            print!("{}", config.ini.dump());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(DbCommand::Check) => {
+            let problems = talerbox::adapters::sqlite::check(&app::database_path(&config))?;
+            if problems.is_empty() {
+                println!("ok");
+                return Ok(ExitCode::SUCCESS);
+            }
+            for problem in problems {
+                eprintln!("{problem}");
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        Command::Db(DbCommand::Backup { file }) => {
+            talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
+            println!("{}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listen = config.server.listen;
+        let app = App::open(config)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding {listen}"))?;
+        app::serve(&app, listener, app::shutdown_signal()).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -222,7 +222,7 @@ impl ServerConfig {
             ini.invalid(
                 "talerbox",
                 "LISTEN",
-                &format!("not an address:port: {listen_text:?}"),
+                format!("not an address:port: {listen_text:?}"),
             )
         })?;
         let data_dir = PathBuf::from(required(ini, "talerbox", "DATA_DIR")?);
@@ -253,7 +253,7 @@ impl ServerConfig {
                 return Err(ini.invalid(
                     "talerbox",
                     option,
-                    &format!("prefix {value} is used twice"),
+                    format!("prefix {value} is used twice"),
                 ));
             }
         }
@@ -372,7 +372,7 @@ fn json_object(
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(value @ serde_json::Value::Object(_)) => Ok(value),
         Ok(_) => Err(ini.invalid(section, option, "expected a JSON object")),
-        Err(e) => Err(ini.invalid(section, option, &format!("invalid JSON: {e}"))),
+        Err(e) => Err(ini.invalid(section, option, format!("invalid JSON: {e}"))),
     }
 }
 

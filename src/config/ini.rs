@@ -27,7 +27,8 @@
 //!   section continues after the directive.
 //! * `$` expansion applies to every typed getter, not only `get_string`
 //!   (GNUnet expands only file names); [`Ini::get_raw`] gives the value as
-//!   written. A `$` followed by neither a name nor `{` is kept as is. Values
+//!   written. A `$` followed by neither a name nor `{` is kept as is (there
+//!   is no `$$` escape: `$$HOME` is `$` then `$HOME`). Values
 //!   from the environment are used verbatim. Like GNUnet, `${NAME:=default}`
 //!   and `${NAME:default}` mean the same as `${NAME:-default}`.
 //! * Relative times differ from GNUnet in that a number needs a unit, a sum
@@ -344,7 +345,7 @@ impl Ini {
     }
 
     /// Section names (normalized) in first-seen order.
-    pub fn sections(&self) -> impl Iterator<Item = &str> + '_ {
+    pub fn sections(&self) -> impl Iterator<Item = &str> {
         self.sections.iter().map(|section| section.name.as_str())
     }
 

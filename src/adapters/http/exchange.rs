@@ -20,7 +20,7 @@ impl ExchangeHttp {
             "currency_specification": specification,
             "implementation": "urn:net:taler:specs:taler-exchange:talerbox",
         });
-        ExchangeHttp { config: config }
+        ExchangeHttp { config }
     }
 }
 

@@ -417,6 +417,27 @@ fn inline_self_cycle_is_an_error() {
 }
 
 #[test]
+fn include_depth_is_limited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let files = MAX_INCLUDE_DEPTH + 5;
+    for index in 0..files {
+        let text = format!("[s]\nLEVEL = {index}\n@inline@ f{}.conf\n", index + 1);
+        write(&dir.path().join(format!("f{index}.conf")), &text);
+    }
+    write(&dir.path().join(format!("f{files}.conf")), "");
+    let mut ini = ini_without_env();
+    let error = ini
+        .load_file(dir.path().join("f0.conf"))
+        .expect_err("too deep");
+    assert!(
+        error.to_string().contains(&format!(
+            "files included more than {MAX_INCLUDE_DEPTH} levels deep"
+        )),
+        "{error}"
+    );
+}
+
+#[test]
 fn including_the_same_file_twice_is_fine() {
     let dir = tempfile::tempdir().expect("tempdir");
     let main = dir.path().join("main.conf");

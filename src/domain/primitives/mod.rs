@@ -1,5 +1,22 @@
-//! Taler's shared value types and encodings (taler-primitives spec).
+//! Pure Taler building blocks shared by every talerbox part
+//! (taler-primitives.md): encodings, hashes, signatures, amounts, time
+//! and payto URIs. No I/O, no clock.
 
+pub mod amount;
+pub mod base32;
+pub mod crypto;
 mod error;
+pub mod iban;
+pub mod payto;
+pub mod time;
 
+pub use amount::{Amount, AmountError, Currency};
+pub use base32::Base32Error;
+pub use crypto::{
+    EddsaPrivateKey, EddsaPublicKey, EddsaSignature, HashCode, SignatureError, officer_status_body,
+    purpose, sha512, sha512_with_nul, sign_purpose, verify_purpose,
+};
 pub use error::{ErrorCode, TalerError};
+pub use iban::{Iban, IbanError, iban_is_valid};
+pub use payto::{NormalizedPaytoHash, Payto, PaytoError, PaytoTarget};
+pub use time::{RelativeTime, Timestamp};

@@ -83,9 +83,12 @@ fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A closed standard error must not bring the server down: by default the subscriber
+    // reports its own write errors with eprintln!, which panics when stderr is gone.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .init();
 }
 
@@ -147,7 +150,8 @@ fn serve(config: Config) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
-        app::serve(&app, listener, app::shutdown_signal()).await?;
+        let shutdown = app::shutdown_signal().context("installing signal handlers")?;
+        app::serve(&app, listener, shutdown).await?;
         Ok(ExitCode::SUCCESS)
     })
 }

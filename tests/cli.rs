@@ -1,0 +1,157 @@
+//! The `talerbox` binary as operators use it.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use crate::support::config_file;
+
+fn talerbox() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_talerbox"))
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let output = talerbox().args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn serve_announces_its_address_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut child = talerbox()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut address = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            address = Some(rest.trim_end_matches('/').to_owned());
+            break;
+        }
+    }
+    let address = address.expect("no 'listening on' line");
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET /exchange/config HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("taler-exchange"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+    assert!(data.join("talerbox.sqlite3").exists());
+}
+
+#[test]
+fn config_get_and_dump_behave_like_taler_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        dir.path(),
+        "[paths]\nROOT = /srv\n[exchange]\nBASE_URL = https://ex.example.com/\nX = $ROOT/x\n",
+    );
+    let file = file.to_str().unwrap();
+    // -c before or after the subcommand.
+    let (code, out, _) = run(&["-c", file, "config", "get", "exchange", "base_url"]);
+    assert_eq!((code, out.as_str()), (0, "https://ex.example.com/\n"));
+    let (code, out, _) = run(&["config", "get", "EXCHANGE", "X", "-c", file]);
+    assert_eq!((code, out.as_str()), (0, "/srv/x\n"));
+    let (code, out, _) = run(&["config", "get", "libeufin-bank", "CURRENCY"]);
+    assert_eq!((code, out.as_str()), (0, "KUDOS\n"));
+    let (code, _, err) = run(&["config", "get", "exchange", "NO_SUCH_OPTION"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("NO_SUCH_OPTION"), "{err}");
+    let (code, dump, _) = run(&["config", "dump", "-c", file]);
+    assert_eq!(code, 0);
+    assert!(dump.contains("[talerbox]"), "{dump}");
+    assert!(
+        dump.contains("BASE_URL = https://ex.example.com/"),
+        "{dump}"
+    );
+}
+
+#[test]
+fn a_bad_value_is_an_error_naming_section_option_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        dir.path(),
+        "# comment\n[talerbox]\nLISTEN = not-an-address\n",
+    );
+    let (code, _, err) = run(&["-c", file.to_str().unwrap(), "config", "dump"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("[talerbox] LISTEN"), "{err}");
+    assert!(err.contains("talerbox.conf:3"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn an_unknown_option_is_a_warning_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(dir.path(), "[challenger]\nNO_SUCH_THING = 1\n");
+    let (code, _, err) = run(&["-c", file.to_str().unwrap(), "config", "dump"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("WARN") && err.contains("NO_SUCH_THING"),
+        "{err}"
+    );
+}
+
+#[test]
+fn db_check_and_backup() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    // No database yet: the check fails.
+    let (code, _, _) = run(&["db", "check", "--data-dir", data]);
+    assert_ne!(code, 0);
+    // A database as `serve` creates it.
+    let config = crate::support::load_config(dir.path(), "");
+    drop(talerbox::app::App::open(config).unwrap());
+    let (code, out, err) = run(&["--data-dir", data, "db", "check"]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    let copy = dir.path().join("copy.sqlite3");
+    let (code, _, err) = run(&["db", "backup", copy.to_str().unwrap(), "--data-dir", data]);
+    assert_eq!(code, 0, "{err}");
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        version as usize,
+        talerbox::adapters::sqlite::latest_version()
+    );
+    // An existing target is never overwritten.
+    let (code, _, err) = run(&["db", "backup", copy.to_str().unwrap(), "--data-dir", data]);
+    assert_ne!(code, 0);
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn a_corrupt_database_fails_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("talerbox.sqlite3"), vec![0x42; 8192]).unwrap();
+    let (code, _, _) = run(&["db", "check", "--data-dir", data.to_str().unwrap()]);
+    assert_ne!(code, 0);
+}

@@ -1,0 +1,10 @@
+//! Black-box tests against a real server on a temporary data directory; one test binary so
+//! that everything links once.
+
+// Test helpers fail loudly: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod cli;
+mod http_basics;

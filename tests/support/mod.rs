@@ -1,0 +1,101 @@
+//! A real talerbox server on port 0 and a temporary data directory.
+
+use std::path::{Path, PathBuf};
+
+use talerbox::app::{self, App};
+use talerbox::config::{Config, Overrides};
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT/`
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        TestServer::start_with("").await
+    }
+
+    /// Starts a server whose configuration file holds `extra` on top of the defaults.
+    pub async fn start_with(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load_config(dir.path(), extra);
+        let app = App::open(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}/", listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app::serve(&app, listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestServer {
+            base,
+            dir,
+            client: reqwest::Client::new(),
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path.trim_start_matches('/'))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Stops the server gracefully and waits until it has finished.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+}
+
+/// Writes `extra` as the configuration file in `dir` and loads it with `dir/data` as data dir.
+pub fn load_config(dir: &Path, extra: &str) -> Config {
+    let file = config_file(dir, extra);
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(dir.join("data")),
+    };
+    Config::load(Some(&file), &overrides).unwrap()
+}
+
+pub fn config_file(dir: &Path, extra: &str) -> PathBuf {
+    let file = dir.join("talerbox.conf");
+    std::fs::write(&file, extra).unwrap();
+    file
+}
+
+/// Asserts a Taler error response: status, numeric `code`, and a JSON body.
+pub async fn assert_error(
+    response: reqwest::Response,
+    status: u16,
+    code: u64,
+) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status, "unexpected status");
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/json"),
+        "{content_type}"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(body["hint"].is_string(), "{body}");
+    body
+}

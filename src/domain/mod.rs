@@ -1,3 +1,4 @@
 //! The domain: pure Rust rules over ports; no I/O, no async runtime, no storage engine.
 
+pub mod accounts;
 pub mod primitives;

@@ -8,6 +8,7 @@ pub mod crypto;
 mod error;
 pub mod iban;
 pub mod payto;
+mod secret;
 pub mod time;
 
 pub use amount::{Amount, AmountError, Currency};
@@ -19,4 +20,5 @@ pub use crypto::{
 pub use error::{ErrorCode, TalerError};
 pub use iban::{Iban, IbanError, iban_is_valid};
 pub use payto::{NormalizedPaytoHash, Payto, PaytoError, PaytoTarget};
+pub use secret::{constant_time_eq, secret_hash};
 pub use time::{RelativeTime, Timestamp};

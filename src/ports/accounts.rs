@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::domain::accounts::{
     Account, AccountAddress, Balance, ContactData, TanChannel, TokenRecord, Username,
 };
-use crate::domain::primitives::{Amount, Iban, Timestamp};
+use crate::domain::primitives::{Amount, Currency, Iban, Timestamp};
 
 use super::StoreError;
 
@@ -38,6 +38,19 @@ pub struct NewAccount {
     pub bonus: Option<Amount>,
 }
 
+impl NewAccount {
+    /// The account's currency (its debt limit's). A bank has one currency and the domain
+    /// checks it first, so any other amount in another currency is a bug: refused.
+    pub fn currency(&self) -> Result<&Currency, StoreError> {
+        let currency = self.debit_threshold.currency();
+        self.min_cashout
+            .iter()
+            .chain(&self.bonus)
+            .try_for_each(|amount| same_currency(currency, amount))?;
+        Ok(currency)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CreateOutcome {
     Created(Account),
@@ -60,6 +73,27 @@ pub struct AccountChanges {
     pub debit_threshold: Option<Amount>,
     pub min_cashout: Option<Option<Amount>>,
     pub tan_channels: Option<Vec<TanChannel>>,
+}
+
+impl AccountChanges {
+    /// Refuses amounts in another currency than the account's (see `NewAccount::currency`).
+    pub fn check_currency(&self, currency: &Currency) -> Result<(), StoreError> {
+        let min_cashout = self.min_cashout.iter().flatten();
+        self.debit_threshold
+            .iter()
+            .chain(min_cashout)
+            .try_for_each(|amount| same_currency(currency, amount))
+    }
+}
+
+fn same_currency(currency: &Currency, amount: &Amount) -> Result<(), StoreError> {
+    if amount.currency() == currency {
+        Ok(())
+    } else {
+        Err(StoreError::Internal(format!(
+            "amount {amount} for an account in {currency}"
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,6 +195,7 @@ impl AccountStore for InMemoryAccountStore {
         if let Some(existing) = state.by_name(&new.username) {
             return Ok(CreateOutcome::UsernameTaken(existing.clone()));
         }
+        let currency = new.currency()?.clone();
         let address = match &new.address {
             AddressChoice::Fixed(address) => {
                 Some(address.clone()).filter(|a| !state.address_in_use(a))
@@ -173,8 +208,7 @@ impl AccountStore for InMemoryAccountStore {
         let Some(address) = address else {
             return Ok(CreateOutcome::AddressTaken);
         };
-        let zero = Amount::zero(new.debit_threshold.currency().clone());
-        let mut balance = Balance::zero(zero);
+        let mut balance = Balance::zero(Amount::zero(currency));
         let row_id = state.next_row + 1;
         let mut admin_after = None;
         if let Some(bonus) = &new.bonus {
@@ -239,6 +273,7 @@ impl AccountStore for InMemoryAccountStore {
         let Some(account) = state.by_name_mut(username).filter(|a| !a.is_deleted()) else {
             return Ok(false);
         };
+        changes.check_currency(account.balance.amount.currency())?;
         apply_changes(account, changes);
         Ok(true)
     }
@@ -354,4 +389,11 @@ pub fn apply_changes(account: &mut Account, changes: &AccountChanges) {
     if let Some(channels) = &changes.tan_channels {
         account.tan_channels = channels.clone();
     }
+}
+
+#[cfg(test)]
+mod tests {
+    crate::ports::account_conformance::account_store_conformance!(
+        super::InMemoryAccountStore::default()
+    );
 }

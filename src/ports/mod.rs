@@ -1,6 +1,8 @@
 //! Ports: what the domain needs from the world, as traits, with in-memory implementations
 //! for tests and embedders.
 
+#[cfg(test)]
+pub mod account_conformance;
 pub mod accounts;
 pub mod clock;
 pub mod health;

@@ -6,7 +6,10 @@ use rusqlite_migration::{M, Migrations};
 use super::DbError;
 
 /// Every schema version in order; a shipped entry is never edited, only appended to.
-const STEPS: &[&str] = &[include_str!("migrations/0001_meta.sql")];
+const STEPS: &[&str] = &[
+    include_str!("migrations/0001_meta.sql"),
+    include_str!("migrations/0002_accounts.sql"),
+];
 
 /// The schema version this binary writes.
 pub fn latest_version() -> usize {

@@ -1,6 +1,7 @@
 //! SQLite storage: WAL, `synchronous=FULL`, an r2d2 pool of read-only connections and one
 //! writer connection with group commit (see `writer`).
 
+pub mod accounts;
 mod migrations;
 mod writer;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
+pub use accounts::SqliteAccountStore;
 pub use migrations::latest_version;
 pub use writer::Writer;
 
@@ -51,6 +53,22 @@ impl From<rusqlite::Error> for DbError {
             }
             _ => DbError::Sqlite(e.to_string()),
         }
+    }
+}
+
+/// What a store port reports: busy or out of connections is worth a retry, the rest is not.
+impl From<DbError> for crate::ports::StoreError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Busy(_) | DbError::PoolTimeout => Self::Unavailable(e.to_string()),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for crate::ports::StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::from(DbError::from(e))
     }
 }
 

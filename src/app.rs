@@ -11,16 +11,20 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::adapters::http::{self, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes};
-use crate::adapters::sqlite::{Database, DbOptions};
-use crate::config::Config;
+use crate::adapters::password::{Argon2Hasher, Argon2Params};
+use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore};
+use crate::adapters::system::{OsRandom, SystemClock};
+use crate::config::{BankConfig, Config};
+use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "talerbox.sqlite3";
 
-/// An opened installation: its configuration and its (migrated) database.
+/// An opened installation: its configuration, its (migrated) database and the services.
 pub struct App {
     pub config: Config,
     pub db: Arc<Database>,
+    pub accounts: Arc<AccountService>,
 }
 
 impl App {
@@ -33,9 +37,15 @@ impl App {
         let path = database_path(&config);
         let db = Database::open(&path, &DbOptions::default())
             .with_context(|| format!("opening the database {}", path.display()))?;
+        let db = Arc::new(db);
+        let accounts = Arc::new(account_service(&config, &db)?);
+        accounts
+            .ensure_admin()
+            .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
         Ok(App {
             config,
-            db: Arc::new(db),
+            db,
+            accounts,
         })
     }
 
@@ -56,7 +66,12 @@ impl App {
             .currency_specification(&self.config.exchange.currency)?;
         let context = HttpContext {
             health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
-            bank: BankHttp::new(&self.config.bank, &bank_url, &bank_currency),
+            bank: BankHttp::new(
+                &self.config.bank,
+                &bank_url,
+                &bank_currency,
+                Arc::clone(&self.accounts),
+            ),
             exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency),
             challenger: ChallengerHttp::new(&self.config.challenger),
             prefixes: Prefixes {
@@ -67,6 +82,60 @@ impl App {
         };
         Ok(http::router(context))
     }
+}
+
+/// The bank's account service on the SQLite store, with argon2id passwords.
+fn account_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<AccountService> {
+    let bank = &config.bank;
+    let hasher = Argon2Hasher::new(Argon2Params {
+        memory_kib: bank.password_hash_memory_kib,
+        iterations: bank.password_hash_iterations,
+        parallelism: bank.password_hash_parallelism,
+    })
+    .context("[libeufin-bank] PASSWORD_HASH_* options")?;
+    let service = AccountService::new(
+        Arc::new(SqliteAccountStore::new(Arc::clone(db))),
+        Arc::new(hasher),
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        bank_settings(bank)?,
+    )
+    .map_err(|e| anyhow::anyhow!("starting the account service: {e}"))?;
+    Ok(service)
+}
+
+/// The rules' view of `[libeufin-bank]`.
+fn bank_settings(bank: &BankConfig) -> anyhow::Result<BankSettings> {
+    let currency = bank.default_debt_limit.currency().clone();
+    let tan_channels = [
+        (&bank.tan_sms, TanChannel::Sms),
+        (&bank.tan_email, TanChannel::Email),
+    ]
+    .into_iter()
+    .filter_map(|(script, channel)| script.as_ref().map(|_| channel))
+    .collect();
+    Ok(BankSettings {
+        currency,
+        wire_type: if bank.wire_type == "iban" {
+            WireType::Iban
+        } else {
+            WireType::XTalerBank
+        },
+        payto: PaytoContext {
+            bic: bank.iban_payto_bic.clone(),
+            x_taler_bank_hostname: bank
+                .x_taler_bank_payto_hostname
+                .clone()
+                .unwrap_or_else(|| "localhost".to_owned()),
+        },
+        default_debt_limit: bank.default_debt_limit.clone(),
+        registration_bonus: Some(bank.registration_bonus.clone()).filter(|b| !b.is_zero()),
+        allow_registration: bank.allow_registration,
+        allow_deletion: bank.allow_account_deletion,
+        allow_edit_name: bank.allow_edit_name,
+        allow_edit_cashout: bank.allow_edit_cashout_payto_uri,
+        tan_channels,
+    })
 }
 
 /// The database file of a configuration.

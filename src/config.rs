@@ -9,6 +9,9 @@ pub mod ini;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::domain::primitives::{Amount, Currency};
 
 pub use ini::{ConfigError, Ini, Origin};
 
@@ -115,10 +118,29 @@ pub struct ServerConfig {
     pub challenger_prefix: String,
 }
 
+/// `[libeufin-bank]`: the Corebank options talerbox supports.
 #[derive(Debug, Clone)]
 pub struct BankConfig {
     pub currency: String,
     pub base_url: Option<String>,
+    /// `NAME`: the bank's display name.
+    pub name: String,
+    /// `WIRE_TYPE`: `iban` or `x-taler-bank`.
+    pub wire_type: String,
+    pub iban_payto_bic: Option<String>,
+    pub x_taler_bank_payto_hostname: Option<String>,
+    pub default_debt_limit: Amount,
+    pub registration_bonus: Amount,
+    pub allow_registration: bool,
+    pub allow_account_deletion: bool,
+    pub allow_edit_name: bool,
+    pub allow_edit_cashout_payto_uri: bool,
+    /// `TAN_SMS` / `TAN_EMAIL`: delivery scripts; their presence enables the channel.
+    pub tan_sms: Option<String>,
+    pub tan_email: Option<String>,
+    pub password_hash_memory_kib: u32,
+    pub password_hash_iterations: u32,
+    pub password_hash_parallelism: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -169,10 +191,7 @@ impl Config {
     /// Builds the typed configuration from a filled store.
     pub fn from_ini(ini: Ini) -> Result<Config, ConfigError> {
         let server = ServerConfig::read(&ini)?;
-        let bank = BankConfig {
-            currency: currency(&ini, "libeufin-bank")?,
-            base_url: base_url(&ini, "libeufin-bank")?,
-        };
+        let bank = BankConfig::read(&ini)?;
         let exchange = ExchangeConfig {
             currency: currency(&ini, "exchange")?,
             base_url: base_url(&ini, "exchange")?,
@@ -268,6 +287,60 @@ impl ServerConfig {
     }
 }
 
+impl BankConfig {
+    fn read(ini: &Ini) -> Result<BankConfig, ConfigError> {
+        const S: &str = "libeufin-bank";
+        let currency = currency(ini, S)?;
+        let zero = Amount::zero(
+            Currency::from_str(&currency).map_err(|e| ini.invalid(S, "CURRENCY", e.to_string()))?,
+        );
+        let flag = |option: &str| -> Result<bool, ConfigError> {
+            Ok(ini.get_yes_no(S, option)?.unwrap_or(false))
+        };
+        if flag("ALLOW_CONVERSION")? {
+            return Err(ini.invalid(
+                S,
+                "ALLOW_CONVERSION",
+                "currency conversion is not supported",
+            ));
+        }
+        // libeufin falls back to iban when WIRE_TYPE is missing.
+        let wire_type = ini
+            .get_choice(S, "WIRE_TYPE", &["iban", "x-taler-bank"])?
+            .unwrap_or_else(|| "iban".to_owned());
+        let amount_or_zero = |option: &str| -> Result<Amount, ConfigError> {
+            Ok(amount(ini, S, option, &currency)?.unwrap_or_else(|| zero.clone()))
+        };
+        let cost = |option: &str, default: u32| -> Result<u32, ConfigError> {
+            match ini.get_number(S, option)? {
+                None => Ok(default),
+                Some(n) => u32::try_from(n).map_err(|_| ini.invalid(S, option, "number too large")),
+            }
+        };
+        Ok(BankConfig {
+            base_url: base_url(ini, S)?,
+            name: non_empty(ini.get_string(S, "NAME")?).unwrap_or_else(|| "Taler Bank".to_owned()),
+            wire_type,
+            iban_payto_bic: non_empty(ini.get_string(S, "IBAN_PAYTO_BIC")?),
+            x_taler_bank_payto_hostname: non_empty(
+                ini.get_string(S, "X_TALER_BANK_PAYTO_HOSTNAME")?,
+            ),
+            default_debt_limit: amount_or_zero("DEFAULT_DEBT_LIMIT")?,
+            registration_bonus: amount_or_zero("REGISTRATION_BONUS")?,
+            allow_registration: flag("ALLOW_REGISTRATION")?,
+            allow_account_deletion: flag("ALLOW_ACCOUNT_DELETION")?,
+            allow_edit_name: flag("ALLOW_EDIT_NAME")?,
+            allow_edit_cashout_payto_uri: flag("ALLOW_EDIT_CASHOUT_PAYTO_URI")?,
+            tan_sms: non_empty(ini.get_string(S, "TAN_SMS")?),
+            tan_email: non_empty(ini.get_string(S, "TAN_EMAIL")?),
+            password_hash_memory_kib: cost("PASSWORD_HASH_MEMORY_KIB", 19_456)?,
+            password_hash_iterations: cost("PASSWORD_HASH_ITERATIONS", 2)?,
+            password_hash_parallelism: cost("PASSWORD_HASH_PARALLELISM", 1)?,
+            currency,
+        })
+    }
+}
+
 impl ChallengerConfig {
     fn read(ini: &Ini, section: &str) -> Result<ChallengerConfig, ConfigError> {
         let address_type = ini
@@ -333,6 +406,24 @@ fn currency(ini: &Ini, section: &str) -> Result<String, ConfigError> {
         return Err(ini.invalid(section, "CURRENCY", "expected 1 to 11 upper-case letters"));
     }
     Ok(code)
+}
+
+/// An optional amount, which must be in `currency`.
+fn amount(
+    ini: &Ini,
+    section: &str,
+    option: &str,
+    currency: &str,
+) -> Result<Option<Amount>, ConfigError> {
+    let Some(text) = non_empty(ini.get_string(section, option)?) else {
+        return Ok(None);
+    };
+    let amount = Amount::from_str(&text)
+        .map_err(|e| ini.invalid(section, option, format!("not an amount ({e}): {text:?}")))?;
+    if amount.currency().as_str() != currency {
+        return Err(ini.invalid(section, option, format!("must be in {currency}")));
+    }
+    Ok(Some(amount))
 }
 
 /// An optional `BASE_URL`: http(s), normalised to end in `/`.

@@ -49,6 +49,39 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Bank accounts (like libeufin-bank's admin commands).
+    #[command(subcommand)]
+    Bank(BankCommand),
+}
+
+#[derive(Subcommand)]
+enum BankCommand {
+    /// Set the password of an account (also `admin`).
+    Passwd { username: String, password: String },
+    /// Create an account, with the rights of the admin.
+    CreateAccount {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        password: String,
+        /// Legal name of the account holder.
+        #[arg(long)]
+        name: String,
+        /// List the account in /public-accounts.
+        #[arg(long)]
+        public: bool,
+        /// The account belongs to a Taler exchange.
+        #[arg(long)]
+        exchange: bool,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long = "payto-uri")]
+        payto_uri: Option<String>,
+        #[arg(long = "debit-threshold")]
+        debit_threshold: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,12 +167,50 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::FAILURE)
         }
+        Command::Bank(command) => bank(config, command),
         Command::Db(DbCommand::Backup { file }) => {
             talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
             println!("{}", file.display());
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
+    let app = App::open(config)?;
+    match command {
+        BankCommand::Passwd { username, password } => {
+            app.accounts.set_password(&username, &password)?;
+            println!("password of {username} changed");
+        }
+        BankCommand::CreateAccount {
+            username,
+            password,
+            name,
+            public,
+            exchange,
+            email,
+            phone,
+            payto_uri,
+            debit_threshold,
+        } => {
+            let request = serde_json::json!({
+                "username": username,
+                "password": password,
+                "name": name,
+                "is_public": public,
+                "is_taler_exchange": exchange,
+                "contact_data": {"email": email, "phone": phone},
+                "payto_uri": payto_uri,
+                "debit_threshold": debit_threshold,
+            });
+            let request = serde_json::from_value(request).context("building the request")?;
+            let admin = talerbox::domain::accounts::Caller::operator();
+            let created = app.accounts.register(Some(&admin), request)?;
+            println!("{}", created.internal_payto_uri);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn serve(config: Config) -> anyhow::Result<ExitCode> {

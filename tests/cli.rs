@@ -9,7 +9,7 @@ fn talerbox() -> Command {
     Command::new(env!("CARGO_BIN_EXE_talerbox"))
 }
 
-fn run(args: &[&str]) -> (i32, String, String) {
+fn run<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, String, String) {
     let output = talerbox().args(args).output().unwrap();
     (
         output.status.code().unwrap_or(-1),
@@ -154,4 +154,72 @@ fn a_corrupt_database_fails_the_check() {
     std::fs::write(data.join("talerbox.sqlite3"), vec![0x42; 8192]).unwrap();
     let (code, _, _) = run(&["db", "check", "--data-dir", data.to_str().unwrap()]);
     assert_ne!(code, 0);
+}
+
+#[test]
+fn bank_admin_commands_work_before_the_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = config_file(
+        dir.path(),
+        "[libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_HASH_ITERATIONS = 1\n",
+    );
+    let data = dir.path().join("fresh");
+    let common = [
+        "-c",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let with = |args: &[&str]| -> Vec<String> {
+        common.iter().chain(args).map(|a| (*a).to_owned()).collect()
+    };
+    let (code, out, err) = run(&with(&["bank", "passwd", "admin", "admin-secret-1"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run(&with(&[
+        "bank",
+        "create-account",
+        "--username",
+        "shop",
+        "--password",
+        "shop-password",
+        "--name",
+        "The Shop",
+        "--public",
+        "--email",
+        "shop@example.com",
+        "--debit-threshold",
+        "KUDOS:50",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "payto://x-taler-bank/localhost/shop?receiver-name=The%20Shop\n"
+    );
+    // The same request again is an idempotent replay; a different one is refused.
+    let (code, _, _) = run(&with(&[
+        "bank",
+        "create-account",
+        "--username",
+        "shop",
+        "--password",
+        "other-password",
+        "--name",
+        "X",
+    ]));
+    assert_ne!(code, 0);
+    let (code, _, err) = run(&with(&["bank", "passwd", "nobody", "some-password"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("UNKNOWN_ACCOUNT"), "{err}");
+    let (code, _, err) = run(&with(&["bank", "passwd", "shop", "short"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("PASSWORD_TOO_SHORT"), "{err}");
+    // The account is there, with the admin-only threshold.
+    let config = crate::support::load_config(dir.path(), "");
+    let mut config = config;
+    config.server.data_dir = data.clone();
+    let app = talerbox::app::App::open(config).unwrap();
+    let operator = talerbox::domain::accounts::Caller::operator();
+    let shop = app.accounts.account_data(&operator, "shop").unwrap();
+    assert_eq!(shop.debit_threshold.to_string(), "KUDOS:50");
+    assert!(shop.is_public);
 }

@@ -6,5 +6,6 @@
 
 mod support;
 
+mod bank;
 mod cli;
 mod http_basics;

@@ -1,5 +1,6 @@
 //! Adapters: the outside world behind the ports (SQLite, HTTP).
 
 pub mod http;
+pub mod password;
 pub mod sqlite;
 pub mod system;

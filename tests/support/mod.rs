@@ -6,6 +6,12 @@ use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
 use tokio::sync::oneshot;
 
+/// The admin password every test server starts with.
+pub const ADMIN_PASSWORD: &str = "admin-password";
+
+const CHEAP_HASHING: &str =
+    "[libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_HASH_ITERATIONS = 1\n";
+
 pub struct TestServer {
     /// `http://127.0.0.1:PORT/`
     pub base: String,
@@ -23,8 +29,10 @@ impl TestServer {
     /// Starts a server whose configuration file holds `extra` on top of the defaults.
     pub async fn start_with(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let config = load_config(dir.path(), extra);
+        // Cheap password hashing keeps the tests fast; the defaults are tested elsewhere.
+        let config = load_config(dir.path(), &format!("{CHEAP_HASHING}{extra}"));
         let app = App::open(config).unwrap();
+        app.accounts.set_password("admin", ADMIN_PASSWORD).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();

@@ -1,6 +1,21 @@
 //! The bank's Corebank routes (mounted under the bank prefix).
 
-use axum::Router;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+use crate::domain::accounts::{AccountService, page_from_query};
+use crate::domain::primitives::{ErrorCode, TalerError};
 
 /// Corebank protocol version (libeufin 0.11.1's, until the v10 2FA gate exists).
 pub const BANK_VERSION: &str = "4:8:0";
@@ -11,26 +26,289 @@ pub const BANK_BODY_LIMIT: usize = 4 * 1024;
 #[derive(Clone)]
 pub struct BankHttp {
     pub config: serde_json::Value,
+    pub service: Arc<AccountService>,
 }
 
 impl BankHttp {
+    /// Builds the `/config` document (corebank spec §3) once, at startup.
     pub fn new(
         config: &crate::config::BankConfig,
         base_url: &str,
         specification: &crate::config::CurrencySpecification,
+        service: Arc<AccountService>,
     ) -> Self {
+        let tan_channels: Vec<&str> = [(&config.tan_sms, "sms"), (&config.tan_email, "email")]
+            .into_iter()
+            .filter_map(|(script, channel)| script.as_ref().map(|_| channel))
+            .collect();
         let body = serde_json::json!({
             "name": "taler-corebank",
             "version": BANK_VERSION,
+            "bank_name": config.name,
             "base_url": base_url,
             "currency": config.currency,
             "currency_specification": specification,
+            "allow_conversion": false,
+            "allow_registrations": config.allow_registration,
+            "allow_deletions": config.allow_account_deletion,
+            "allow_edit_name": config.allow_edit_name,
+            "allow_edit_cashout_payto_uri": config.allow_edit_cashout_payto_uri,
+            "default_debit_threshold": config.default_debt_limit,
+            "supported_tan_channels": tan_channels,
+            "wire_type": config.wire_type,
         });
-        BankHttp { config: body }
+        BankHttp {
+            config: body,
+            service,
+        }
     }
 }
 
 pub fn router(state: BankHttp) -> Router {
-    let routes = Router::new().route("/config", super::static_json(&state.config));
+    let routes = Router::new()
+        .route("/config", super::static_json(&state.config))
+        .route("/accounts", post(register).get(list_accounts))
+        .route("/public-accounts", get(list_public_accounts))
+        .route(
+            "/accounts/{username}",
+            get(account_data).patch(reconfigure).delete(delete_account),
+        )
+        .route(
+            "/accounts/{username}/auth",
+            axum::routing::patch(change_password),
+        )
+        .route(
+            "/accounts/{username}/token",
+            post(create_token).delete(delete_token),
+        )
+        .with_state(state.service);
     super::limit_bodies(routes, BANK_BODY_LIMIT)
+}
+
+/// The HTTP status of a bank error (corebank spec §12); it differs from the registry's
+/// column for some codes (e.g. 5132 is 409 here, not 501).
+fn bank_status(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::GenericParameterMissing | C::GenericUnauthorized => StatusCode::UNAUTHORIZED,
+        C::GenericForbidden | C::GenericTokenPermissionInsufficient => StatusCode::FORBIDDEN,
+        C::BankTanChannelNotSupported
+        | C::BankTanChallengeFailed
+        | C::BankPasswordTooShort
+        | C::BankPasswordTooLong
+        | C::End => StatusCode::CONFLICT,
+        C::BankTanChannelScriptFailed => StatusCode::BAD_GATEWAY,
+        C::GenericDbSoftFailure => StatusCode::SERVICE_UNAVAILABLE,
+        other => ApiError::from(other).status,
+    }
+}
+
+/// Turns a bank error into its response; 401s carry a Basic challenge.
+fn bank_error(error: TalerError) -> Response {
+    let status = bank_status(error.code);
+    if status.is_server_error() {
+        tracing::error!(code = error.code.number(), detail = ?error.detail, "bank request failed");
+    }
+    let mut response = ApiError { status, error }.into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+    }
+    response
+}
+
+/// Runs a domain call on the blocking pool (it may hash passwords or wait for SQLite).
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TalerError> + Send + 'static,
+) -> Result<T, Response> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(bank_error),
+        Err(join) => Err(bank_error(
+            TalerError::new(ErrorCode::GenericInternalInvariantFailure)
+                .with_detail(join.to_string()),
+        )),
+    }
+}
+
+fn json_response<T: Serialize>(result: Result<T, Response>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(response) => response,
+    }
+}
+
+fn no_content(result: Result<(), Response>) -> Response {
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(response) => response,
+    }
+}
+
+fn page_response<T: Serialize>(result: Result<Option<T>, Response>) -> Response {
+    match result {
+        Ok(Some(body)) => Json(body).into_response(),
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The `Authorization` header, if any; a value that is not text is a malformed header.
+struct AuthHeader(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthHeader {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        match parts.headers.get(AUTHORIZATION) {
+            None => Ok(AuthHeader(None)),
+            Some(value) => value
+                .to_str()
+                .map(|v| AuthHeader(Some(v.to_owned())))
+                .map_err(|_| {
+                    let error = TalerError::new(ErrorCode::GenericHttpHeadersMalformed);
+                    bank_error(error.with_detail("Authorization"))
+                }),
+        }
+    }
+}
+
+/// Decodes a JSON body after authentication (any decoding failure is 400/22 in the bank).
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, TalerError> {
+    serde_json::from_slice(body)
+        .map_err(|e| TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string()))
+}
+
+/// `a=1&b=x%20y` → decoded pairs (the decoder is lenient: it never fails on text).
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(&query.unwrap_or_default()).unwrap_or_default()
+}
+
+async fn register(
+    State(service): State<Arc<AccountService>>,
+    AuthHeader(header): AuthHeader,
+    body: Bytes,
+) -> Response {
+    json_response(
+        blocking(move || {
+            let caller = service.registration_caller(header.as_deref())?;
+            service.register(caller.as_ref(), parse_body(&body)?)
+        })
+        .await,
+    )
+}
+
+async fn account_data(
+    State(service): State<Arc<AccountService>>,
+    Path(username): Path<String>,
+    AuthHeader(header): AuthHeader,
+) -> Response {
+    json_response(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            service.account_data(&caller, &username)
+        })
+        .await,
+    )
+}
+
+async fn reconfigure(
+    State(service): State<Arc<AccountService>>,
+    Path(username): Path<String>,
+    AuthHeader(header): AuthHeader,
+    body: Bytes,
+) -> Response {
+    no_content(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            service.reconfigure(&caller, &username, parse_body(&body)?)
+        })
+        .await,
+    )
+}
+
+async fn change_password(
+    State(service): State<Arc<AccountService>>,
+    Path(username): Path<String>,
+    AuthHeader(header): AuthHeader,
+    body: Bytes,
+) -> Response {
+    no_content(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            service.change_password(&caller, &username, parse_body(&body)?)
+        })
+        .await,
+    )
+}
+
+async fn delete_account(
+    State(service): State<Arc<AccountService>>,
+    Path(username): Path<String>,
+    AuthHeader(header): AuthHeader,
+) -> Response {
+    no_content(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            service.delete(&caller, &username)
+        })
+        .await,
+    )
+}
+
+async fn create_token(
+    State(service): State<Arc<AccountService>>,
+    Path(username): Path<String>,
+    AuthHeader(header): AuthHeader,
+    body: Bytes,
+) -> Response {
+    json_response(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            service.create_token(&caller, &username, parse_body(&body)?)
+        })
+        .await,
+    )
+}
+
+async fn delete_token(
+    State(service): State<Arc<AccountService>>,
+    Path(username): Path<String>,
+    AuthHeader(header): AuthHeader,
+) -> Response {
+    no_content(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            service.delete_token(&caller, &username)
+        })
+        .await,
+    )
+}
+
+async fn list_accounts(
+    State(service): State<Arc<AccountService>>,
+    RawQuery(query): RawQuery,
+    AuthHeader(header): AuthHeader,
+) -> Response {
+    page_response(
+        blocking(move || {
+            let caller = service.require_caller(header.as_deref())?;
+            let page = page_from_query(&query_pairs(query), false)?;
+            service.list_accounts(&caller, &page)
+        })
+        .await,
+    )
+}
+
+async fn list_public_accounts(
+    State(service): State<Arc<AccountService>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    page_response(
+        blocking(move || {
+            let page = page_from_query(&query_pairs(query), true)?;
+            service.list_public_accounts(&page)
+        })
+        .await,
+    )
 }

@@ -128,6 +128,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The operator at the command line, who acts with the admin's full rights.
+    pub fn operator() -> Caller {
+        Caller {
+            username: Username(super::model::ADMIN.to_owned()),
+            access: Access::Password,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.username.is_admin()
     }

@@ -10,7 +10,7 @@ pub const RESERVED_USERNAMES: [&str; 2] = [ADMIN, "bank"];
 
 /// A login name: 1 to 126 of `[a-zA-Z0-9-._~]`, case-sensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Username(String);
+pub struct Username(pub(super) String);
 
 impl Username {
     pub fn parse(text: &str) -> Option<Username> {

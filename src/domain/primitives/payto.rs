@@ -293,7 +293,7 @@ fn parse_reserve_path(path: &str, http: bool) -> Result<PaytoTarget, PaytoError>
 
 /// The first `receiver-name` parameter (key compared case-insensitively,
 /// like upstream), percent-decoded.
-fn receiver_name_param(query: &str) -> Result<Option<String>, PaytoError> {
+pub(crate) fn receiver_name_param(query: &str) -> Result<Option<String>, PaytoError> {
     let value = query.split('&').find_map(|param| {
         let (key, value) = param.split_once('=')?;
         key.eq_ignore_ascii_case("receiver-name").then_some(value)

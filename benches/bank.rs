@@ -1,0 +1,227 @@
+//! Bank throughput on this machine, against the real server over loopback HTTP.
+//!
+//! 1. argon2id alone with the default parameters, one hashing thread per core: the ceiling
+//!    for registrations, since each registration hashes one password.
+//! 2. Registrations/s: concurrent `POST /bank/accounts` with fresh usernames.
+//! 3. Authenticated reads/s: concurrent `GET /bank/accounts/$USERNAME` with a bearer token,
+//!    over keep-alive connections.
+//!
+//! Run: `cargo bench --bench bank`. Each figure is the median of several runs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use talerbox::adapters::password::{Argon2Hasher, Argon2Params};
+use talerbox::app::{self, App};
+use talerbox::config::{Config, Overrides};
+use talerbox::ports::password::PasswordHasher;
+
+const RUNS: usize = 3;
+const RUN_TIME: Duration = Duration::from_secs(4);
+const REGISTRATION_CLIENTS: usize = 8;
+const READ_CONNECTIONS: usize = 32;
+
+fn median(mut rates: Vec<f64>) -> (f64, String) {
+    rates.sort_by(f64::total_cmp);
+    let all: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+    (rates[rates.len() / 2], all.join(", "))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!("bank benchmark: {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians");
+
+    let (argon2, runs) = median(
+        (0..RUNS)
+            .map(|_| argon2_rate(cores))
+            .collect::<Result<_, _>>()?,
+    );
+    println!(
+        "argon2id alone (m=19456 KiB, t=2, p=1), {cores} threads: {argon2:.1} hashes/s (runs: {runs})"
+    );
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let data = tempfile::tempdir()?;
+        let overrides = Overrides { listen: None, data_dir: Some(data.path().to_owned()) };
+        let app = App::open(Config::load(None, &overrides)?)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
+
+        let mut registrations = Vec::new();
+        for run in 0..RUNS {
+            registrations.push(registration_rate(address, run).await?);
+        }
+        let (rate, runs) = median(registrations);
+        let share = 100.0 * rate / argon2;
+        println!(
+            "registrations, {REGISTRATION_CLIENTS} clients: {rate:.1}/s = {share:.0}% of argon2id alone (runs: {runs})"
+        );
+
+        let token = setup_reader(address).await?;
+        let mut reads = Vec::new();
+        for _ in 0..RUNS {
+            reads.push(read_rate(address, &token).await?);
+        }
+        let (rate, runs) = median(reads);
+        println!("bearer GET /accounts/$USERNAME, {READ_CONNECTIONS} connections: {rate:.0} req/s (runs: {runs})");
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}
+
+/// Hashes per second with one thread per core.
+fn argon2_rate(threads: usize) -> Result<f64, Box<dyn std::error::Error>> {
+    let hasher = Arc::new(Argon2Hasher::new(Argon2Params::default())?);
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (hasher, done) = (Arc::clone(&hasher), Arc::clone(&done));
+            std::thread::spawn(move || {
+                while started.elapsed() < RUN_TIME {
+                    if hasher.hash("correct horse battery staple").is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().map_err(|_| "hashing thread panicked")?;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// A keep-alive HTTP/1.1 connection.
+type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(address: std::net::SocketAddr) -> Result<Connection, Box<dyn std::error::Error>> {
+    let stream = tokio::net::TcpStream::connect(address).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Sends one request; returns the status and the body.
+async fn send(
+    connection: &mut Connection,
+    method: Method,
+    path: &str,
+    auth: Option<&str>,
+    body: &str,
+) -> Result<(u16, Bytes), Box<dyn std::error::Error>> {
+    connection.ready().await?;
+    let mut request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "bench");
+    if let Some(auth) = auth {
+        request = request.header("authorization", auth);
+    }
+    let request = request
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))?;
+    let response = connection.send_request(request).await?;
+    let status = response.status().as_u16();
+    Ok((status, response.into_body().collect().await?.to_bytes()))
+}
+
+async fn registration_rate(
+    address: std::net::SocketAddr,
+    run: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for client in 0..REGISTRATION_CLIENTS {
+        clients.push(tokio::spawn(async move {
+            let mut connection = connect(address).await.map_err(|e| e.to_string())?;
+            let mut created = 0u64;
+            while started.elapsed() < RUN_TIME {
+                let body = format!(
+                    r#"{{"username":"user-{run}-{client}-{created}","password":"password-{created}","name":"Bench User"}}"#
+                );
+                let (status, _) = send(&mut connection, Method::POST, "/bank/accounts", None, &body)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if status != 200 {
+                    return Err(format!("registration answered {status}"));
+                }
+                created += 1;
+            }
+            Ok::<u64, String>(created)
+        }));
+    }
+    let mut total = 0;
+    for client in clients {
+        total += client.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Registers the account to read and returns a bearer header for it.
+async fn setup_reader(address: std::net::SocketAddr) -> Result<String, Box<dyn std::error::Error>> {
+    let mut connection = connect(address).await?;
+    let body = r#"{"username":"reader","password":"reader-password","name":"Reader"}"#;
+    send(&mut connection, Method::POST, "/bank/accounts", None, body).await?;
+    let basic = format!(
+        "Basic {}",
+        data_encoding::BASE64.encode(b"reader:reader-password")
+    );
+    let (status, token) = send(
+        &mut connection,
+        Method::POST,
+        "/bank/accounts/reader/token",
+        Some(&basic),
+        r#"{"scope":"readonly","duration":{"d_us":"forever"}}"#,
+    )
+    .await?;
+    if status != 200 {
+        return Err(format!("token request answered {status}").into());
+    }
+    let token: serde_json::Value = serde_json::from_slice(&token)?;
+    let token = token["access_token"].as_str().ok_or("no access_token")?;
+    Ok(format!("Bearer {token}"))
+}
+
+async fn read_rate(
+    address: std::net::SocketAddr,
+    auth: &str,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    for _ in 0..READ_CONNECTIONS {
+        let auth = auth.to_owned();
+        readers.push(tokio::spawn(async move {
+            let mut connection = connect(address).await.map_err(|e| e.to_string())?;
+            let mut reads = 0u64;
+            while started.elapsed() < RUN_TIME {
+                let (status, _) = send(
+                    &mut connection,
+                    Method::GET,
+                    "/bank/accounts/reader",
+                    Some(&auth),
+                    "",
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                if status != 200 {
+                    return Err(format!("read answered {status}"));
+                }
+                reads += 1;
+            }
+            Ok::<u64, String>(reads)
+        }));
+    }
+    let mut total = 0;
+    for reader in readers {
+        total += reader.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::adapters::http::lanes::QuickLane;
 use crate::adapters::http::{self, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
 use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore};
@@ -71,6 +72,7 @@ impl App {
                 &bank_url,
                 &bank_currency,
                 Arc::clone(&self.accounts),
+                QuickLane::start(cores())?,
             ),
             exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency),
             challenger: ChallengerHttp::new(&self.config.challenger),
@@ -136,6 +138,11 @@ fn bank_settings(bank: &BankConfig) -> anyhow::Result<BankSettings> {
         allow_edit_cashout: bank.allow_edit_cashout_payto_uri,
         tan_channels,
     })
+}
+
+/// Cores available to this process.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The database file of a configuration.

@@ -2,6 +2,7 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Condvar, Mutex};
 
 use crate::adapters::system::OsRandom;
 use crate::ports::password::{PasswordHashError, PasswordHasher};
@@ -28,6 +29,40 @@ impl Default for Argon2Params {
 
 pub struct Argon2Hasher {
     argon2: Argon2<'static>,
+    gate: HashingGate,
+}
+
+/// Lets at most one hash per core run at a time: more would only make the memory-hard
+/// hashes evict each other from the caches, so the waiting ones queue here instead.
+struct HashingGate {
+    running: Mutex<usize>,
+    freed: Condvar,
+    limit: usize,
+}
+
+impl HashingGate {
+    fn new(limit: usize) -> Self {
+        HashingGate {
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+            limit: limit.max(1),
+        }
+    }
+
+    fn run<T>(&self, work: impl FnOnce() -> T) -> T {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            while *running >= self.limit {
+                running = self.freed.wait(running).unwrap_or_else(|p| p.into_inner());
+            }
+            *running += 1;
+        }
+        let result = work();
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        *running -= 1;
+        self.freed.notify_one();
+        result
+    }
 }
 
 impl Argon2Hasher {
@@ -39,8 +74,10 @@ impl Argon2Hasher {
             None,
         )
         .map_err(|e| PasswordHashError(format!("invalid argon2 parameters: {e}")))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(Argon2Hasher {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+            gate: HashingGate::new(cores),
         })
     }
 }
@@ -50,8 +87,8 @@ impl PasswordHasher for Argon2Hasher {
         let salt_bytes: [u8; 16] = random_bytes(&OsRandom as &dyn Random);
         let salt =
             SaltString::encode_b64(&salt_bytes).map_err(|e| PasswordHashError(e.to_string()))?;
-        self.argon2
-            .hash_password(password.as_bytes(), &salt)
+        self.gate
+            .run(|| self.argon2.hash_password(password.as_bytes(), &salt))
             .map(|hash| hash.to_string())
             .map_err(|e| PasswordHashError(e.to_string()))
     }

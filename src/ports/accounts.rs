@@ -140,6 +140,18 @@ pub trait AccountStore: Send + Sync {
     fn insert_token(&self, token: &TokenRecord) -> Result<bool, StoreError>;
     /// The token with this hash, if its account is active.
     fn token(&self, token_hash: &[u8; 32]) -> Result<Option<TokenRecord>, StoreError>;
+    /// The token with this hash and its (active) account, read together: the common path of
+    /// an authenticated request.
+    fn token_and_account(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(TokenRecord, Account)>, StoreError> {
+        let Some(token) = self.token(token_hash)? else {
+            return Ok(None);
+        };
+        let account = self.account(&token.username)?.filter(|a| !a.is_deleted());
+        Ok(account.map(|account| (token, account)))
+    }
     /// Deletes the token; `false` if there was none.
     fn delete_token(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError>;
 }

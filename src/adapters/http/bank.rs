@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
+use super::lanes::QuickLane;
 use crate::domain::accounts::{AccountService, page_from_query};
 use crate::domain::primitives::{ErrorCode, TalerError};
 
@@ -27,6 +28,55 @@ pub const BANK_BODY_LIMIT: usize = 4 * 1024;
 pub struct BankHttp {
     pub config: serde_json::Value,
     pub service: Arc<AccountService>,
+    pub quick: Arc<QuickLane>,
+}
+
+/// What the bank's handlers share.
+#[derive(Clone)]
+struct Bank {
+    service: Arc<AccountService>,
+    quick: Arc<QuickLane>,
+}
+
+impl Bank {
+    /// Runs a call that may hash passwords or wait for a commit on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&AccountService) -> Result<T, TalerError> + Send + 'static,
+    ) -> Result<T, Response> {
+        let service = Arc::clone(&self.service);
+        match tokio::task::spawn_blocking(move || work(&service)).await {
+            Ok(result) => result.map_err(bank_error),
+            Err(join) => Err(lane_failure(&join)),
+        }
+    }
+
+    /// Runs a read that needs no password hashing on the quick lane: reads with a bearer
+    /// token or without credentials; anything else goes to the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        header: Option<&str>,
+        work: impl FnOnce(&AccountService) -> Result<T, TalerError> + Send + 'static,
+    ) -> Result<T, Response> {
+        let cheap = header.is_none_or(|h| {
+            h.get(..7)
+                .is_some_and(|s| s.eq_ignore_ascii_case("bearer "))
+        });
+        if !cheap {
+            return self.blocking(work).await;
+        }
+        let service = Arc::clone(&self.service);
+        match self.quick.run(move || work(&service)).await {
+            Ok(result) => result.map_err(bank_error),
+            Err(lane) => Err(lane_failure(&lane)),
+        }
+    }
+}
+
+fn lane_failure(cause: &dyn std::fmt::Display) -> Response {
+    bank_error(
+        TalerError::new(ErrorCode::GenericInternalInvariantFailure).with_detail(cause.to_string()),
+    )
 }
 
 impl BankHttp {
@@ -36,6 +86,7 @@ impl BankHttp {
         base_url: &str,
         specification: &crate::config::CurrencySpecification,
         service: Arc<AccountService>,
+        quick: Arc<QuickLane>,
     ) -> Self {
         let tan_channels: Vec<&str> = [(&config.tan_sms, "sms"), (&config.tan_email, "email")]
             .into_iter()
@@ -60,6 +111,7 @@ impl BankHttp {
         BankHttp {
             config: body,
             service,
+            quick,
         }
     }
 }
@@ -81,7 +133,10 @@ pub fn router(state: BankHttp) -> Router {
             "/accounts/{username}/token",
             post(create_token).delete(delete_token),
         )
-        .with_state(state.service);
+        .with_state(Bank {
+            service: state.service,
+            quick: state.quick,
+        });
     super::limit_bodies(routes, BANK_BODY_LIMIT)
 }
 
@@ -116,19 +171,6 @@ fn bank_error(error: TalerError) -> Response {
             .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
     }
     response
-}
-
-/// Runs a domain call on the blocking pool (it may hash passwords or wait for SQLite).
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, TalerError> + Send + 'static,
-) -> Result<T, Response> {
-    match tokio::task::spawn_blocking(work).await {
-        Ok(result) => result.map_err(bank_error),
-        Err(join) => Err(bank_error(
-            TalerError::new(ErrorCode::GenericInternalInvariantFailure)
-                .with_detail(join.to_string()),
-        )),
-    }
 }
 
 fn json_response<T: Serialize>(result: Result<T, Response>) -> Response {
@@ -185,12 +227,12 @@ fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
 }
 
 async fn register(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     AuthHeader(header): AuthHeader,
     body: Bytes,
 ) -> Response {
     json_response(
-        blocking(move || {
+        bank.blocking(move |service| {
             let caller = service.registration_caller(header.as_deref())?;
             service.register(caller.as_ref(), parse_body(&body)?)
         })
@@ -199,27 +241,27 @@ async fn register(
 }
 
 async fn account_data(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
 ) -> Response {
+    let lookup = header.clone();
     json_response(
-        blocking(move || {
-            let caller = service.require_caller(header.as_deref())?;
-            service.account_data(&caller, &username)
+        bank.read(lookup.as_deref(), move |service| {
+            service.read_account(header.as_deref(), &username)
         })
         .await,
     )
 }
 
 async fn reconfigure(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
     body: Bytes,
 ) -> Response {
     no_content(
-        blocking(move || {
+        bank.blocking(move |service| {
             let caller = service.require_caller(header.as_deref())?;
             service.reconfigure(&caller, &username, parse_body(&body)?)
         })
@@ -228,13 +270,13 @@ async fn reconfigure(
 }
 
 async fn change_password(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
     body: Bytes,
 ) -> Response {
     no_content(
-        blocking(move || {
+        bank.blocking(move |service| {
             let caller = service.require_caller(header.as_deref())?;
             service.change_password(&caller, &username, parse_body(&body)?)
         })
@@ -243,12 +285,12 @@ async fn change_password(
 }
 
 async fn delete_account(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
 ) -> Response {
     no_content(
-        blocking(move || {
+        bank.blocking(move |service| {
             let caller = service.require_caller(header.as_deref())?;
             service.delete(&caller, &username)
         })
@@ -257,13 +299,13 @@ async fn delete_account(
 }
 
 async fn create_token(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
     body: Bytes,
 ) -> Response {
     json_response(
-        blocking(move || {
+        bank.blocking(move |service| {
             let caller = service.require_caller(header.as_deref())?;
             service.create_token(&caller, &username, parse_body(&body)?)
         })
@@ -272,12 +314,12 @@ async fn create_token(
 }
 
 async fn delete_token(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
 ) -> Response {
     no_content(
-        blocking(move || {
+        bank.blocking(move |service| {
             let caller = service.require_caller(header.as_deref())?;
             service.delete_token(&caller, &username)
         })
@@ -286,12 +328,13 @@ async fn delete_token(
 }
 
 async fn list_accounts(
-    State(service): State<Arc<AccountService>>,
+    State(bank): State<Bank>,
     RawQuery(query): RawQuery,
     AuthHeader(header): AuthHeader,
 ) -> Response {
+    let lookup = header.clone();
     page_response(
-        blocking(move || {
+        bank.read(lookup.as_deref(), move |service| {
             let caller = service.require_caller(header.as_deref())?;
             let page = page_from_query(&query_pairs(query), false)?;
             service.list_accounts(&caller, &page)
@@ -300,12 +343,9 @@ async fn list_accounts(
     )
 }
 
-async fn list_public_accounts(
-    State(service): State<Arc<AccountService>>,
-    RawQuery(query): RawQuery,
-) -> Response {
+async fn list_public_accounts(State(bank): State<Bank>, RawQuery(query): RawQuery) -> Response {
     page_response(
-        blocking(move || {
+        bank.read(None, move |service| {
             let page = page_from_query(&query_pairs(query), true)?;
             service.list_public_accounts(&page)
         })

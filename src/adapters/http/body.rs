@@ -4,6 +4,7 @@
 
 use std::io::Read;
 
+use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
@@ -70,6 +71,11 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
 /// and hands the plain bytes on, so that every later stage sees an identity-encoded body.
 pub async fn buffer_body(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
+    if body.is_end_stream() && !parts.headers.contains_key(CONTENT_ENCODING) {
+        // Nothing to read or inflate (most GETs): pass the request on untouched.
+        parts.extensions.insert(BodySize(0));
+        return next.run(Request::from_parts(parts, body)).await;
+    }
     let bytes = match read_within(&parts.headers, body, limit.0).await {
         Ok(bytes) => bytes,
         Err(error) => return error.into_response(),

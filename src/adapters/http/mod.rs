@@ -11,6 +11,7 @@ pub mod body;
 mod challenger;
 pub mod error;
 mod exchange;
+pub mod lanes;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -123,7 +124,7 @@ fn request_span(request: &Request) -> tracing::Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("-", MatchedPath::as_str);
-    tracing::info_span!("request", method = %request.method(), route)
+    tracing::debug_span!("request", method = %request.method(), route)
 }
 
 async fn healthz(State(health): State<Arc<dyn HealthProbe>>) -> Response {

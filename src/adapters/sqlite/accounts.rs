@@ -115,6 +115,24 @@ impl AccountStore for SqliteAccountStore {
         })
     }
 
+    /// One pooled connection for both reads.
+    fn token_and_account(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> Result<Option<(TokenRecord, Account)>, StoreError> {
+        self.db.read(|conn| {
+            let row = conn
+                .prepare_cached(TOKEN_OF_ACTIVE_ACCOUNT)?
+                .query_row([&token_hash[..]], TokenRow::read)
+                .optional()?;
+            let Some(token) = row.map(|row| row.into_record(*token_hash)).transpose()? else {
+                return Ok(None);
+            };
+            let account = account_by_name(conn, &token.username)?.filter(|a| !a.is_deleted());
+            Ok(account.map(|account| (token, account)))
+        })
+    }
+
     fn delete_token(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError> {
         let token_hash = *token_hash;
         self.db.write(move |conn| {

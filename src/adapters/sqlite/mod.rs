@@ -104,6 +104,9 @@ impl Database {
         let readers = r2d2::Pool::builder()
             .max_size(options.readers.max(1))
             .min_idle(Some(1))
+            // A local file connection does not go stale; testing it on every checkout
+            // would cost a query per read.
+            .test_on_check_out(false)
             .connection_timeout(POOL_TIMEOUT)
             .build(manager)
             .map_err(|e| DbError::Sqlite(format!("opening read connections: {e}")))?;

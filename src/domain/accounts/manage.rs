@@ -14,6 +14,24 @@ use super::payto::BankPayto;
 use super::service::{AccountService, check_password_length, error, internal, json_invalid};
 
 impl AccountService {
+    /// GET /accounts/$USERNAME for the holder of `header`: an owner reading their own account
+    /// is answered from the read that authenticated them.
+    pub fn read_account(
+        &self,
+        header: Option<&str>,
+        username: &str,
+    ) -> Result<AccountData, TalerError> {
+        let (caller, own) = self
+            .authenticate_with_account(header)?
+            .ok_or_else(super::service::missing_authorization)?;
+        self.authorize(&caller, username, false, true)?;
+        if own.username.as_str() == username {
+            return Ok(self.account_json(&own));
+        }
+        let account = self.account_or_404(username)?;
+        Ok(self.account_json(&account))
+    }
+
     /// GET /accounts/$USERNAME.
     pub fn account_data(&self, caller: &Caller, username: &str) -> Result<AccountData, TalerError> {
         self.authorize(caller, username, false, true)?;

@@ -77,6 +77,14 @@ pub(super) fn json_invalid(detail: impl Into<String>) -> TalerError {
     TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(detail)
 }
 
+pub(super) fn missing_authorization() -> TalerError {
+    error(
+        ErrorCode::GenericParameterMissing,
+        "authorization header missing",
+    )
+    .with_detail("Authorization")
+}
+
 fn unauthorized() -> TalerError {
     error(ErrorCode::GenericUnauthorized, "bad credentials")
 }
@@ -162,6 +170,16 @@ impl AccountService {
 
     /// Checks the `Authorization` header: `Ok(None)` when there is none.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Option<Caller>, TalerError> {
+        Ok(self
+            .authenticate_with_account(header)?
+            .map(|(caller, _)| caller))
+    }
+
+    /// Like `authenticate`, also answering the caller's own account as just read.
+    pub(super) fn authenticate_with_account(
+        &self,
+        header: Option<&str>,
+    ) -> Result<Option<(Caller, Account)>, TalerError> {
         let Some(header) = header else {
             return Ok(None);
         };
@@ -182,7 +200,7 @@ impl AccountService {
         })
     }
 
-    fn login(&self, login: &str, password: &str) -> Result<Caller, TalerError> {
+    fn login(&self, login: &str, password: &str) -> Result<(Caller, Account), TalerError> {
         let account = match Username::parse(login) {
             Some(username) => self.store.account(&username)?,
             None => None,
@@ -195,26 +213,34 @@ impl AccountService {
         if !self.hasher.verify(password, &account.password_hash) {
             return Err(unauthorized());
         }
-        Ok(Caller {
-            username: account.username,
+        let caller = Caller {
+            username: account.username.clone(),
             access: Access::Password,
-        })
+        };
+        Ok((caller, account))
     }
 
-    fn token_caller(&self, secret: &TokenSecret) -> Result<Caller, TalerError> {
+    fn token_caller(&self, secret: &TokenSecret) -> Result<(Caller, Account), TalerError> {
         let token_hash = secret_hash(&secret.0);
-        let token = self.store.token(&token_hash)?.ok_or_else(unauthorized)?;
+        let (token, account) = self
+            .store
+            .token_and_account(&token_hash)?
+            .ok_or_else(unauthorized)?;
         if token.expires_at <= self.clock.now() {
             return Err(error(ErrorCode::GenericUnauthorized, "token expired"));
         }
-        Ok(Caller {
-            username: token.username,
-            access: Access::Token {
-                scope: token.scope,
-                refreshable: token.refreshable,
-                token_hash,
+        let access = Access::Token {
+            scope: token.scope,
+            refreshable: token.refreshable,
+            token_hash,
+        };
+        Ok((
+            Caller {
+                username: token.username,
+                access,
             },
-        })
+            account,
+        ))
     }
 
     /// The caller may act on `username`'s account: readable (or writable) access first

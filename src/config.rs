@@ -6,6 +6,7 @@
 //! in `[talerbox]`. Every supported option is documented in `docs/configuration.md`.
 
 pub mod ini;
+pub mod kyc;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -103,6 +104,7 @@ pub struct Config {
     pub bank: BankConfig,
     pub exchange: ExchangeConfig,
     pub challenger: ChallengerConfig,
+    pub kyc: kyc::KycConfig,
     /// Unknown options in known sections, to be logged at startup.
     pub warnings: Vec<String>,
 }
@@ -197,6 +199,9 @@ impl Config {
             base_url: base_url(&ini, "exchange")?,
         };
         let challenger = ChallengerConfig::read(&ini, "challenger")?;
+        let kyc = kyc::KycConfig::read(&ini, &exchange.currency)?;
+        kyc.validate()
+            .map_err(|e| ini.invalid(&e.section, e.option, e.problem))?;
         let warnings = unknown_options(&ini);
         Ok(Config {
             ini,
@@ -204,6 +209,7 @@ impl Config {
             bank,
             exchange,
             challenger,
+            kyc,
             warnings,
         })
     }
@@ -389,7 +395,7 @@ fn read_currency_specification(
 }
 
 /// An empty value counts as unset (`OPTION =` in a file clears a default).
-fn non_empty(value: Option<String>) -> Option<String> {
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.trim().is_empty())
 }
 
@@ -409,7 +415,7 @@ fn currency(ini: &Ini, section: &str) -> Result<String, ConfigError> {
 }
 
 /// An optional amount, which must be in `currency`.
-fn amount(
+pub(crate) fn amount(
     ini: &Ini,
     section: &str,
     option: &str,
@@ -468,6 +474,9 @@ fn json_object(
 }
 
 fn known_options_of(section: &str) -> Option<&'static [&'static str]> {
+    if let Some(options) = kyc::known_options(section) {
+        return Some(options);
+    }
     KNOWN_OPTIONS.iter().find_map(|(pattern, options)| {
         let matches = match pattern.strip_suffix('*') {
             Some(stem) => section.starts_with(stem),

@@ -16,7 +16,7 @@ pub use auth::{
 pub use listing::page_from_query;
 pub use model::{
     ADMIN, Account, AccountAddress, Balance, ContactData, PaytoContext, RESERVED_USERNAMES,
-    TanChannel, Username, is_valid_email, is_valid_phone, percent_encode,
+    TanChannel, Username, is_valid_email, is_valid_phone,
 };
 pub use payto::{BankPayto, generate_iban};
 pub use service::{AccountService, BankSettings, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, WireType};

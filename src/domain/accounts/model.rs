@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::domain::primitives::{Amount, AmountError, Iban, Timestamp};
+use crate::domain::primitives::{Amount, AmountError, Iban, Timestamp, percent_encode};
 
 /// Usernames reserved for the bank itself.
 pub const ADMIN: &str = "admin";
@@ -215,19 +215,6 @@ impl AccountAddress {
 pub struct PaytoContext {
     pub bic: Option<String>,
     pub x_taler_bank_hostname: String,
-}
-
-/// Percent-encodes every byte outside `A-Za-z0-9-._~` (space → `%20`), as libeufin does.
-pub fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 /// A stored bank account.

@@ -4,7 +4,8 @@
 use crate::domain::primitives::Iban;
 use crate::domain::primitives::payto::receiver_name_param;
 
-use super::model::{AccountAddress, Username, percent_encode};
+use super::model::{AccountAddress, Username};
+use crate::domain::primitives::percent_encode;
 
 /// A payto URI from a bank request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub mod iban;
 pub mod payto;
 mod secret;
 pub mod time;
+mod url;
 
 pub use amount::{Amount, AmountError, Currency};
 pub use base32::Base32Error;
@@ -22,3 +23,4 @@ pub use iban::{Iban, IbanError, iban_is_valid};
 pub use payto::{NormalizedPaytoHash, Payto, PaytoError, PaytoTarget};
 pub use secret::{constant_time_eq, secret_hash};
 pub use time::{RelativeTime, Timestamp};
+pub use url::percent_encode;

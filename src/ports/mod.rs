@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod clock;
 pub mod health;
 pub mod password;
+pub mod provider_http;
 pub mod random;
 
 /// A store could not do its job; the domain answers such failures with a 5xx.

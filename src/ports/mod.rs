@@ -6,6 +6,7 @@ pub mod account_conformance;
 pub mod accounts;
 pub mod clock;
 pub mod health;
+pub mod kyc;
 pub mod password;
 pub mod provider_http;
 pub mod random;

@@ -1,10 +1,13 @@
 //! The exchange's KYC process: measures, legitimization processes, forms and provider hand-off.
 
+mod flows;
 mod model;
 mod oauth2;
 mod requirement;
 mod rules;
+mod service;
 
+pub use flows::{ProofFailure, ProofParams, UploadOutcome};
 pub use model::*;
 pub use oauth2::{
     ConvertedAttributes, Initiation, access_token, authorize_url_with_nonce,
@@ -15,3 +18,9 @@ pub use rules::{
     AmlOutcome, CustomMeasure, KycRule, LegitimizationMeasures, LegitimizationRuleSet,
     MeasureInformation, run_builtin,
 };
+pub use service::{
+    AttributeSealer, KycInfo, KycProcessInformation, KycService, Requirement, Triggered,
+};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! `KycService`: the KYC process over the ports — triggers, kyc-info, kyc-start, kyc-upload and
+//! kyc-proof (exchange-kyc spec §4–§8).
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::model::{BuiltinProgram, CheckKind, KycRules, MeasureSpec, ProgramCommand, SKIP};
+use super::requirement::{AccessToken, RequirementId, RequirementIdError};
+use super::rules::{AmlOutcome, LegitimizationMeasures, LegitimizationRuleSet, run_builtin};
+use crate::domain::primitives::{ErrorCode, NormalizedPaytoHash, Payto, TalerError};
+use crate::ports::clock::Clock;
+use crate::ports::kyc::{ActivateMeasures, KycAccount, KycStore, MeasureRow, NewOutcome};
+use crate::ports::provider_http::ProviderHttp;
+use crate::ports::random::{Random, random_bytes};
+
+/// Encrypts attribute objects for storage and opens stored ones (the attribute key lives
+/// behind it).
+pub trait AttributeSealer: Send + Sync {
+    fn seal(
+        &self,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Vec<u8>, TalerError>;
+    /// `None` when the blob does not decrypt (e.g. written under an older key).
+    fn open(&self, blob: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>>;
+}
+
+pub struct KycService {
+    pub(super) store: Arc<dyn KycStore>,
+    pub(super) http: Arc<dyn ProviderHttp>,
+    pub(super) sealer: Arc<dyn AttributeSealer>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) random: Arc<dyn Random>,
+    pub(super) rules: KycRules,
+    /// The exchange's base URL, ending in `/`.
+    pub(super) base_url: String,
+}
+
+pub(super) fn error(code: ErrorCode, hint: &'static str) -> TalerError {
+    TalerError::new(code).with_hint(hint)
+}
+
+/// What a trigger opened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Triggered {
+    pub h_normalized_payto: NormalizedPaytoHash,
+    pub access_token: String,
+    pub requirement_row: u64,
+}
+
+/// A requirement as kyc-info lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Requirement {
+    pub form: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+    pub description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description_i18n: Option<serde_json::Value>,
+}
+
+/// `KycProcessClientInformation`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KycProcessInformation {
+    pub requirements: Vec<Requirement>,
+    pub is_and_combinator: bool,
+    pub voluntary_measures: Vec<serde_json::Value>,
+}
+
+/// kyc-info's view of an account: its ETag parts and, if a measure is open, what to show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KycInfo {
+    pub h_payto: NormalizedPaytoHash,
+    pub measure_serial: u64,
+    pub outcome_serial: u64,
+    pub information: Option<KycProcessInformation>,
+}
+
+impl KycInfo {
+    /// `"<measure_serial>-<outcome_serial>"`, quoted.
+    pub fn etag(&self) -> String {
+        format!("\"{}-{}\"", self.measure_serial, self.outcome_serial)
+    }
+}
+
+impl KycService {
+    pub fn new(
+        store: Arc<dyn KycStore>,
+        http: Arc<dyn ProviderHttp>,
+        sealer: Arc<dyn AttributeSealer>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        rules: KycRules,
+        base_url: String,
+    ) -> KycService {
+        KycService {
+            store,
+            http,
+            sealer,
+            clock,
+            random,
+            rules,
+            base_url,
+        }
+    }
+
+    pub fn rules(&self) -> &KycRules {
+        &self.rules
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Opens the measures of `spec` for the account of the full payto `payto` (the admin
+    /// trigger and the CLI); a `skip` measure runs its program at once.
+    pub fn trigger(&self, payto: &str, spec: &MeasureSpec) -> Result<Triggered, TalerError> {
+        let payto = Payto::parse_full(payto).map_err(|e| {
+            error(ErrorCode::GenericParameterMalformed, "malformed payto URI")
+                .with_detail(e.to_string())
+        })?;
+        let measures = self
+            .rules
+            .resolve(spec, &Default::default())
+            .ok_or_else(|| error(ErrorCode::GenericParameterMalformed, "unknown measure"))?;
+        let now = self.clock.now();
+        let activated = self.store.activate_measures(ActivateMeasures {
+            h_payto: payto.h_normalized(),
+            normalized_payto: payto.normalized().to_owned(),
+            full_payto: Some(payto.as_str().to_owned()),
+            new_token: AccessToken(random_bytes(self.random.as_ref())),
+            account_pub: None,
+            measures: measures.clone(),
+            display_priority: 0,
+            now,
+        })?;
+        self.run_skipped_measures(&payto.h_normalized(), activated.measure_serial, &measures)?;
+        Ok(Triggered {
+            h_normalized_payto: payto.h_normalized(),
+            access_token: activated.access_token.to_base32(),
+            requirement_row: activated.measure_serial,
+        })
+    }
+
+    /// The account's current rules: the active outcome's unless expired, else the defaults.
+    pub(super) fn current_rules(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<(u64, LegitimizationRuleSet), TalerError> {
+        let now = self.clock.now();
+        let outcome = self.store.active_outcome(h_payto)?;
+        Ok(match outcome {
+            Some(outcome) => {
+                let rules = outcome
+                    .new_rules
+                    .filter(|r| r.expiration_time > now)
+                    .unwrap_or_else(|| self.rules.default_rule_set());
+                (outcome.serial, rules)
+            }
+            None => (0, self.rules.default_rule_set()),
+        })
+    }
+
+    /// GET /kyc-info/$ACCESS_TOKEN, without the waiting (spec §4 steps 1–3 and 5–6).
+    pub fn kyc_info(&self, token: &str) -> Result<KycInfo, TalerError> {
+        let token = AccessToken::parse(token).ok_or_else(|| {
+            error(
+                ErrorCode::GenericParameterMalformed,
+                "access token malformed",
+            )
+        })?;
+        let account = self.account_for_token(&token)?;
+        let (outcome_serial, rules) = self.current_rules(&account.h_payto)?;
+        let open = match self.store.open_measure(&account.h_payto)? {
+            Some(open) => Some(open),
+            None => self.open_zero_threshold_measures(&account, &rules)?,
+        };
+        let Some(open) = open else {
+            return Ok(KycInfo {
+                h_payto: account.h_payto,
+                measure_serial: 0,
+                outcome_serial,
+                information: None,
+            });
+        };
+        let information = self.client_information(&token, &open)?;
+        Ok(KycInfo {
+            h_payto: account.h_payto,
+            measure_serial: open.serial,
+            outcome_serial,
+            information: Some(information),
+        })
+    }
+
+    pub(super) fn account_for_token(&self, token: &AccessToken) -> Result<KycAccount, TalerError> {
+        self.store.account_by_token(token)?.ok_or_else(|| {
+            error(
+                ErrorCode::ExchangeKycInfoAuthorizationFailed,
+                "unknown access token",
+            )
+        })
+    }
+
+    fn open_zero_threshold_measures(
+        &self,
+        account: &KycAccount,
+        rules: &LegitimizationRuleSet,
+    ) -> Result<Option<MeasureRow>, TalerError> {
+        let Some(measures) = self.rules.zero_threshold_measures(rules) else {
+            return Ok(None);
+        };
+        let activated = self.store.activate_measures(ActivateMeasures {
+            h_payto: account.h_payto,
+            normalized_payto: account.normalized_payto.clone(),
+            full_payto: account.full_payto.clone(),
+            new_token: account.access_token.clone(),
+            account_pub: account.account_pub,
+            measures,
+            display_priority: 0,
+            now: self.clock.now(),
+        })?;
+        Ok(self.store.measure(activated.measure_serial)?)
+    }
+
+    fn client_information(
+        &self,
+        token: &AccessToken,
+        open: &MeasureRow,
+    ) -> Result<KycProcessInformation, TalerError> {
+        let mut requirements = Vec::new();
+        for (index, measure) in open.measures.measures.iter().enumerate() {
+            let index = u32::try_from(index)
+                .map_err(|_| error(ErrorCode::ExchangeKycMeasuresMalformed, "too many measures"))?;
+            let check = self.rules.checks.get(&measure.check_name).ok_or_else(|| {
+                error(
+                    ErrorCode::ExchangeKycGenericCheckGone,
+                    "check no longer configured",
+                )
+                .with_detail(measure.check_name.clone())
+            })?;
+            let id = || Some(RequirementId::new(token, open.serial, index).to_string());
+            let (form, id, context) = match &check.kind {
+                CheckKind::Info => ("INFO".to_owned(), None, None),
+                CheckKind::Form { form_name } => (form_name.clone(), id(), measure.context.clone()),
+                CheckKind::Link { .. } => ("LINK".to_owned(), id(), None),
+            };
+            requirements.push(Requirement {
+                form,
+                id,
+                context,
+                description: check.description.clone(),
+                description_i18n: check.description_i18n.clone(),
+            });
+        }
+        Ok(KycProcessInformation {
+            requirements,
+            is_and_combinator: open.measures.is_and_combinator,
+            voluntary_measures: Vec::new(),
+        })
+    }
+
+    /// Parses a requirement id with kyc-start's codes (404/21 without a dash, else 400/26).
+    pub(super) fn parse_id(id: &str) -> Result<RequirementId, TalerError> {
+        RequirementId::parse(id).map_err(|e| match e {
+            RequirementIdError::NoDash => {
+                error(ErrorCode::GenericEndpointUnknown, "no such requirement")
+            }
+            RequirementIdError::Malformed => error(
+                ErrorCode::GenericParameterMalformed,
+                "requirement id malformed",
+            ),
+        })
+    }
+
+    /// Runs the program of measure `measure_info` over `attributes`; a failure runs the
+    /// program's fallback (whose check is `skip`) instead.
+    pub(super) fn run_program(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        prog_name: &str,
+        attributes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<NewOutcome, TalerError> {
+        let (_, current) = self.current_rules(h_payto)?;
+        let program = self.rules.programs.get(prog_name).ok_or_else(|| {
+            error(
+                ErrorCode::ExchangeKycGenericAmlProgramGone,
+                "AML program no longer configured",
+            )
+        })?;
+        let outcome = match program.command {
+            ProgramCommand::Builtin(builtin) => {
+                let missing = program
+                    .required_attributes
+                    .iter()
+                    .any(|a| !attributes.contains_key(a));
+                (!missing).then(|| run_builtin(program, builtin, &current, self.clock.now()))
+            }
+            // External helpers are not run yet: they count as failed, so the fallback applies.
+            ProgramCommand::External(_) => None,
+        };
+        let outcome = match outcome {
+            Some(outcome) => outcome,
+            None => self.run_fallback(&program.fallback, &current)?,
+        };
+        Ok(new_outcome(outcome))
+    }
+
+    fn run_fallback(
+        &self,
+        fallback: &str,
+        current: &LegitimizationRuleSet,
+    ) -> Result<AmlOutcome, TalerError> {
+        let measure = self.rules.measures.get(fallback).ok_or_else(|| {
+            error(
+                ErrorCode::ExchangeGenericKycFallbackUnknown,
+                "fallback measure unknown",
+            )
+        })?;
+        let program = self.rules.programs.get(&measure.program).ok_or_else(|| {
+            error(
+                ErrorCode::ExchangeGenericKycFallbackUnknown,
+                "fallback program unknown",
+            )
+        })?;
+        match program.command {
+            ProgramCommand::Builtin(builtin) => {
+                Ok(run_builtin(program, builtin, current, self.clock.now()))
+            }
+            ProgramCommand::External(_) => Ok(run_builtin(
+                program,
+                BuiltinProgram::Freeze,
+                current,
+                self.clock.now(),
+            )),
+        }
+    }
+
+    /// A triggered set made only of `skip` measures is settled at once by their programs.
+    fn run_skipped_measures(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        measure_serial: u64,
+        measures: &LegitimizationMeasures,
+    ) -> Result<(), TalerError> {
+        let Some(first) = measures.measures.first() else {
+            return Ok(());
+        };
+        if measures.measures.iter().any(|m| m.check_name != SKIP) {
+            return Ok(());
+        }
+        let outcome = self.run_program(h_payto, &first.prog_name, &Default::default())?;
+        self.store
+            .settle(h_payto, measure_serial, outcome, self.clock.now())?;
+        Ok(())
+    }
+}
+
+fn new_outcome(outcome: AmlOutcome) -> NewOutcome {
+    NewOutcome {
+        expiration_time: outcome.new_rules.expiration_time,
+        properties: outcome.properties,
+        to_investigate: outcome.to_investigate,
+        new_rules: outcome.new_rules,
+    }
+}

@@ -1,0 +1,624 @@
+//! The exchange's KYC store (exchange-kyc spec §2.3). Each method is one atomic transaction.
+
+use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
+use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
+
+use super::StoreError;
+
+/// A KYC account: one per normalized payto, with its access token (stored raw: kyc-start must
+/// recompute measure hashes from it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KycAccount {
+    pub h_payto: NormalizedPaytoHash,
+    pub normalized_payto: String,
+    pub full_payto: Option<String>,
+    pub access_token: AccessToken,
+    pub account_pub: Option<EddsaPublicKey>,
+    pub created: Timestamp,
+}
+
+/// A set of measures the account must satisfy (`legitimization_measures`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureRow {
+    pub serial: u64,
+    pub h_payto: NormalizedPaytoHash,
+    pub start_time: Timestamp,
+    pub measures: LegitimizationMeasures,
+    pub display_priority: u32,
+    pub is_finished: bool,
+}
+
+/// One attempt at one measure of a set (`legitimization_processes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessRow {
+    pub serial: u64,
+    pub h_payto: NormalizedPaytoHash,
+    pub measure_serial: u64,
+    pub measure_index: u32,
+    /// The provider's name, or `FORM` for uploads.
+    pub provider: String,
+    pub provider_user_id: Option<String>,
+    pub provider_legitimization_id: Option<String>,
+    pub redirect_url: Option<String>,
+    pub start_time: Timestamp,
+    pub finished: bool,
+    pub error_code: u32,
+    pub error_message: Option<String>,
+}
+
+/// A decision on an account: an officer's, or a program's outcome (`legitimization_outcomes`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutcomeRow {
+    pub serial: u64,
+    pub h_payto: NormalizedPaytoHash,
+    pub decision_time: Timestamp,
+    pub expiration_time: Timestamp,
+    pub properties: Option<serde_json::Value>,
+    pub to_investigate: bool,
+    pub is_active: bool,
+    pub new_rules: Option<LegitimizationRuleSet>,
+}
+
+/// Opens a measure set for an account, creating the account (with `new_token`) if needed.
+#[derive(Debug, Clone)]
+pub struct ActivateMeasures {
+    pub h_payto: NormalizedPaytoHash,
+    pub normalized_payto: String,
+    pub full_payto: Option<String>,
+    pub new_token: AccessToken,
+    pub account_pub: Option<EddsaPublicKey>,
+    pub measures: LegitimizationMeasures,
+    pub display_priority: u32,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activated {
+    pub access_token: AccessToken,
+    pub measure_serial: u64,
+}
+
+/// A finished process with the encrypted attributes it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedProcess {
+    pub process: ProcessRow,
+    pub attributes: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginProcess {
+    /// An unfinished process of this measure already sent the customer here.
+    Existing { redirect_url: String },
+    /// A fresh (or restarted) process, to be initiated with the provider.
+    Started { process_serial: u64 },
+    /// The measure set was finished meanwhile.
+    MeasureFinished,
+}
+
+/// Encrypted attributes to append (`kyc_attributes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAttributes {
+    pub form_id: Option<String>,
+    pub collection_time: Timestamp,
+    pub expiration_time: Timestamp,
+    pub encrypted: Vec<u8>,
+    pub provider_name: Option<String>,
+}
+
+/// Which process a completion closes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompletedProcess {
+    /// A provider process (kyc-proof).
+    Provider {
+        process_serial: u64,
+        provider_user_id: String,
+    },
+    /// A form upload: a `FORM` process is inserted finished.
+    Form { measure_index: u32 },
+}
+
+/// Everything a completed check changes, in one transaction: the process, the attributes,
+/// the program's outcome, the finished measure set and, after a program failure, the
+/// fallback's measure set.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub h_payto: NormalizedPaytoHash,
+    pub measure_serial: u64,
+    pub process: CompletedProcess,
+    pub attributes: NewAttributes,
+    pub outcome: Option<NewOutcome>,
+    pub next_measures: Option<LegitimizationMeasures>,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewOutcome {
+    pub expiration_time: Timestamp,
+    pub properties: Option<serde_json::Value>,
+    pub to_investigate: bool,
+    pub new_rules: LegitimizationRuleSet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    Completed,
+    /// The measure set was finished meanwhile (e.g. a replayed proof); nothing changed.
+    AlreadyFinished,
+}
+
+pub trait KycStore: Send + Sync {
+    fn activate_measures(&self, request: ActivateMeasures) -> Result<Activated, StoreError>;
+    fn account_by_token(&self, token: &AccessToken) -> Result<Option<KycAccount>, StoreError>;
+    fn account(&self, h_payto: &NormalizedPaytoHash) -> Result<Option<KycAccount>, StoreError>;
+    /// The account's unfinished measure set, if any.
+    fn open_measure(&self, h_payto: &NormalizedPaytoHash)
+    -> Result<Option<MeasureRow>, StoreError>;
+    fn measure(&self, serial: u64) -> Result<Option<MeasureRow>, StoreError>;
+    fn active_outcome(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<OutcomeRow>, StoreError>;
+    /// kyc-start's idempotent start of a process for measure `index` of set `measure_serial`.
+    fn begin_process(
+        &self,
+        measure_serial: u64,
+        index: u32,
+        provider: &str,
+        now: Timestamp,
+    ) -> Result<BeginProcess, StoreError>;
+    /// Records where the provider sends the customer; the legitimization id is the serial.
+    fn record_redirect(&self, process_serial: u64, redirect_url: &str) -> Result<(), StoreError>;
+    /// Marks a process failed (finished, with an error).
+    fn fail_process(&self, process_serial: u64, code: u32, message: &str)
+    -> Result<(), StoreError>;
+    /// The newest unfinished process of the account with this provider.
+    fn open_process(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        provider: &str,
+    ) -> Result<Option<ProcessRow>, StoreError>;
+    /// The finished process of measure `index` of set `measure_serial` and its attributes.
+    fn finished_process(
+        &self,
+        measure_serial: u64,
+        index: u32,
+    ) -> Result<Option<FinishedProcess>, StoreError>;
+    fn complete(&self, completion: Completion) -> Result<CompleteOutcome, StoreError>;
+    /// Settles a measure set without a check (`skip`): the program's outcome, set finished.
+    fn settle(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        measure_serial: u64,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) -> Result<CompleteOutcome, StoreError>;
+    /// A number that changes whenever any process changed the KYC data (for long polls
+    /// woken by other processes, such as the CLI).
+    fn change_counter(&self) -> Result<u64, StoreError>;
+}
+
+/// An in-memory `KycStore` for unit tests and embedders.
+#[derive(Debug, Default)]
+pub struct InMemoryKycStore {
+    state: std::sync::Mutex<MemoryKyc>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryKyc {
+    accounts: Vec<KycAccount>,
+    measures: Vec<MeasureRow>,
+    processes: Vec<ProcessRow>,
+    /// (process serial or none, h_payto, attributes).
+    attributes: Vec<(Option<u64>, NormalizedPaytoHash, NewAttributes)>,
+    outcomes: Vec<OutcomeRow>,
+    changes: u64,
+}
+
+impl MemoryKyc {
+    /// Finishes a measure set and its unfinished processes.
+    fn finish_measure(&mut self, serial: u64) {
+        for measure in self.measures.iter_mut().filter(|m| m.serial == serial) {
+            measure.is_finished = true;
+        }
+        for process in self
+            .processes
+            .iter_mut()
+            .filter(|p| p.measure_serial == serial)
+        {
+            process.finished = true;
+        }
+    }
+
+    /// Inserts the account's new active outcome, deactivating the previous one.
+    fn insert_outcome(
+        &mut self,
+        h_payto: &NormalizedPaytoHash,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) {
+        for old in self.outcomes.iter_mut().filter(|o| &o.h_payto == h_payto) {
+            old.is_active = false;
+        }
+        let serial = self.outcomes.len() as u64 + 1;
+        self.outcomes.push(OutcomeRow {
+            serial,
+            h_payto: *h_payto,
+            decision_time: now,
+            expiration_time: outcome.expiration_time,
+            properties: outcome.properties,
+            to_investigate: outcome.to_investigate,
+            is_active: true,
+            new_rules: Some(outcome.new_rules),
+        });
+    }
+
+    fn open_measure_serial(&self, h_payto: &NormalizedPaytoHash) -> Option<u64> {
+        self.measures
+            .iter()
+            .find(|m| &m.h_payto == h_payto && !m.is_finished)
+            .map(|m| m.serial)
+    }
+
+    fn insert_measure(
+        &mut self,
+        h_payto: &NormalizedPaytoHash,
+        measures: LegitimizationMeasures,
+        display_priority: u32,
+        now: Timestamp,
+    ) -> u64 {
+        if let Some(open) = self.open_measure_serial(h_payto) {
+            self.finish_measure(open);
+        }
+        let serial = self.measures.len() as u64 + 1;
+        self.measures.push(MeasureRow {
+            serial,
+            h_payto: *h_payto,
+            start_time: now,
+            measures,
+            display_priority,
+            is_finished: false,
+        });
+        serial
+    }
+}
+
+impl InMemoryKycStore {
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryKyc> {
+        match self.state.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Attribute rows stored so far (process serial, account, attributes).
+    pub fn attributes(&self) -> Vec<(Option<u64>, NormalizedPaytoHash, NewAttributes)> {
+        self.lock().attributes.clone()
+    }
+}
+
+impl KycStore for InMemoryKycStore {
+    fn activate_measures(&self, request: ActivateMeasures) -> Result<Activated, StoreError> {
+        let mut state = self.lock();
+        let access_token = match state.accounts.iter().find(|a| a.h_payto == request.h_payto) {
+            Some(account) => account.access_token.clone(),
+            None => {
+                state.accounts.push(KycAccount {
+                    h_payto: request.h_payto,
+                    normalized_payto: request.normalized_payto.clone(),
+                    full_payto: request.full_payto.clone(),
+                    access_token: request.new_token.clone(),
+                    account_pub: request.account_pub,
+                    created: request.now,
+                });
+                request.new_token.clone()
+            }
+        };
+        let identical = state
+            .measures
+            .iter()
+            .find(|m| {
+                m.h_payto == request.h_payto && !m.is_finished && m.measures == request.measures
+            })
+            .map(|m| m.serial);
+        let measure_serial = match identical {
+            Some(serial) => serial,
+            None => state.insert_measure(
+                &request.h_payto,
+                request.measures,
+                request.display_priority,
+                request.now,
+            ),
+        };
+        state.changes += 1;
+        Ok(Activated {
+            access_token,
+            measure_serial,
+        })
+    }
+
+    fn account_by_token(&self, token: &AccessToken) -> Result<Option<KycAccount>, StoreError> {
+        Ok(self
+            .lock()
+            .accounts
+            .iter()
+            .find(|a| &a.access_token == token)
+            .cloned())
+    }
+
+    fn account(&self, h_payto: &NormalizedPaytoHash) -> Result<Option<KycAccount>, StoreError> {
+        Ok(self
+            .lock()
+            .accounts
+            .iter()
+            .find(|a| &a.h_payto == h_payto)
+            .cloned())
+    }
+
+    fn open_measure(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<MeasureRow>, StoreError> {
+        Ok(self
+            .lock()
+            .measures
+            .iter()
+            .find(|m| &m.h_payto == h_payto && !m.is_finished)
+            .cloned())
+    }
+
+    fn measure(&self, serial: u64) -> Result<Option<MeasureRow>, StoreError> {
+        Ok(self
+            .lock()
+            .measures
+            .iter()
+            .find(|m| m.serial == serial)
+            .cloned())
+    }
+
+    fn active_outcome(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<OutcomeRow>, StoreError> {
+        Ok(self
+            .lock()
+            .outcomes
+            .iter()
+            .find(|o| &o.h_payto == h_payto && o.is_active)
+            .cloned())
+    }
+
+    fn begin_process(
+        &self,
+        measure_serial: u64,
+        index: u32,
+        provider: &str,
+        now: Timestamp,
+    ) -> Result<BeginProcess, StoreError> {
+        let mut state = self.lock();
+        let Some(measure) = state
+            .measures
+            .iter()
+            .find(|m| m.serial == measure_serial)
+            .cloned()
+        else {
+            return Ok(BeginProcess::MeasureFinished);
+        };
+        if measure.is_finished {
+            return Ok(BeginProcess::MeasureFinished);
+        }
+        let existing = state
+            .processes
+            .iter_mut()
+            .find(|p| p.measure_serial == measure_serial && p.measure_index == index);
+        if let Some(process) = existing {
+            if let (false, Some(url)) = (process.finished, &process.redirect_url) {
+                return Ok(BeginProcess::Existing {
+                    redirect_url: url.clone(),
+                });
+            }
+            process.provider = provider.to_owned();
+            process.start_time = now;
+            process.provider_user_id = None;
+            process.provider_legitimization_id = None;
+            process.redirect_url = None;
+            process.finished = false;
+            process.error_code = 0;
+            process.error_message = None;
+            return Ok(BeginProcess::Started {
+                process_serial: process.serial,
+            });
+        }
+        let serial = state.processes.len() as u64 + 1;
+        state.processes.push(ProcessRow {
+            serial,
+            h_payto: measure.h_payto,
+            measure_serial,
+            measure_index: index,
+            provider: provider.to_owned(),
+            provider_user_id: None,
+            provider_legitimization_id: None,
+            redirect_url: None,
+            start_time: now,
+            finished: false,
+            error_code: 0,
+            error_message: None,
+        });
+        Ok(BeginProcess::Started {
+            process_serial: serial,
+        })
+    }
+
+    fn record_redirect(&self, process_serial: u64, redirect_url: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(process) = state
+            .processes
+            .iter_mut()
+            .find(|p| p.serial == process_serial)
+        {
+            process.redirect_url = Some(redirect_url.to_owned());
+            process.provider_legitimization_id = Some(process_serial.to_string());
+        }
+        Ok(())
+    }
+
+    fn fail_process(
+        &self,
+        process_serial: u64,
+        code: u32,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(process) = state
+            .processes
+            .iter_mut()
+            .find(|p| p.serial == process_serial)
+        {
+            process.finished = true;
+            process.error_code = code;
+            process.error_message = Some(message.to_owned());
+        }
+        state.changes += 1;
+        Ok(())
+    }
+
+    fn open_process(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        provider: &str,
+    ) -> Result<Option<ProcessRow>, StoreError> {
+        let state = self.lock();
+        let newest = state
+            .processes
+            .iter()
+            .filter(|p| &p.h_payto == h_payto && p.provider == provider && !p.finished)
+            .max_by_key(|p| p.serial);
+        Ok(newest.cloned())
+    }
+
+    fn finished_process(
+        &self,
+        measure_serial: u64,
+        index: u32,
+    ) -> Result<Option<FinishedProcess>, StoreError> {
+        let state = self.lock();
+        let Some(process) = state.processes.iter().find(|p| {
+            p.measure_serial == measure_serial
+                && p.measure_index == index
+                && p.finished
+                && p.error_code == 0
+        }) else {
+            return Ok(None);
+        };
+        let attributes = state
+            .attributes
+            .iter()
+            .find(|(serial, _, _)| *serial == Some(process.serial))
+            .map(|(_, _, a)| a.encrypted.clone());
+        Ok(Some(FinishedProcess {
+            process: process.clone(),
+            attributes,
+        }))
+    }
+
+    fn complete(&self, completion: Completion) -> Result<CompleteOutcome, StoreError> {
+        let mut state = self.lock();
+        let open = state
+            .measures
+            .iter()
+            .any(|m| m.serial == completion.measure_serial && !m.is_finished);
+        if !open {
+            return Ok(CompleteOutcome::AlreadyFinished);
+        }
+        let process_serial = match &completion.process {
+            CompletedProcess::Provider {
+                process_serial,
+                provider_user_id,
+            } => {
+                let Some(process) = state
+                    .processes
+                    .iter_mut()
+                    .find(|p| p.serial == *process_serial && !p.finished)
+                else {
+                    return Ok(CompleteOutcome::AlreadyFinished);
+                };
+                process.provider_user_id = Some(provider_user_id.clone());
+                process.finished = true;
+                *process_serial
+            }
+            CompletedProcess::Form { measure_index } => {
+                let serial = state.processes.len() as u64 + 1;
+                state.processes.push(ProcessRow {
+                    serial,
+                    h_payto: completion.h_payto,
+                    measure_serial: completion.measure_serial,
+                    measure_index: *measure_index,
+                    provider: "FORM".into(),
+                    provider_user_id: None,
+                    provider_legitimization_id: None,
+                    redirect_url: None,
+                    start_time: completion.now,
+                    finished: true,
+                    error_code: 0,
+                    error_message: None,
+                });
+                serial
+            }
+        };
+        state.attributes.push((
+            Some(process_serial),
+            completion.h_payto,
+            completion.attributes,
+        ));
+        if let Some(outcome) = completion.outcome {
+            for old in state
+                .outcomes
+                .iter_mut()
+                .filter(|o| o.h_payto == completion.h_payto)
+            {
+                old.is_active = false;
+            }
+            let serial = state.outcomes.len() as u64 + 1;
+            state.outcomes.push(OutcomeRow {
+                serial,
+                h_payto: completion.h_payto,
+                decision_time: completion.now,
+                expiration_time: outcome.expiration_time,
+                properties: outcome.properties,
+                to_investigate: outcome.to_investigate,
+                is_active: true,
+                new_rules: Some(outcome.new_rules),
+            });
+        }
+        state.finish_measure(completion.measure_serial);
+        if let Some(next) = completion.next_measures {
+            state.insert_measure(&completion.h_payto, next, 0, completion.now);
+        }
+        state.changes += 1;
+        Ok(CompleteOutcome::Completed)
+    }
+
+    fn settle(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        measure_serial: u64,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) -> Result<CompleteOutcome, StoreError> {
+        let mut state = self.lock();
+        if !state
+            .measures
+            .iter()
+            .any(|m| m.serial == measure_serial && !m.is_finished)
+        {
+            return Ok(CompleteOutcome::AlreadyFinished);
+        }
+        state.insert_outcome(h_payto, outcome, now);
+        state.finish_measure(measure_serial);
+        state.changes += 1;
+        Ok(CompleteOutcome::Completed)
+    }
+
+    fn change_counter(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().changes)
+    }
+}

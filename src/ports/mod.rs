@@ -21,6 +21,22 @@ pub enum StoreError {
     Internal(String),
 }
 
+/// A store failure as the services answer it: 503 when worth retrying, else 500. The cause
+/// stays in the detail, which the HTTP layer logs and does not send.
+impl From<StoreError> for crate::domain::primitives::TalerError {
+    fn from(error: StoreError) -> Self {
+        use crate::domain::primitives::{ErrorCode, TalerError};
+        match error {
+            StoreError::Unavailable(cause) => {
+                TalerError::new(ErrorCode::GenericDbSoftFailure).with_detail(cause)
+            }
+            StoreError::Internal(cause) => {
+                TalerError::new(ErrorCode::GenericDbFetchFailed).with_detail(cause)
+            }
+        }
+    }
+}
+
 impl StoreError {
     /// An amount computation inside a transaction failed (e.g. overflow past 2^52).
     pub fn amount(error: crate::domain::primitives::AmountError) -> StoreError {

@@ -161,9 +161,6 @@ fn bank_status(code: ErrorCode) -> StatusCode {
 /// Turns a bank error into its response; 401s carry a Basic challenge.
 fn bank_error(error: TalerError) -> Response {
     let status = bank_status(error.code);
-    if status.is_server_error() {
-        tracing::error!(code = error.code.number(), detail = ?error.detail, "bank request failed");
-    }
     let mut response = ApiError { status, error }.into_response();
     if status == StatusCode::UNAUTHORIZED {
         response

@@ -57,7 +57,13 @@ impl From<ErrorCode> for ApiError {
 }
 
 impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+    /// Server errors keep their cause in the log: the client gets the code and hint only.
+    fn into_response(mut self) -> Response {
+        if self.status.is_server_error()
+            && let Some(detail) = self.error.detail.take()
+        {
+            tracing::error!(code = self.error.code.number(), %detail, "request failed");
+        }
         (self.status, Json(self.error)).into_response()
     }
 }

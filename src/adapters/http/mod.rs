@@ -11,7 +11,9 @@ pub mod body;
 mod challenger;
 pub mod error;
 mod exchange;
+pub mod kyc;
 pub mod lanes;
+mod pages;
 
 use std::future::Future;
 use std::sync::Arc;

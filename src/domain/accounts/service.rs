@@ -6,7 +6,6 @@ use std::sync::Arc;
 use crate::domain::primitives::{
     Amount, AmountError, Currency, ErrorCode, Iban, RelativeTime, TalerError, secret_hash,
 };
-use crate::ports::StoreError;
 use crate::ports::accounts::{AccountStore, AddressChoice, CreateOutcome, NewAccount};
 use crate::ports::clock::Clock;
 use crate::ports::password::PasswordHasher;
@@ -58,15 +57,6 @@ pub struct AccountService {
 /// A failure of the store or the hasher: a 500 whose cause goes to the log only.
 pub(super) fn internal(error: impl std::fmt::Display) -> TalerError {
     TalerError::new(ErrorCode::GenericInternalInvariantFailure).with_detail(error.to_string())
-}
-
-impl From<StoreError> for TalerError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::Unavailable(_) => TalerError::new(ErrorCode::GenericDbSoftFailure),
-            StoreError::Internal(_) => TalerError::new(ErrorCode::GenericDbFetchFailed),
-        }
-    }
 }
 
 pub(super) fn error(code: ErrorCode, hint: &'static str) -> TalerError {

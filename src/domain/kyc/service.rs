@@ -114,6 +114,11 @@ impl KycService {
         &self.base_url
     }
 
+    /// Changes whenever KYC data changed, in this process or another (for long polls).
+    pub fn change_counter(&self) -> Result<u64, TalerError> {
+        Ok(self.store.change_counter()?)
+    }
+
     /// Opens the measures of `spec` for the account of the full payto `payto` (the admin
     /// trigger and the CLI); a `skip` measure runs its program at once.
     pub fn trigger(&self, payto: &str, spec: &MeasureSpec) -> Result<Triggered, TalerError> {

@@ -622,3 +622,8 @@ impl KycStore for InMemoryKycStore {
         Ok(self.lock().changes)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    crate::ports::kyc_conformance::kyc_store_conformance!(super::InMemoryKycStore::default());
+}

@@ -7,6 +7,8 @@ pub mod accounts;
 pub mod clock;
 pub mod health;
 pub mod kyc;
+#[cfg(test)]
+pub mod kyc_conformance;
 pub mod password;
 pub mod provider_http;
 pub mod random;

@@ -1,0 +1,388 @@
+//! The `KycStore` conformance suite, written once and run against every implementation
+//! (`kyc_store_conformance!`). Each function takes a fresh, empty store.
+
+use crate::domain::kyc::{
+    AccessToken, LegitimizationMeasures, LegitimizationRuleSet, MeasureInformation,
+};
+use crate::domain::primitives::{NormalizedPaytoHash, Timestamp};
+
+use super::kyc::{
+    ActivateMeasures, BeginProcess, CompleteOutcome, CompletedProcess, Completion, KycStore,
+    NewAttributes, NewOutcome,
+};
+
+/// Expands to one `#[test]` per conformance function; `guarded:` keeps a fixture guard alive.
+macro_rules! kyc_store_conformance {
+    (guarded: $fixture:expr) => {
+        $crate::ports::kyc_conformance::kyc_store_conformance!(@tests $fixture;
+            activation_creates_the_account_once,
+            identical_sets_are_reused_and_others_supersede,
+            processes_start_idempotently_and_restart_after_failure,
+            completion_stores_everything_at_once,
+            completion_of_a_finished_set_changes_nothing,
+            forms_complete_with_a_process_of_their_own,
+            settling_replaces_the_active_outcome,
+            open_process_is_the_newest_unfinished_one,
+            the_change_counter_moves_with_every_change,
+        );
+    };
+    (@tests $fixture:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let (_guard, store) = $fixture;
+                $crate::ports::kyc_conformance::$name(&store);
+            }
+        )*
+    };
+    ($make:expr) => {
+        $crate::ports::kyc_conformance::kyc_store_conformance!(guarded: ((), $make));
+    };
+}
+pub(crate) use kyc_store_conformance;
+
+fn at(seconds: u64) -> Timestamp {
+    Timestamp::from_seconds(seconds).unwrap()
+}
+
+fn account(n: u8) -> NormalizedPaytoHash {
+    NormalizedPaytoHash([n; 32])
+}
+
+fn set(checks: &[&str]) -> LegitimizationMeasures {
+    LegitimizationMeasures {
+        measures: checks
+            .iter()
+            .map(|check| MeasureInformation {
+                check_name: (*check).to_owned(),
+                prog_name: "accept".into(),
+                context: Some(serde_json::json!({})),
+                rule_name: None,
+                operation_type: None,
+            })
+            .collect(),
+        is_and_combinator: false,
+        verboten: false,
+    }
+}
+
+fn activate(store: &dyn KycStore, n: u8, checks: &[&str]) -> (AccessToken, u64) {
+    let activated = store
+        .activate_measures(ActivateMeasures {
+            h_payto: account(n),
+            normalized_payto: format!("payto://x-taler-bank/localhost/u{n}"),
+            full_payto: Some(format!(
+                "payto://x-taler-bank/localhost/u{n}?receiver-name=U"
+            )),
+            new_token: AccessToken([n.wrapping_add(100); 32]),
+            account_pub: None,
+            measures: set(checks),
+            display_priority: 0,
+            now: at(1_000),
+        })
+        .unwrap();
+    (activated.access_token, activated.measure_serial)
+}
+
+fn rules(expiration: u64) -> LegitimizationRuleSet {
+    LegitimizationRuleSet {
+        expiration_time: at(expiration),
+        successor_measure: None,
+        rules: Vec::new(),
+        custom_measures: Default::default(),
+    }
+}
+
+fn outcome(expiration: u64) -> NewOutcome {
+    NewOutcome {
+        expiration_time: at(expiration),
+        properties: Some(serde_json::json!({"checked": true})),
+        to_investigate: false,
+        new_rules: rules(expiration),
+    }
+}
+
+fn attributes(blob: &[u8]) -> NewAttributes {
+    NewAttributes {
+        form_id: Some("form".into()),
+        collection_time: at(2_000),
+        expiration_time: Timestamp::never(),
+        encrypted: blob.to_vec(),
+        provider_name: Some("challenger".into()),
+    }
+}
+
+pub fn activation_creates_the_account_once(store: &dyn KycStore) {
+    let (token, _) = activate(store, 1, &["email"]);
+    assert_eq!(token, AccessToken([101; 32]));
+    let stored = store.account(&account(1)).unwrap().unwrap();
+    assert_eq!(stored.access_token, token);
+    assert_eq!(stored.normalized_payto, "payto://x-taler-bank/localhost/u1");
+    assert_eq!(store.account_by_token(&token).unwrap(), Some(stored));
+    // A later activation keeps the first token.
+    let again = store
+        .activate_measures(ActivateMeasures {
+            h_payto: account(1),
+            normalized_payto: "payto://x-taler-bank/localhost/u1".into(),
+            full_payto: None,
+            new_token: AccessToken([7; 32]),
+            account_pub: None,
+            measures: set(&["personal"]),
+            display_priority: 0,
+            now: at(1_001),
+        })
+        .unwrap();
+    assert_eq!(again.access_token, token);
+    assert!(
+        store
+            .account_by_token(&AccessToken([7; 32]))
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.account(&account(2)).unwrap().is_none());
+}
+
+pub fn identical_sets_are_reused_and_others_supersede(store: &dyn KycStore) {
+    let (_, first) = activate(store, 1, &["email"]);
+    let (_, same) = activate(store, 1, &["email"]);
+    assert_eq!(same, first);
+    let started = store
+        .begin_process(first, 0, "challenger", at(1_500))
+        .unwrap();
+    let BeginProcess::Started { .. } = started else {
+        panic!("{started:?}")
+    };
+    let (_, second) = activate(store, 1, &["personal"]);
+    assert_ne!(second, first);
+    assert!(store.measure(first).unwrap().unwrap().is_finished);
+    let open = store.open_measure(&account(1)).unwrap().unwrap();
+    assert_eq!(
+        (open.serial, open.measures.clone()),
+        (second, set(&["personal"]))
+    );
+    // The superseded set's process was finished with it.
+    assert!(
+        store
+            .open_process(&account(1), "challenger")
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.measure(9_999).unwrap().is_none());
+}
+
+pub fn processes_start_idempotently_and_restart_after_failure(store: &dyn KycStore) {
+    let (_, serial) = activate(store, 1, &["email"]);
+    let BeginProcess::Started { process_serial } = store
+        .begin_process(serial, 0, "challenger", at(1_100))
+        .unwrap()
+    else {
+        panic!("not started");
+    };
+    // Before the redirect is known, a second start restarts the same row.
+    assert_eq!(
+        store
+            .begin_process(serial, 0, "challenger", at(1_101))
+            .unwrap(),
+        BeginProcess::Started { process_serial }
+    );
+    store
+        .record_redirect(process_serial, "https://provider/go")
+        .unwrap();
+    let open = store
+        .open_process(&account(1), "challenger")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        open.provider_legitimization_id,
+        Some(process_serial.to_string())
+    );
+    assert_eq!(
+        store
+            .begin_process(serial, 0, "challenger", at(1_102))
+            .unwrap(),
+        BeginProcess::Existing {
+            redirect_url: "https://provider/go".into()
+        }
+    );
+    store
+        .fail_process(process_serial, 1926, "setup failed")
+        .unwrap();
+    assert!(
+        store
+            .open_process(&account(1), "challenger")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .begin_process(serial, 0, "challenger", at(1_103))
+            .unwrap(),
+        BeginProcess::Started { process_serial }
+    );
+    assert_eq!(
+        store
+            .begin_process(9_999, 0, "challenger", at(1_104))
+            .unwrap(),
+        BeginProcess::MeasureFinished
+    );
+}
+
+pub fn completion_stores_everything_at_once(store: &dyn KycStore) {
+    let (_, serial) = activate(store, 1, &["email"]);
+    let BeginProcess::Started { process_serial } = store
+        .begin_process(serial, 0, "challenger", at(1_100))
+        .unwrap()
+    else {
+        panic!("not started");
+    };
+    store
+        .record_redirect(process_serial, "https://provider/go")
+        .unwrap();
+    let completion = Completion {
+        h_payto: account(1),
+        measure_serial: serial,
+        process: CompletedProcess::Provider {
+            process_serial,
+            provider_user_id: "42".into(),
+        },
+        attributes: attributes(b"sealed"),
+        outcome: Some(outcome(5_000)),
+        next_measures: None,
+        now: at(2_000),
+    };
+    assert_eq!(
+        store.complete(completion).unwrap(),
+        CompleteOutcome::Completed
+    );
+    assert!(store.measure(serial).unwrap().unwrap().is_finished);
+    assert!(store.open_measure(&account(1)).unwrap().is_none());
+    let finished = store.finished_process(serial, 0).unwrap().unwrap();
+    assert_eq!(finished.process.provider_user_id.as_deref(), Some("42"));
+    assert_eq!(finished.attributes.as_deref(), Some(&b"sealed"[..]));
+    let active = store.active_outcome(&account(1)).unwrap().unwrap();
+    assert_eq!(active.new_rules, Some(rules(5_000)));
+    assert_eq!(active.expiration_time, at(5_000));
+    assert_eq!(
+        active.properties,
+        Some(serde_json::json!({"checked": true}))
+    );
+    assert!(active.is_active && !active.to_investigate);
+}
+
+pub fn completion_of_a_finished_set_changes_nothing(store: &dyn KycStore) {
+    let (_, serial) = activate(store, 1, &["email"]);
+    let (_, _) = activate(store, 1, &["personal"]);
+    let completion = Completion {
+        h_payto: account(1),
+        measure_serial: serial,
+        process: CompletedProcess::Form { measure_index: 0 },
+        attributes: attributes(b"late"),
+        outcome: Some(outcome(5_000)),
+        next_measures: None,
+        now: at(2_000),
+    };
+    assert_eq!(
+        store.complete(completion).unwrap(),
+        CompleteOutcome::AlreadyFinished
+    );
+    assert!(store.active_outcome(&account(1)).unwrap().is_none());
+    assert!(store.finished_process(serial, 0).unwrap().is_none());
+}
+
+pub fn forms_complete_with_a_process_of_their_own(store: &dyn KycStore) {
+    let (_, serial) = activate(store, 1, &["personal", "email"]);
+    let completion = Completion {
+        h_payto: account(1),
+        measure_serial: serial,
+        process: CompletedProcess::Form { measure_index: 1 },
+        attributes: attributes(b"form"),
+        outcome: None,
+        next_measures: Some(set(&["email"])),
+        now: at(2_000),
+    };
+    assert_eq!(
+        store.complete(completion).unwrap(),
+        CompleteOutcome::Completed
+    );
+    let finished = store.finished_process(serial, 1).unwrap().unwrap();
+    assert_eq!(finished.process.provider, "FORM");
+    assert_eq!(finished.attributes.as_deref(), Some(&b"form"[..]));
+    let next = store.open_measure(&account(1)).unwrap().unwrap();
+    assert_ne!(next.serial, serial);
+    assert_eq!(next.measures, set(&["email"]));
+}
+
+pub fn settling_replaces_the_active_outcome(store: &dyn KycStore) {
+    let (_, first) = activate(store, 1, &["skip"]);
+    assert_eq!(
+        store
+            .settle(&account(1), first, outcome(5_000), at(2_000))
+            .unwrap(),
+        CompleteOutcome::Completed
+    );
+    let before = store.active_outcome(&account(1)).unwrap().unwrap();
+    assert_eq!(
+        store
+            .settle(&account(1), first, outcome(6_000), at(2_001))
+            .unwrap(),
+        CompleteOutcome::AlreadyFinished
+    );
+    let (_, second) = activate(store, 1, &["skip"]);
+    assert_eq!(
+        store
+            .settle(&account(1), second, outcome(7_000), at(2_002))
+            .unwrap(),
+        CompleteOutcome::Completed
+    );
+    let after = store.active_outcome(&account(1)).unwrap().unwrap();
+    assert!(after.serial > before.serial);
+    assert_eq!(after.expiration_time, at(7_000));
+    assert!(store.active_outcome(&account(2)).unwrap().is_none());
+}
+
+pub fn open_process_is_the_newest_unfinished_one(store: &dyn KycStore) {
+    let (_, serial) = activate(store, 1, &["email", "email2"]);
+    let BeginProcess::Started {
+        process_serial: first,
+    } = store
+        .begin_process(serial, 0, "challenger", at(1_100))
+        .unwrap()
+    else {
+        panic!("not started");
+    };
+    let BeginProcess::Started {
+        process_serial: second,
+    } = store
+        .begin_process(serial, 1, "challenger", at(1_101))
+        .unwrap()
+    else {
+        panic!("not started");
+    };
+    assert!(second > first);
+    assert_eq!(
+        store
+            .open_process(&account(1), "challenger")
+            .unwrap()
+            .unwrap()
+            .serial,
+        second
+    );
+    assert!(store.open_process(&account(1), "other").unwrap().is_none());
+    assert!(
+        store
+            .open_process(&account(2), "challenger")
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub fn the_change_counter_moves_with_every_change(store: &dyn KycStore) {
+    let start = store.change_counter().unwrap();
+    let (_, serial) = activate(store, 1, &["skip"]);
+    let after_activation = store.change_counter().unwrap();
+    assert!(after_activation > start);
+    store
+        .settle(&account(1), serial, outcome(5_000), at(2_000))
+        .unwrap();
+    assert!(store.change_counter().unwrap() > after_activation);
+}

@@ -4,10 +4,14 @@
 #[cfg(test)]
 pub mod account_conformance;
 pub mod accounts;
+#[cfg(test)]
+pub mod challenge_conformance;
+pub mod challenges;
 pub mod clock;
 pub mod health;
 pub mod password;
 pub mod random;
+pub mod sender;
 
 /// A store could not do its job; the domain answers such failures with a 5xx.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -121,7 +121,8 @@ impl ChallengeService {
         &self.settings
     }
 
-    pub(super) fn now(&self) -> Timestamp {
+    /// The current time of the service's clock (pages show times relative to it).
+    pub fn now(&self) -> Timestamp {
         self.clock.now()
     }
 

@@ -765,4 +765,48 @@ mod tests {
         let fallback = config.currency_specification("CHF").unwrap();
         assert_eq!(fallback.name, "CHF");
     }
+
+    #[test]
+    fn challenger_options_and_instances() {
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        let default = &config.challenger;
+        assert_eq!(default.section, "challenger");
+        assert_eq!(default.instance_name(), None);
+        assert_eq!(default.delivery, Delivery::Outbox);
+        assert_eq!(
+            default.validation_duration,
+            RelativeTime::from_seconds(86_400)
+        );
+        assert_eq!(default.code_lifetime, RelativeTime::from_seconds(600));
+        assert_eq!(default.max_auth_attempts, 3);
+        assert!(config.challenger_instances.is_empty());
+        let config = load(
+            "[challenger]\nAUTH_COMMAND = /bin/true\nTOKEN_LIFETIME = forever\n\
+             MAX_PIN_TRANSMISSIONS = 5\n[challenger-sms]\nADDRESS_TYPE = phone\nDELIVERY = log\n",
+        )
+        .unwrap();
+        assert_eq!(config.challenger.delivery, Delivery::Command);
+        assert!(config.challenger.token_lifetime.is_forever());
+        assert_eq!(config.challenger.max_pin_transmissions, 5);
+        let sms = &config.challenger_instances[0];
+        assert_eq!(sms.instance_name(), Some("sms"));
+        assert_eq!(sms.address_type, "phone");
+        assert_eq!(sms.restrictions, serde_json::json!({}));
+        assert_eq!(sms.delivery, Delivery::Log);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn bad_challenger_options_are_errors() {
+        for text in [
+            "[challenger]\nADDRESS_RESTRICTIONS = {\"CONTACT_EMAIL\": {\"regex\": \"(\"}}\n",
+            "[challenger]\nADDRESS_RESTRICTIONS = {\"CONTACT_EMAIL\": {}}\n",
+            "[challenger]\nDELIVERY = command\n",
+            "[challenger]\nMAX_AUTH_ATTEMPTS = 99999999999\n",
+            "[challenger]\nCODE_LIFETIME = soon\n",
+            "[talerbox]\nBANK_PREFIX = /challenger-x/\n[challenger-x]\nADDRESS_TYPE = email\n",
+        ] {
+            assert!(load(text).is_err(), "{text}");
+        }
+    }
 }

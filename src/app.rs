@@ -10,22 +10,41 @@ use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::adapters::delivery::{CommandSender, LogSender, OutboxSender};
 use crate::adapters::http::lanes::QuickLane;
 use crate::adapters::http::{self, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
-use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore};
+use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore, SqliteChallengeStore};
 use crate::adapters::system::{OsRandom, SystemClock};
-use crate::config::{BankConfig, Config};
+use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
+use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSettings, Restriction};
+use crate::ports::sender::Sender;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "talerbox.sqlite3";
+
+/// Directory of the outbox sender inside the data directory (`[challenger-NAME]` uses its
+/// subdirectory `NAME`).
+pub const OUTBOX_DIR: &str = "outbox";
+
+/// How often expired challenger validations and grants are purged.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// One challenger instance: its configuration, its service and where its outbox is.
+pub struct ChallengerInstance {
+    pub config: ChallengerConfig,
+    pub service: Arc<ChallengeService>,
+    pub outbox: PathBuf,
+}
 
 /// An opened installation: its configuration, its (migrated) database and the services.
 pub struct App {
     pub config: Config,
     pub db: Arc<Database>,
     pub accounts: Arc<AccountService>,
+    /// `[challenger]` first, then every `[challenger-NAME]`.
+    pub challengers: Vec<ChallengerInstance>,
 }
 
 impl App {
@@ -43,11 +62,29 @@ impl App {
         accounts
             .ensure_admin()
             .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+        let challengers = std::iter::once(&config.challenger)
+            .chain(&config.challenger_instances)
+            .map(|instance| challenger_instance(&config, instance, &db))
+            .collect::<anyhow::Result<_>>()?;
         Ok(App {
             config,
             db,
             accounts,
+            challengers,
         })
+    }
+
+    /// The challenger instance `[challenger-NAME]`, or `[challenger]` for `None`.
+    pub fn challenger(&self, name: Option<&str>) -> anyhow::Result<&ChallengerInstance> {
+        self.challengers
+            .iter()
+            .find(|c| c.config.instance_name() == name)
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no challenger instance [challenger-{}] is configured",
+                    name.unwrap_or_default()
+                )
+            })
     }
 
     /// The router of all components, with URLs derived from the bound address.
@@ -65,6 +102,18 @@ impl App {
         let exchange_currency = self
             .config
             .currency_specification(&self.config.exchange.currency)?;
+        let quick = QuickLane::start(cores())?;
+        let mut challengers = Vec::new();
+        for instance in &self.challengers {
+            let http = ChallengerHttp::new(
+                &instance.config,
+                Arc::clone(&instance.service),
+                Arc::clone(&quick),
+            )?;
+            challengers.push((format!("/{}/", instance.config.section), http));
+        }
+        // The first is `[challenger]`, served at the challenger prefix.
+        let (_, challenger) = challengers.remove(0);
         let context = HttpContext {
             health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
             bank: BankHttp::new(
@@ -72,10 +121,11 @@ impl App {
                 &bank_url,
                 &bank_currency,
                 Arc::clone(&self.accounts),
-                QuickLane::start(cores())?,
+                quick,
             ),
             exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency),
-            challenger: ChallengerHttp::new(&self.config.challenger),
+            challenger,
+            challenger_instances: challengers,
             prefixes: Prefixes {
                 bank: server.bank_prefix.clone(),
                 exchange: server.exchange_prefix.clone(),
@@ -104,6 +154,92 @@ fn account_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<Accoun
     )
     .map_err(|e| anyhow::anyhow!("starting the account service: {e}"))?;
     Ok(service)
+}
+
+/// A challenger instance on its SQLite store, with the configured PIN delivery.
+fn challenger_instance(
+    config: &Config,
+    instance: &ChallengerConfig,
+    db: &Arc<Database>,
+) -> anyhow::Result<ChallengerInstance> {
+    let mut outbox = config.server.data_dir.join(OUTBOX_DIR);
+    if let Some(name) = instance.instance_name() {
+        outbox.push(name);
+    }
+    let sender: Arc<dyn Sender> = match (instance.delivery, &instance.auth_command) {
+        (Delivery::Command, Some(command)) => Arc::new(CommandSender::new(command)),
+        (Delivery::Log, _) => Arc::new(LogSender),
+        _ => Arc::new(OutboxSender::new(outbox.clone(), Arc::new(SystemClock))),
+    };
+    let service = ChallengeService::new(
+        Arc::new(SqliteChallengeStore::new(Arc::clone(db), &instance.section)),
+        sender,
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+        challenger_settings(instance)?,
+    );
+    Ok(ChallengerInstance {
+        config: instance.clone(),
+        service: Arc::new(service),
+        outbox,
+    })
+}
+
+/// The rules' view of a `[challenger]` section.
+fn challenger_settings(instance: &ChallengerConfig) -> anyhow::Result<ChallengerSettings> {
+    let section = &instance.section;
+    let address_type = AddressType::parse(&instance.address_type)
+        .with_context(|| format!("[{section}] ADDRESS_TYPE"))?;
+    let mut restrictions = Vec::new();
+    for (field, rule) in instance.restrictions.as_object().into_iter().flatten() {
+        let pattern = rule
+            .get("regex")
+            .and_then(serde_json::Value::as_str)
+            .with_context(|| format!("[{section}] ADDRESS_RESTRICTIONS: {field}"))?;
+        restrictions.push(Restriction {
+            field: field.clone(),
+            regex: regex::Regex::new(pattern)
+                .with_context(|| format!("[{section}] ADDRESS_RESTRICTIONS: {field}"))?,
+            hint: rule
+                .get("hint")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned),
+        });
+    }
+    Ok(ChallengerSettings {
+        address_type,
+        restrictions,
+        validation_duration: instance.validation_duration,
+        validation_expiration: instance.validation_expiration,
+        retransmission_frequency: instance.pin_retransmission_frequency,
+        max_address_changes: instance.max_address_changes,
+        max_pin_transmissions: instance.max_pin_transmissions,
+        max_auth_attempts: instance.max_auth_attempts,
+        code_lifetime: instance.code_lifetime,
+        token_lifetime: instance.token_lifetime,
+    })
+}
+
+/// Purges expired challenger validations and grants every `PURGE_INTERVAL`, from startup on.
+async fn purge_periodically(services: Vec<Arc<ChallengeService>>) {
+    let mut interval = tokio::time::interval(PURGE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        for service in &services {
+            let service = Arc::clone(service);
+            match tokio::task::spawn_blocking(move || service.purge_expired()).await {
+                Ok(Ok(purged)) if purged.validations + purged.grants > 0 => tracing::info!(
+                    validations = purged.validations,
+                    grants = purged.grants,
+                    "purged expired challenger data"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "purging challenger data failed"),
+                Err(e) => tracing::warn!(error = %e, "purging challenger data failed"),
+            }
+        }
+    }
 }
 
 /// The rules' view of `[libeufin-bank]`.
@@ -160,8 +296,12 @@ pub async fn serve(
     let bound = listener.local_addr()?;
     let router = app.router(bound)?;
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
+    let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
+    let purge = tokio::spawn(purge_periodically(services.collect()));
     let _ = writeln!(std::io::stderr(), "talerbox: listening on http://{bound}/");
-    http::serve(listener, router, shutdown).await?;
+    let served = http::serve(listener, router, shutdown).await;
+    purge.abort();
+    served?;
     tracing::info!("server stopped");
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::domain::primitives::{Amount, Currency};
+use crate::domain::primitives::{Amount, Currency, RelativeTime};
 
 pub use ini::{ConfigError, Ini, Origin};
 
@@ -66,15 +66,8 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("exchange", &["CURRENCY", "BASE_URL"]),
-    (
-        "challenger",
-        &[
-            "ADDRESS_TYPE",
-            "ADDRESS_RESTRICTIONS",
-            "ADDRESS_HINT",
-            "BASE_URL",
-        ],
-    ),
+    ("challenger", CHALLENGER_OPTIONS),
+    ("challenger-*", CHALLENGER_OPTIONS),
     (
         "currency-*",
         &[
@@ -88,6 +81,35 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
         ],
     ),
 ];
+
+/// Options of `[challenger]` and of every `[challenger-NAME]` instance (challenger.md §11).
+/// `SERVE`, `PORT`, `BIND_TO`, `UNIXPATH`, `UNIXPATH_MODE` and `DB` are accepted for
+/// compatibility and ignored: talerbox has one listener and one database.
+const CHALLENGER_OPTIONS: &[&str] = &[
+    "ADDRESS_TYPE",
+    "ADDRESS_RESTRICTIONS",
+    "ADDRESS_HINT",
+    "AUTH_COMMAND",
+    "DELIVERY",
+    "BASE_URL",
+    "VALIDATION_DURATION",
+    "VALIDATION_EXPIRATION",
+    "PIN_RETRANSMISSION_FREQUENCY",
+    "MAX_ADDRESS_CHANGES",
+    "MAX_PIN_TRANSMISSIONS",
+    "MAX_AUTH_ATTEMPTS",
+    "CODE_LIFETIME",
+    "TOKEN_LIFETIME",
+    "SERVE",
+    "PORT",
+    "BIND_TO",
+    "UNIXPATH",
+    "UNIXPATH_MODE",
+    "DB",
+];
+
+/// The section of the default challenger instance; further instances are `challenger-NAME`.
+pub const CHALLENGER_SECTION: &str = "challenger";
 
 /// Values given on the command line; they override the file.
 #[derive(Debug, Default, Clone)]
@@ -103,7 +125,10 @@ pub struct Config {
     pub server: ServerConfig,
     pub bank: BankConfig,
     pub exchange: ExchangeConfig,
+    /// `[challenger]`, mounted at the challenger prefix.
     pub challenger: ChallengerConfig,
+    /// Every `[challenger-NAME]`, each mounted at `/challenger-NAME/`.
+    pub challenger_instances: Vec<ChallengerConfig>,
     pub kyc: kyc::KycConfig,
     /// Unknown options in known sections, to be logged at startup.
     pub warnings: Vec<String>,
@@ -151,12 +176,42 @@ pub struct ExchangeConfig {
     pub base_url: Option<String>,
 }
 
+/// One challenger instance: `[challenger]` or `[challenger-NAME]` (challenger.md §11).
 #[derive(Debug, Clone)]
 pub struct ChallengerConfig {
+    /// Its section name, which also keys its rows in the database.
+    pub section: String,
     pub base_url: Option<String>,
     pub address_type: String,
     pub address_hint: String,
+    /// `ADDRESS_RESTRICTIONS`: field → `{"regex", "hint"?}`, each regex valid.
     pub restrictions: serde_json::Value,
+    pub auth_command: Option<String>,
+    pub delivery: Delivery,
+    pub validation_duration: RelativeTime,
+    pub validation_expiration: RelativeTime,
+    pub pin_retransmission_frequency: RelativeTime,
+    pub max_address_changes: u32,
+    pub max_pin_transmissions: u32,
+    pub max_auth_attempts: u32,
+    pub code_lifetime: RelativeTime,
+    pub token_lifetime: RelativeTime,
+}
+
+/// How a challenger instance delivers PINs (`DELIVERY`; default: `command` when
+/// `AUTH_COMMAND` is set, otherwise `outbox`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Command,
+    Outbox,
+    Log,
+}
+
+impl ChallengerConfig {
+    /// `NAME` of `[challenger-NAME]`; `None` for `[challenger]`.
+    pub fn instance_name(&self) -> Option<&str> {
+        self.section.strip_prefix("challenger-")
+    }
 }
 
 /// `currency_specification` of `/config`, from a `[currency-*]` section.
@@ -198,7 +253,14 @@ impl Config {
             currency: currency(&ini, "exchange")?,
             base_url: base_url(&ini, "exchange")?,
         };
-        let challenger = ChallengerConfig::read(&ini, "challenger")?;
+        let challenger = ChallengerConfig::read(&ini, CHALLENGER_SECTION)?;
+        let mut challenger_instances = Vec::new();
+        for section in ini.sections() {
+            if section.starts_with("challenger-") {
+                challenger_instances.push(ChallengerConfig::read(&ini, section)?);
+            }
+        }
+        server.check_instance_prefixes(&ini, &challenger_instances)?;
         let kyc = kyc::KycConfig::read(&ini, &exchange.currency)?;
         kyc.validate()
             .map_err(|e| ini.invalid(&e.section, e.option, e.problem))?;
@@ -209,6 +271,7 @@ impl Config {
             bank,
             exchange,
             challenger,
+            challenger_instances,
             kyc,
             warnings,
         })
@@ -285,6 +348,33 @@ impl ServerConfig {
         Ok(())
     }
 
+    /// `[challenger-NAME]` is mounted at `/challenger-NAME/`, which no other prefix may be.
+    fn check_instance_prefixes(
+        &self,
+        ini: &Ini,
+        instances: &[ChallengerConfig],
+    ) -> Result<(), ConfigError> {
+        let fixed = [
+            &self.bank_prefix,
+            &self.exchange_prefix,
+            &self.challenger_prefix,
+        ];
+        for instance in instances {
+            let prefix = format!("/{}/", instance.section);
+            if fixed.iter().any(|p| **p == prefix) {
+                return Err(ini.invalid(
+                    "talerbox",
+                    "CHALLENGER_PREFIX",
+                    format!(
+                        "prefix {prefix} is also the instance [{}]",
+                        instance.section
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The public base URL, ending in `/`: the configured one, or derived from `bound`.
     pub fn public_base_url(&self, bound: SocketAddr) -> String {
         self.public_base_url
@@ -349,6 +439,19 @@ impl BankConfig {
 
 impl ChallengerConfig {
     fn read(ini: &Ini, section: &str) -> Result<ChallengerConfig, ConfigError> {
+        let name = section.strip_prefix("challenger-");
+        let valid_name = name.is_none_or(|n| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        });
+        if !valid_name {
+            return Err(ini.invalid(
+                section,
+                "ADDRESS_TYPE",
+                "instance names are letters, digits, '-', '_' and '.'",
+            ));
+        }
         let address_type = ini
             .get_choice(
                 section,
@@ -356,17 +459,94 @@ impl ChallengerConfig {
                 &["email", "phone", "postal", "postal-ch"],
             )?
             .unwrap_or_else(|| "email".to_owned());
+        // The embedded defaults set these for [challenger]; other instances of the e-mail
+        // type get the same, other types none.
+        let email = address_type == "email";
         let restrictions = match non_empty(ini.get_string(section, "ADDRESS_RESTRICTIONS")?) {
+            Some(text) => restrictions(ini, section, &text)?,
+            None if email => serde_json::json!({
+                "CONTACT_EMAIL": {"regex": "^[^@ ]+@[^@ ]+$", "hint": "e-mail address"}
+            }),
             None => serde_json::json!({}),
-            Some(text) => json_object(ini, section, "ADDRESS_RESTRICTIONS", &text)?,
+        };
+        let address_hint = match non_empty(ini.get_string(section, "ADDRESS_HINT")?) {
+            Some(hint) => hint,
+            None if email => "john@example.com".to_owned(),
+            None => String::new(),
+        };
+        let auth_command = non_empty(ini.get_string(section, "AUTH_COMMAND")?);
+        let delivery = match ini.get_choice(section, "DELIVERY", &["command", "outbox", "log"])? {
+            Some(choice) if choice == "command" => {
+                if auth_command.is_none() {
+                    return Err(ini.invalid(section, "DELIVERY", "command needs AUTH_COMMAND"));
+                }
+                Delivery::Command
+            }
+            Some(choice) if choice == "log" => Delivery::Log,
+            Some(_) => Delivery::Outbox,
+            None if auth_command.is_some() => Delivery::Command,
+            None => Delivery::Outbox,
+        };
+        let duration = |option: &str, default_seconds: u64| {
+            relative_time(ini, section, option, default_seconds)
+        };
+        let limit = |option: &str| -> Result<u32, ConfigError> {
+            match ini.get_number(section, option)? {
+                None => Ok(3),
+                Some(n) => u32::try_from(n).map_err(|_| ini.invalid(section, option, "too large")),
+            }
         };
         Ok(ChallengerConfig {
+            section: section.to_owned(),
             base_url: base_url(ini, section)?,
             address_type,
-            address_hint: non_empty(ini.get_string(section, "ADDRESS_HINT")?).unwrap_or_default(),
+            address_hint,
             restrictions,
+            auth_command,
+            delivery,
+            validation_duration: duration("VALIDATION_DURATION", 24 * 3600)?,
+            validation_expiration: duration("VALIDATION_EXPIRATION", 365 * 24 * 3600)?,
+            pin_retransmission_frequency: duration("PIN_RETRANSMISSION_FREQUENCY", 5 * 60)?,
+            max_address_changes: limit("MAX_ADDRESS_CHANGES")?,
+            max_pin_transmissions: limit("MAX_PIN_TRANSMISSIONS")?,
+            max_auth_attempts: limit("MAX_AUTH_ATTEMPTS")?,
+            code_lifetime: duration("CODE_LIFETIME", 10 * 60)?,
+            token_lifetime: duration("TOKEN_LIFETIME", 3600)?,
         })
     }
+}
+
+/// A relative time option, `default_seconds` when unset.
+fn relative_time(
+    ini: &Ini,
+    section: &str,
+    option: &str,
+    default_seconds: u64,
+) -> Result<RelativeTime, ConfigError> {
+    Ok(match ini.get_relative_time(section, option)? {
+        None => RelativeTime::from_seconds(default_seconds),
+        Some(ini::RelativeDuration::Forever) => RelativeTime::forever(),
+        Some(ini::RelativeDuration::Micros(micros)) => RelativeTime::from_micros(micros),
+    })
+}
+
+/// `ADDRESS_RESTRICTIONS`: a JSON object of `{"regex": string, "hint"?: string, ...}` whose
+/// regexes compile.
+fn restrictions(ini: &Ini, section: &str, text: &str) -> Result<serde_json::Value, ConfigError> {
+    const OPTION: &str = "ADDRESS_RESTRICTIONS";
+    let value = json_object(ini, section, OPTION, text)?;
+    for (field, rule) in value.as_object().into_iter().flatten() {
+        let Some(pattern) = rule.get("regex").and_then(serde_json::Value::as_str) else {
+            return Err(ini.invalid(section, OPTION, format!("{field}: no \"regex\" string")));
+        };
+        if let Err(e) = regex::Regex::new(pattern) {
+            return Err(ini.invalid(section, OPTION, format!("{field}: bad regex: {e}")));
+        }
+        if rule.get("hint").is_some_and(|h| !h.is_string()) {
+            return Err(ini.invalid(section, OPTION, format!("{field}: \"hint\" is a string")));
+        }
+    }
+    Ok(value)
 }
 
 fn read_currency_specification(
@@ -593,5 +773,49 @@ mod tests {
         assert_eq!(euro.alt_unit_names, serde_json::json!({"0": "€"}));
         let fallback = config.currency_specification("CHF").unwrap();
         assert_eq!(fallback.name, "CHF");
+    }
+
+    #[test]
+    fn challenger_options_and_instances() {
+        let config = Config::load(None, &Overrides::default()).unwrap();
+        let default = &config.challenger;
+        assert_eq!(default.section, "challenger");
+        assert_eq!(default.instance_name(), None);
+        assert_eq!(default.delivery, Delivery::Outbox);
+        assert_eq!(
+            default.validation_duration,
+            RelativeTime::from_seconds(86_400)
+        );
+        assert_eq!(default.code_lifetime, RelativeTime::from_seconds(600));
+        assert_eq!(default.max_auth_attempts, 3);
+        assert!(config.challenger_instances.is_empty());
+        let config = load(
+            "[challenger]\nAUTH_COMMAND = /bin/true\nTOKEN_LIFETIME = forever\n\
+             MAX_PIN_TRANSMISSIONS = 5\n[challenger-sms]\nADDRESS_TYPE = phone\nDELIVERY = log\n",
+        )
+        .unwrap();
+        assert_eq!(config.challenger.delivery, Delivery::Command);
+        assert!(config.challenger.token_lifetime.is_forever());
+        assert_eq!(config.challenger.max_pin_transmissions, 5);
+        let sms = &config.challenger_instances[0];
+        assert_eq!(sms.instance_name(), Some("sms"));
+        assert_eq!(sms.address_type, "phone");
+        assert_eq!(sms.restrictions, serde_json::json!({}));
+        assert_eq!(sms.delivery, Delivery::Log);
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn bad_challenger_options_are_errors() {
+        for text in [
+            "[challenger]\nADDRESS_RESTRICTIONS = {\"CONTACT_EMAIL\": {\"regex\": \"(\"}}\n",
+            "[challenger]\nADDRESS_RESTRICTIONS = {\"CONTACT_EMAIL\": {}}\n",
+            "[challenger]\nDELIVERY = command\n",
+            "[challenger]\nMAX_AUTH_ATTEMPTS = 99999999999\n",
+            "[challenger]\nCODE_LIFETIME = soon\n",
+            "[talerbox]\nBANK_PREFIX = /challenger-x/\n[challenger-x]\nADDRESS_TYPE = email\n",
+        ] {
+            assert!(load(text).is_err(), "{text}");
+        }
     }
 }

@@ -52,6 +52,43 @@ enum Command {
     /// Bank accounts (like libeufin-bank's admin commands).
     #[command(subcommand)]
     Bank(BankCommand),
+    /// Address validation: OAuth clients and the outbox (like challenger-admin).
+    Challenger(ChallengerArgs),
+}
+
+#[derive(clap::Args)]
+struct ChallengerArgs {
+    /// Act on the instance [challenger-NAME] instead of [challenger].
+    #[arg(long, global = true, value_name = "NAME")]
+    instance: Option<String>,
+    #[command(subcommand)]
+    command: ChallengerCommand,
+}
+
+#[derive(Subcommand)]
+enum ChallengerCommand {
+    /// OAuth clients of the instance.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// List the messages (with their PINs) that the outbox sender has written.
+    Outbox,
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints its id (the client_id) alone on the first line.
+    Add {
+        /// The client secret (any non-empty string; `secret-token:…` recommended).
+        #[arg(long)]
+        secret: String,
+        /// The one redirect URI of the client (http:// or https://).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uri: String,
+    },
+    /// List the clients: id, redirect URI, validations started.
+    List,
+    /// Delete a client with its validations and grants.
+    Delete { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -168,6 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Command::Bank(command) => bank(config, command),
+        Command::Challenger(args) => challenger(config, args),
         Command::Db(DbCommand::Backup { file }) => {
             talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
             println!("{}", file.display());
@@ -208,6 +246,58 @@ fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
             let admin = talerbox::domain::accounts::Caller::operator();
             let created = app.accounts.register(Some(&admin), request)?;
             println!("{}", created.internal_payto_uri);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> {
+    let app = App::open(config)?;
+    // `--instance phone` and `--instance challenger-phone` both name [challenger-phone].
+    let name = args
+        .instance
+        .as_deref()
+        .map(|n| n.strip_prefix("challenger-").unwrap_or(n))
+        .filter(|n| *n != "challenger");
+    let instance = app.challenger(name)?;
+    let service = &instance.service;
+    match args.command {
+        ChallengerCommand::Client(ClientCommand::Add {
+            secret,
+            redirect_uri,
+        }) => {
+            let client = service.add_client(&secret, &redirect_uri)?;
+            println!("{}", client.id);
+        }
+        ChallengerCommand::Client(ClientCommand::List) => {
+            for client in service.clients()? {
+                println!(
+                    "{}\t{}\t{}",
+                    client.id, client.redirect_uri, client.validation_counter
+                );
+            }
+        }
+        ChallengerCommand::Client(ClientCommand::Delete { id }) => {
+            if !service.delete_client(id)? {
+                eprintln!("talerbox: no client {id} in [{}]", instance.config.section);
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("client {id} deleted");
+        }
+        ChallengerCommand::Outbox => {
+            let messages = talerbox::adapters::delivery::OutboxSender::list(&instance.outbox)
+                .with_context(|| format!("reading {}", instance.outbox.display()))?;
+            for message in messages {
+                let seconds = message.time.as_seconds().unwrap_or_default();
+                let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
+                let cut = if message.truncated { "…" } else { "" };
+                println!("== {}", message.file.display());
+                println!("Date: {}", httpdate::fmt_http_date(time));
+                println!("To: {}{cut}", message.address);
+                println!();
+                println!("{}", message.message.trim_end());
+                println!();
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

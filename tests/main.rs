@@ -7,5 +7,6 @@
 mod support;
 
 mod bank;
+mod challenger;
 mod cli;
 mod http_basics;

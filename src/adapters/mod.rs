@@ -1,5 +1,6 @@
-//! Adapters: the outside world behind the ports (SQLite, HTTP).
+//! Adapters: the outside world behind the ports (SQLite, HTTP, message delivery).
 
+pub mod delivery;
 pub mod http;
 pub mod oauth;
 pub mod password;

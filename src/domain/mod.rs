@@ -1,5 +1,6 @@
 //! The domain: pure Rust rules over ports; no I/O, no async runtime, no storage engine.
 
 pub mod accounts;
+pub mod challenges;
 pub mod kyc;
 pub mod primitives;

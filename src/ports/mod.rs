@@ -4,6 +4,9 @@
 #[cfg(test)]
 pub mod account_conformance;
 pub mod accounts;
+#[cfg(test)]
+pub mod challenge_conformance;
+pub mod challenges;
 pub mod clock;
 pub mod health;
 pub mod kyc;
@@ -12,6 +15,7 @@ pub mod kyc_conformance;
 pub mod password;
 pub mod provider_http;
 pub mod random;
+pub mod sender;
 
 /// A store could not do its job; the domain answers such failures with a 5xx.
 #[derive(Debug, Clone, thiserror::Error)]

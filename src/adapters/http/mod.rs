@@ -42,7 +42,10 @@ pub struct HttpContext {
     pub health: Arc<dyn HealthProbe>,
     pub bank: bank::BankHttp,
     pub exchange: exchange::ExchangeHttp,
+    /// `[challenger]`, at the challenger prefix.
     pub challenger: challenger::ChallengerHttp,
+    /// Each `[challenger-NAME]` with its prefix `/challenger-NAME/`.
+    pub challenger_instances: Vec<(String, challenger::ChallengerHttp)>,
     pub prefixes: Prefixes,
 }
 
@@ -61,7 +64,7 @@ pub use exchange::ExchangeHttp;
 /// Builds the complete router of all components.
 pub fn router(context: HttpContext) -> Router {
     let mount = |prefix: &str| prefix.trim_end_matches('/').to_owned();
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(healthz))
         .with_state(Arc::clone(&context.health))
         .nest(&mount(&context.prefixes.bank), bank::router(context.bank))
@@ -72,7 +75,11 @@ pub fn router(context: HttpContext) -> Router {
         .nest(
             &mount(&context.prefixes.challenger),
             challenger::router(context.challenger),
-        )
+        );
+    for (prefix, instance) in context.challenger_instances {
+        router = router.nest(&mount(&prefix), challenger::router(instance));
+    }
+    router
         .fallback(error::endpoint_unknown)
         .layer(middleware::map_response(error::method_invalid_body))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))

@@ -9,6 +9,7 @@ use super::DbError;
 const STEPS: &[&str] = &[
     include_str!("migrations/0001_meta.sql"),
     include_str!("migrations/0002_accounts.sql"),
+    include_str!("migrations/0003_challenger.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -2,6 +2,7 @@
 //! writer connection with group commit (see `writer`).
 
 pub mod accounts;
+pub mod challenges;
 mod migrations;
 mod writer;
 
@@ -12,6 +13,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::SqliteAccountStore;
+pub use challenges::SqliteChallengeStore;
 pub use migrations::latest_version;
 pub use writer::Writer;
 

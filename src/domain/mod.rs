@@ -1,4 +1,5 @@
 //! The domain: pure Rust rules over ports; no I/O, no async runtime, no storage engine.
 
 pub mod accounts;
+pub mod aml;
 pub mod primitives;

@@ -4,9 +4,14 @@
 #[cfg(test)]
 pub mod account_conformance;
 pub mod accounts;
+pub mod aml;
+#[cfg(test)]
+pub mod aml_conformance;
+pub mod attribute_cipher;
 pub mod clock;
 pub mod health;
 pub mod password;
+pub mod pdf;
 pub mod random;
 
 /// A store could not do its job; the domain answers such failures with a 5xx.

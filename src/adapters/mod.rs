@@ -2,5 +2,6 @@
 
 pub mod http;
 pub mod password;
+pub mod pdf;
 pub mod sqlite;
 pub mod system;

@@ -9,6 +9,8 @@ use super::DbError;
 const STEPS: &[&str] = &[
     include_str!("migrations/0001_meta.sql"),
     include_str!("migrations/0002_accounts.sql"),
+    // 0003 (challenger) lands before this one; 0004 does not depend on it.
+    include_str!("migrations/0004_aml.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -2,6 +2,8 @@
 //! writer connection with group commit (see `writer`).
 
 pub mod accounts;
+pub mod aml;
+pub mod meta;
 mod migrations;
 mod writer;
 
@@ -12,6 +14,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::SqliteAccountStore;
+pub use aml::SqliteAmlStore;
 pub use migrations::latest_version;
 pub use writer::Writer;
 

@@ -11,12 +11,18 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::adapters::http::lanes::QuickLane;
-use crate::adapters::http::{self, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes};
+use crate::adapters::http::{
+    self, AmlHttp, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes,
+};
+use crate::adapters::keys::{self, KeyCheck, MasterKey};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
-use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore};
+use crate::adapters::pdf::PrintPdfRenderer;
+use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore, SqliteAmlStore};
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, Config};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
+use crate::domain::aml::{AmlPorts, AmlService, AmlSettings};
+use crate::ports::attribute_cipher::TalerAttributeCipher;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "talerbox.sqlite3";
@@ -26,12 +32,26 @@ pub struct App {
     pub config: Config,
     pub db: Arc<Database>,
     pub accounts: Arc<AccountService>,
+    pub aml: Arc<AmlService>,
+    pub master_key: MasterKey,
+}
+
+/// Choices made on the command line when opening an installation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// `serve --accept-new-attribute-key`: adopt a changed attribute key.
+    pub accept_new_attribute_key: bool,
 }
 
 impl App {
     /// Creates the data directory on first start and opens the database, applying
     /// migrations. Admin commands call this too, so they work before the first `serve`.
     pub fn open(config: Config) -> anyhow::Result<App> {
+        App::open_with(config, StartOptions::default())
+    }
+
+    /// Like `open`; refuses a changed attribute key unless `options` accept it.
+    pub fn open_with(config: Config, options: StartOptions) -> anyhow::Result<App> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -43,10 +63,14 @@ impl App {
         accounts
             .ensure_admin()
             .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+        let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
+        let aml = Arc::new(aml_service(&config, &db, &master_key, options)?);
         Ok(App {
             config,
             db,
             accounts,
+            aml,
+            master_key,
         })
     }
 
@@ -65,6 +89,12 @@ impl App {
         let exchange_currency = self
             .config
             .currency_specification(&self.config.exchange.currency)?;
+        // One quick lane for all services: one thread per core, whoever calls.
+        let quick = QuickLane::start(cores())?;
+        let aml = AmlHttp {
+            service: Arc::clone(&self.aml),
+            quick: Arc::clone(&quick),
+        };
         let context = HttpContext {
             health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
             bank: BankHttp::new(
@@ -72,9 +102,9 @@ impl App {
                 &bank_url,
                 &bank_currency,
                 Arc::clone(&self.accounts),
-                QuickLane::start(cores())?,
+                quick,
             ),
-            exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency),
+            exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency, aml),
             challenger: ChallengerHttp::new(&self.config.challenger),
             prefixes: Prefixes {
                 bank: server.bank_prefix.clone(),
@@ -104,6 +134,50 @@ fn account_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<Accoun
     )
     .map_err(|e| anyhow::anyhow!("starting the account service: {e}"))?;
     Ok(service)
+}
+
+/// The AML service on the SQLite store, with the attribute key checked against the stored
+/// fingerprint.
+fn aml_service(
+    config: &Config,
+    db: &Arc<Database>,
+    master_key: &MasterKey,
+    options: StartOptions,
+) -> anyhow::Result<AmlService> {
+    let exchange = &config.exchange;
+    let (key, source) = keys::attribute_key(
+        exchange.attribute_encryption_key.as_deref(),
+        &config.server.data_dir,
+        &OsRandom,
+    )?;
+    match keys::guard_attribute_key(db, &key, &source, options.accept_new_attribute_key)? {
+        KeyCheck::ChangeAccepted => tracing::warn!(
+            %source,
+            "accepted a new attribute encryption key; rows under the old key show without attributes"
+        ),
+        KeyCheck::FirstUse | KeyCheck::Unchanged => {}
+    }
+    let store = Arc::new(SqliteAmlStore::new(Arc::clone(db)));
+    let ports = AmlPorts {
+        officers: store.clone(),
+        attributes: store.clone(),
+        decisions: store,
+        cipher: Arc::new(TalerAttributeCipher::new(key)),
+        pdf: Arc::new(PrintPdfRenderer),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    };
+    let settings = AmlSettings {
+        master_pub: master_key.public,
+        pdf_enabled: exchange.enable_aml_pdf,
+        // Until the KYC rules exist: no rules, never expiring.
+        default_rules: serde_json::json!({
+            "expiration_time": {"t_s": "never"},
+            "rules": [],
+            "custom_measures": {},
+        }),
+    };
+    Ok(AmlService::new(ports, settings))
 }
 
 /// The rules' view of `[libeufin-bank]`.

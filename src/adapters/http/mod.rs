@@ -6,12 +6,14 @@
 //! request is refused whatever its path) → routing → per-route tracing (records the matched
 //! route template, never the raw path, which may carry tokens) → per-service body limits.
 
+pub mod aml;
 mod bank;
 pub mod body;
 mod challenger;
 pub mod error;
 mod exchange;
 pub mod lanes;
+mod negotiate;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -52,6 +54,7 @@ pub struct Prefixes {
     pub challenger: String,
 }
 
+pub use aml::AmlHttp;
 pub use bank::BankHttp;
 pub use challenger::ChallengerHttp;
 pub use exchange::ExchangeHttp;

@@ -12,7 +12,7 @@ use crate::ports::random::{Random, random_bytes};
 
 use super::error::AmlError;
 use super::export::{AttributeEvent, AttributeHistory};
-use super::model::{AttributeMap, AttributeSource, NewAttributeRecord, Officer};
+use super::model::{AttributeMap, AttributeSource, NewAttributeRecord, NewOutcome, Officer};
 use super::paging::page_from_query;
 
 /// The ports the AML rules need.
@@ -122,6 +122,12 @@ impl AmlService {
                     .map_err(|e| AmlError::Internal(format!("rendering the PDF: {e}")))?,
             ),
         }))
+    }
+
+    /// Records a decision (an AML program's outcome or an officer's) as the account's active
+    /// one; returns its row id.
+    pub fn record_outcome(&self, outcome: &NewOutcome) -> Result<u64, AmlError> {
+        Ok(self.ports.decisions.insert_outcome(outcome)?)
     }
 
     /// Encrypts and appends one attribute row, collected now; returns its row id. The

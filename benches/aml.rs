@@ -4,7 +4,8 @@
 //!    one strict Ed25519 verification, the 20 row reads from SQLite and 20 decryptions.
 //! 2. Signed `GET /exchange/aml/$OFFICER_PUB/attributes/$H` (JSON, 20 rows), requests/s over
 //!    keep-alive connections, and its share of the ceiling.
-//! 3. PDF: the median time to render a 20-row export (in process), and PDF exports/s over HTTP.
+//! 3. PDF: the median time to render a 20-row export (in process) and to answer one signed PDF
+//!    request end to end, and PDF exports/s over HTTP.
 //!
 //! Run: `cargo bench --bench aml` (`-- json`, `-- pdf` for one part). Medians of several runs.
 
@@ -130,11 +131,13 @@ fn main() -> Result<(), Error> {
             let history = history(&store, &cipher, account)?;
             let document = history.document();
             let mut medians = Vec::new();
+            let mut latencies = Vec::new();
             let mut rates = Vec::new();
             for _ in 0..RUNS {
                 let document = document.clone();
                 let render = tokio::task::spawn_blocking(move || render_median(&document)).await??;
                 medians.push(render);
+                latencies.push(pdf_latency_median(address, &path, &header).await?);
                 rates.push(
                     http_rate(address, &path, &header, Some("application/pdf"), PDF_CONNECTIONS)
                         .await?,
@@ -142,6 +145,8 @@ fn main() -> Result<(), Error> {
             }
             let (render, runs) = median(medians);
             println!("PDF render, {ROWS} rows, median of {RENDERS}: {render:.0} µs (runs: {runs})");
+            let (latency, runs) = median(latencies);
+            println!("signed GET attributes, PDF, {ROWS} rows, one request at a time, median of {RENDERS}: {latency:.0} µs (runs: {runs})");
             let (rate, runs) = median(rates);
             println!("signed GET attributes, PDF, {ROWS} rows, {PDF_CONNECTIONS} connections: {rate:.0} exports/s (runs: {runs})");
         }
@@ -228,6 +233,33 @@ fn render_median(document: &talerbox::domain::aml::ExportDocument) -> Result<f64
 }
 
 type Connection = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
+
+/// Median time of one signed PDF request end to end (one connection, one at a time), in µs.
+async fn pdf_latency_median(
+    address: std::net::SocketAddr,
+    path: &str,
+    signature: &str,
+) -> Result<f64, Error> {
+    let mut connection = connect(address).await?;
+    let mut times = Vec::with_capacity(RENDERS);
+    for _ in 0..RENDERS {
+        let started = Instant::now();
+        connection.ready().await?;
+        let request = Request::get(path)
+            .header("host", "bench")
+            .header("taler-aml-officer-signature", signature)
+            .header("accept", "application/pdf")
+            .body(Empty::new())?;
+        let response = connection.send_request(request).await?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await?.to_bytes();
+        times.push(started.elapsed().as_secs_f64() * 1e6);
+        if status != 200 || !body.starts_with(b"%PDF-") {
+            return Err(format!("PDF request answered {status}").into());
+        }
+    }
+    Ok(median(times).0)
+}
 
 async fn connect(address: std::net::SocketAddr) -> Result<Connection, Error> {
     let stream = tokio::net::TcpStream::connect(address).await?;

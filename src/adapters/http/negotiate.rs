@@ -44,6 +44,13 @@ mod tests {
     use super::*;
     use ExportFormat::{Json, Pdf};
 
+    proptest::proptest! {
+        #[test]
+        fn any_header_negotiates(accept in ".{0,80}") {
+            let _ = export_format(Some(&accept));
+        }
+    }
+
     #[test]
     fn negotiation() {
         for (accept, expected) in [

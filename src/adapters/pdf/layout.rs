@@ -274,6 +274,23 @@ mod tests {
         assert_eq!(text.matches("lorem").count(), 80);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn wrapped_lines_fit_and_keep_every_character(text in ".{0,600}") {
+            let lines = wrap(&text, ATTRIBUTE);
+            for (index, line) in lines.iter().enumerate() {
+                let indent = if index == 0 { 0.0 } else { CONTINUATION_INDENT };
+                let width = text_width(line, ATTRIBUTE.size, false);
+                proptest::prop_assert!(
+                    line.chars().count() == 1 || width <= TEXT_WIDTH - ATTRIBUTE.indent - indent
+                );
+            }
+            let kept: String = lines.concat().chars().filter(|c| *c != ' ').collect();
+            let expected: String = text.chars().map(printable).filter(|c| *c != ' ').collect();
+            proptest::prop_assert_eq!(kept, expected);
+        }
+    }
+
     #[test]
     fn unprintable_characters_become_question_marks() {
         assert_eq!(wrap("Zoë ク\tx", ATTRIBUTE), ["Zoë ? x"]);

@@ -164,6 +164,24 @@ mod tests {
         assert_eq!(ok(&[("limit", "3"), ("limit", "x")]), (3, 0));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_query_is_a_clamped_page_or_400(limit in ".{0,25}", offset in ".{0,25}") {
+            if let Ok(page) = page(&[("limit", &limit), ("offset", &offset)]) {
+                proptest::prop_assert!((-MAX_PAGE..=MAX_PAGE).contains(&page.limit()));
+                proptest::prop_assert!(page.offset() <= MAX_OFFSET);
+            }
+        }
+
+        #[test]
+        fn integers_in_range_are_never_refused(limit: i64, offset: u64) {
+            let page = page(&[("limit", &limit.to_string()), ("offset", &offset.to_string())])
+                .unwrap();
+            proptest::prop_assert_eq!(page.limit(), limit.clamp(-MAX_PAGE, MAX_PAGE));
+            proptest::prop_assert_eq!(page.offset(), offset.min(MAX_OFFSET));
+        }
+    }
+
     #[test]
     fn admission_is_strict() {
         let forward = Page::new(2, 7);

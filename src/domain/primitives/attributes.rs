@@ -267,6 +267,21 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_blob_opens_or_fails_cleanly(blob in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let key = AttributeKey::from_secret_text("k");
+            proptest::prop_assert!(open_attributes(&key, &blob).is_err());
+        }
+
+        #[test]
+        fn round_trips(json in proptest::collection::vec(proptest::num::u8::ANY, 0..2000), nonce: [u8; 24]) {
+            let key = AttributeKey::from_secret_text("k");
+            let blob = seal_attributes(&key, &nonce, &json).unwrap();
+            proptest::prop_assert_eq!(open_attributes(&key, &blob).unwrap(), json);
+        }
+    }
+
     #[test]
     fn fingerprint_is_sha256_of_k_and_debug_hides_k() {
         let key = AttributeKey::from_secret_text("abc");

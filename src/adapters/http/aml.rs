@@ -145,24 +145,40 @@ async fn officer_get(
         query: serde_urlencoded::from_str(&query.unwrap_or_default()).unwrap_or_default(),
         format,
     };
+    let many = asks_for_many_rows(&request.query);
     let service = Arc::clone(&state.service);
     let work = move || dispatch(&service, &request);
-    // Rendering a PDF takes milliseconds: the blocking pool, not the quick lane.
-    let result = match format {
-        ExportFormat::Pdf => tokio::task::spawn_blocking(work)
+    // Rendering a PDF, or decrypting many rows, takes milliseconds: the blocking pool, so
+    // that the quick lane stays free for cheap reads.
+    let result = if format == ExportFormat::Pdf || many {
+        tokio::task::spawn_blocking(work)
             .await
-            .map_err(|join| lane_failure(&join)),
-        ExportFormat::Json => state
+            .map_err(|join| lane_failure(&join))
+    } else {
+        state
             .quick
             .run(work)
             .await
-            .map_err(|lane| lane_failure(&lane)),
+            .map_err(|lane| lane_failure(&lane))
     };
     match result {
         Ok(Ok(answer)) => answer.into_response(),
         Ok(Err(error)) => aml_error(&error),
         Err(response) => response,
     }
+}
+
+/// Rows beyond the default page: a page of them may take milliseconds to decrypt.
+const QUICK_ROWS: u64 = 64;
+
+/// Whether `limit` asks for more than [`QUICK_ROWS`] rows (a malformed one is refused soon
+/// enough anywhere).
+fn asks_for_many_rows(query: &[(String, String)]) -> bool {
+    query
+        .iter()
+        .find(|(name, _)| name == "limit")
+        .and_then(|(_, value)| value.parse::<i64>().ok())
+        .is_some_and(|limit| limit.unsigned_abs() > QUICK_ROWS)
 }
 
 /// `$OFFICER_PUB/$OP[/...]` in the spec's check order.
@@ -184,10 +200,13 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
                     serde_json::to_vec(&history.json())
                         .map_err(|e| AmlError::Internal(e.to_string()))?,
                 ),
-                Some(AttributeReport::Pdf(bytes)) => Answer::Pdf {
-                    bytes,
-                    filename: format!("aml-{}.pdf", h_payto.get(..8).unwrap_or(h_payto)),
-                },
+                Some(AttributeReport::Pdf { h_payto, bytes }) => {
+                    let name = h_payto.to_string();
+                    Answer::Pdf {
+                        bytes,
+                        filename: format!("aml-{}.pdf", name.get(..8).unwrap_or(&name)),
+                    }
+                }
             })
         }
         "decisions" => {

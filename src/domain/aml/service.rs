@@ -50,8 +50,11 @@ pub enum ExportFormat {
 pub enum AttributeReport {
     /// Serialize with [`AttributeHistory::json`].
     Json(AttributeHistory),
-    /// A rendered PDF document.
-    Pdf(Vec<u8>),
+    /// A rendered PDF document of the account's history.
+    Pdf {
+        h_payto: NormalizedPaytoHash,
+        bytes: Vec<u8>,
+    },
 }
 
 /// What the KYC process files after a check completes (or an officer along with a decision).
@@ -115,12 +118,14 @@ impl AmlService {
         let history = AttributeHistory { h_payto, events };
         Ok(Some(match format {
             ExportFormat::Json => AttributeReport::Json(history),
-            ExportFormat::Pdf => AttributeReport::Pdf(
-                self.ports
+            ExportFormat::Pdf => AttributeReport::Pdf {
+                h_payto,
+                bytes: self
+                    .ports
                     .pdf
                     .render(&history.document())
                     .map_err(|e| AmlError::Internal(format!("rendering the PDF: {e}")))?,
-            ),
+            },
         }))
     }
 

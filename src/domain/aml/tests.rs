@@ -122,7 +122,7 @@ impl Fixture {
             .unwrap()?;
         match report {
             AttributeReport::Json(history) => Some(history),
-            AttributeReport::Pdf(_) => panic!("asked for JSON"),
+            AttributeReport::Pdf { .. } => panic!("asked for JSON"),
         }
     }
 }
@@ -431,7 +431,7 @@ fn pdf_reports_come_from_the_renderer() {
         .attributes(&officer, &account().to_string(), &[], ExportFormat::Pdf)
         .unwrap()
         .unwrap();
-    let AttributeReport::Pdf(bytes) = report else {
+    let AttributeReport::Pdf { bytes, .. } = report else {
         panic!("asked for a PDF");
     };
     let text = String::from_utf8(bytes).unwrap();

@@ -383,6 +383,8 @@ async fn limit_and_offset_edges() {
         ("?limit=2&offset=18446744073709551615", &empty),
         ("?limit=%2D2", &[20, 12]),
         ("?other=1&limit=2", &[3, 7]),
+        // Large pages run on the blocking pool; same answer.
+        ("?limit=-500", &[20, 12, 8, 7, 3]),
     ] {
         assert_eq!(
             rowids(server.attributes(query).await).await,
@@ -401,6 +403,8 @@ async fn limit_and_offset_edges() {
         "?offset=18446744073709551616",
         "?offset=x",
         "?limit=2&offset=",
+        "?limit=%FF",
+        "?limit=-2000&offset=x",
     ] {
         assert_error(server.attributes(query).await, 400, 26).await;
     }

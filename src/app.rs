@@ -12,13 +12,21 @@ use tokio::net::TcpListener;
 
 use crate::adapters::delivery::{CommandSender, LogSender, OutboxSender};
 use crate::adapters::http::lanes::QuickLane;
-use crate::adapters::http::{self, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes};
+use crate::adapters::http::{
+    self, AmlHttp, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes,
+};
+use crate::adapters::keys::{self, KeyCheck, MasterKey};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
-use crate::adapters::sqlite::{Database, DbOptions, SqliteAccountStore, SqliteChallengeStore};
+use crate::adapters::pdf::PrintPdfRenderer;
+use crate::adapters::sqlite::{
+    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore,
+};
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
+use crate::domain::aml::{AmlPorts, AmlService, AmlSettings};
 use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSettings, Restriction};
+use crate::ports::attribute_cipher::TalerAttributeCipher;
 use crate::ports::sender::Sender;
 
 /// File name of the database inside the data directory.
@@ -45,12 +53,26 @@ pub struct App {
     pub accounts: Arc<AccountService>,
     /// `[challenger]` first, then every `[challenger-NAME]`.
     pub challengers: Vec<ChallengerInstance>,
+    pub aml: Arc<AmlService>,
+    pub master_key: MasterKey,
+}
+
+/// Choices made on the command line when opening an installation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// `serve --accept-new-attribute-key`: adopt a changed attribute key.
+    pub accept_new_attribute_key: bool,
 }
 
 impl App {
     /// Creates the data directory on first start and opens the database, applying
     /// migrations. Admin commands call this too, so they work before the first `serve`.
     pub fn open(config: Config) -> anyhow::Result<App> {
+        App::open_with(config, StartOptions::default())
+    }
+
+    /// Like `open`; refuses a changed attribute key unless `options` accept it.
+    pub fn open_with(config: Config, options: StartOptions) -> anyhow::Result<App> {
         let data_dir = &config.server.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -66,11 +88,15 @@ impl App {
             .chain(&config.challenger_instances)
             .map(|instance| challenger_instance(&config, instance, &db))
             .collect::<anyhow::Result<_>>()?;
+        let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
+        let aml = Arc::new(aml_service(&config, &db, &master_key, options)?);
         Ok(App {
             config,
             db,
             accounts,
             challengers,
+            aml,
+            master_key,
         })
     }
 
@@ -102,6 +128,7 @@ impl App {
         let exchange_currency = self
             .config
             .currency_specification(&self.config.exchange.currency)?;
+        // One quick lane for all services: one thread per core, whoever calls.
         let quick = QuickLane::start(cores())?;
         let mut challengers = Vec::new();
         for instance in &self.challengers {
@@ -114,6 +141,10 @@ impl App {
         }
         // The first is `[challenger]`, served at the challenger prefix.
         let (_, challenger) = challengers.remove(0);
+        let aml = AmlHttp {
+            service: Arc::clone(&self.aml),
+            quick: Arc::clone(&quick),
+        };
         let context = HttpContext {
             health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
             bank: BankHttp::new(
@@ -123,7 +154,7 @@ impl App {
                 Arc::clone(&self.accounts),
                 quick,
             ),
-            exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency),
+            exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency, aml),
             challenger,
             challenger_instances: challengers,
             prefixes: Prefixes {
@@ -240,6 +271,50 @@ async fn purge_periodically(services: Vec<Arc<ChallengeService>>) {
             }
         }
     }
+}
+
+/// The AML service on the SQLite store, with the attribute key checked against the stored
+/// fingerprint.
+fn aml_service(
+    config: &Config,
+    db: &Arc<Database>,
+    master_key: &MasterKey,
+    options: StartOptions,
+) -> anyhow::Result<AmlService> {
+    let exchange = &config.exchange;
+    let (key, source) = keys::attribute_key(
+        exchange.attribute_encryption_key.as_deref(),
+        &config.server.data_dir,
+        &OsRandom,
+    )?;
+    match keys::guard_attribute_key(db, &key, &source, options.accept_new_attribute_key)? {
+        KeyCheck::ChangeAccepted => tracing::warn!(
+            %source,
+            "accepted a new attribute encryption key; rows under the old key show without attributes"
+        ),
+        KeyCheck::FirstUse | KeyCheck::Unchanged => {}
+    }
+    let store = Arc::new(SqliteAmlStore::new(Arc::clone(db)));
+    let ports = AmlPorts {
+        officers: store.clone(),
+        attributes: store.clone(),
+        decisions: store,
+        cipher: Arc::new(TalerAttributeCipher::new(key)),
+        pdf: Arc::new(PrintPdfRenderer),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    };
+    let settings = AmlSettings {
+        master_pub: master_key.public,
+        pdf_enabled: exchange.enable_aml_pdf,
+        // Until the KYC rules exist: no rules, never expiring.
+        default_rules: serde_json::json!({
+            "expiration_time": {"t_s": "never"},
+            "rules": [],
+            "custom_measures": {},
+        }),
+    };
+    Ok(AmlService::new(ports, settings))
 }
 
 /// The rules' view of `[libeufin-bank]`.

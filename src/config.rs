@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use crate::domain::primitives::{Amount, Currency, RelativeTime};
+use crate::domain::primitives::{Amount, Currency, EddsaPublicKey, RelativeTime};
 
 pub use ini::{ConfigError, Ini, Origin};
 
@@ -65,7 +65,17 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "GC_DELETE_AFTER",
         ],
     ),
-    ("exchange", &["CURRENCY", "BASE_URL"]),
+    (
+        "exchange",
+        &[
+            "CURRENCY",
+            "BASE_URL",
+            "ATTRIBUTE_ENCRYPTION_KEY",
+            "MASTER_PUBLIC_KEY",
+            "ENABLE_AML_PDF",
+            "ADMIN_TOKEN",
+        ],
+    ),
     ("challenger", CHALLENGER_OPTIONS),
     ("challenger-*", CHALLENGER_OPTIONS),
     (
@@ -170,10 +180,34 @@ pub struct BankConfig {
     pub password_hash_parallelism: u32,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExchangeConfig {
     pub currency: String,
     pub base_url: Option<String>,
+    /// `ATTRIBUTE_ENCRYPTION_KEY`: the secret text the attribute key is derived from; unset:
+    /// the key file in the data directory.
+    pub attribute_encryption_key: Option<String>,
+    /// `MASTER_PUBLIC_KEY`: the master key whose private half stays offline; unset: a key
+    /// pair in the data directory.
+    pub master_public_key: Option<EddsaPublicKey>,
+    /// `ENABLE_AML_PDF` (talerbox option): PDF exports of attribute histories.
+    pub enable_aml_pdf: bool,
+}
+
+/// Keeps the attribute key out of logs and debug output.
+impl std::fmt::Debug for ExchangeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExchangeConfig")
+            .field("currency", &self.currency)
+            .field("base_url", &self.base_url)
+            .field(
+                "attribute_encryption_key",
+                &self.attribute_encryption_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("master_public_key", &self.master_public_key)
+            .field("enable_aml_pdf", &self.enable_aml_pdf)
+            .finish()
+    }
 }
 
 /// One challenger instance: `[challenger]` or `[challenger-NAME]` (challenger.md §11).
@@ -249,10 +283,7 @@ impl Config {
     pub fn from_ini(ini: Ini) -> Result<Config, ConfigError> {
         let server = ServerConfig::read(&ini)?;
         let bank = BankConfig::read(&ini)?;
-        let exchange = ExchangeConfig {
-            currency: currency(&ini, "exchange")?,
-            base_url: base_url(&ini, "exchange")?,
-        };
+        let exchange = ExchangeConfig::read(&ini)?;
         let challenger = ChallengerConfig::read(&ini, CHALLENGER_SECTION)?;
         let mut challenger_instances = Vec::new();
         for section in ini.sections() {
@@ -433,6 +464,26 @@ impl BankConfig {
             password_hash_iterations: cost("PASSWORD_HASH_ITERATIONS", 2)?,
             password_hash_parallelism: cost("PASSWORD_HASH_PARALLELISM", 1)?,
             currency,
+        })
+    }
+}
+
+impl ExchangeConfig {
+    fn read(ini: &Ini) -> Result<ExchangeConfig, ConfigError> {
+        const S: &str = "exchange";
+        let master_public_key = non_empty(ini.get_string(S, "MASTER_PUBLIC_KEY")?)
+            .map(|text| {
+                text.trim().parse::<EddsaPublicKey>().map_err(|_| {
+                    ini.invalid(S, "MASTER_PUBLIC_KEY", "expected 52 base32 characters")
+                })
+            })
+            .transpose()?;
+        Ok(ExchangeConfig {
+            currency: currency(ini, S)?,
+            base_url: base_url(ini, S)?,
+            attribute_encryption_key: non_empty(ini.get_string(S, "ATTRIBUTE_ENCRYPTION_KEY")?),
+            master_public_key,
+            enable_aml_pdf: ini.get_yes_no(S, "ENABLE_AML_PDF")?.unwrap_or(true),
         })
     }
 }
@@ -760,6 +811,34 @@ mod tests {
         );
         assert!(load("[talerbox]\nBANK_PREFIX = /exchange/\n").is_err());
         assert!(load("[talerbox]\nBASE_URL = ftp://x/\n").is_err());
+    }
+
+    #[test]
+    fn exchange_aml_options() {
+        let defaults = Config::load(None, &Overrides::default()).unwrap();
+        assert!(defaults.exchange.enable_aml_pdf);
+        assert_eq!(defaults.exchange.attribute_encryption_key, None);
+        assert_eq!(defaults.exchange.master_public_key, None);
+        let config = load(
+            "[exchange]\nENABLE_AML_PDF = NO\nATTRIBUTE_ENCRYPTION_KEY = s3cret\n\
+             MASTER_PUBLIC_KEY = 56pbnra1qk5f1che3aad6k8brwv1wmkd1fz15j4qjjy968mpdqbg\n",
+        )
+        .unwrap();
+        assert!(!config.exchange.enable_aml_pdf);
+        assert_eq!(
+            config.exchange.attribute_encryption_key.as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            config.exchange.master_public_key.unwrap().to_string(),
+            "56PBNRA1QK5F1CHE3AAD6K8BRWV1WMKD1FZ15J4QJJY968MPDQBG"
+        );
+        assert!(!format!("{:?}", config.exchange).contains("s3cret"));
+        let err = load("[exchange]\nMASTER_PUBLIC_KEY = nope\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("MASTER_PUBLIC_KEY"), "{err}");
+        assert!(load("[exchange]\nENABLE_AML_PDF = maybe\n").is_err());
     }
 
     #[test]

@@ -6,8 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use talerbox::app::{self, App};
+use talerbox::app::{self, App, StartOptions};
 use talerbox::config::{Config, Overrides};
+use talerbox::domain::aml::{Officer, iso8601_utc};
+use talerbox::domain::primitives::{
+    EddsaPrivateKey, EddsaPublicKey, base32, purpose, sign_purpose,
+};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +46,10 @@ enum Command {
         /// Listen address; overrides [talerbox] LISTEN. Port 0 picks a free port.
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Accept an attribute encryption key that differs from the one the database was used
+        /// with (rows under the old key then show without attributes).
+        #[arg(long)]
+        accept_new_attribute_key: bool,
     },
     /// Inspect the configuration (like taler-config).
     #[command(subcommand)]
@@ -54,6 +62,12 @@ enum Command {
     Bank(BankCommand),
     /// Address validation: OAuth clients and the outbox (like challenger-admin).
     Challenger(ChallengerArgs),
+    /// AML officers (like taler-exchange-offline aml-enable/aml-disable).
+    #[command(subcommand)]
+    Aml(AmlCommand),
+    /// The exchange's keys.
+    #[command(subcommand)]
+    Exchange(ExchangeCommand),
 }
 
 #[derive(clap::Args)]
@@ -89,6 +103,53 @@ enum ClientCommand {
     List,
     /// Delete a client with its validations and grants.
     Delete { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum AmlCommand {
+    /// Register, disable and list AML officers.
+    #[command(subcommand)]
+    Officer(OfficerCommand),
+}
+
+#[derive(Subcommand)]
+enum OfficerCommand {
+    /// Enable an officer (register it, or re-enable it with a new name and rights).
+    Add {
+        /// The officer's public key (base32).
+        #[arg(long = "pub", value_name = "KEY")]
+        officer_pub: String,
+        /// The officer's legal name.
+        #[arg(long)]
+        name: String,
+        /// May read, not decide.
+        #[arg(long)]
+        read_only: bool,
+    },
+    /// Disable an officer (the name stays).
+    Disable {
+        /// The officer's public key (base32).
+        key: String,
+    },
+    /// One officer a line: public key, name, active|disabled, read-only|read-write, last change.
+    List,
+    /// Generate a key pair, register it read-write, print the public key and then the private
+    /// key (for demos: keep it secret).
+    New {
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the Taler-AML-Officer-Signature header value of a private key (for demos).
+    SignQuery {
+        /// The officer's private key (base32 of the 32-byte seed).
+        private_key: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExchangeCommand {
+    /// Print the effective master public key (base32).
+    MasterPub,
 }
 
 #[derive(Subcommand)]
@@ -164,7 +225,7 @@ fn init_logging(level: &str) {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let listen = match &cli.command {
-        Command::Serve { listen } => listen.clone(),
+        Command::Serve { listen, .. } => listen.clone(),
         _ => None,
     };
     let overrides = Overrides {
@@ -176,7 +237,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         tracing::warn!("{warning}");
     }
     match cli.command {
-        Command::Serve { .. } => serve(config),
+        Command::Serve {
+            accept_new_attribute_key,
+            ..
+        } => serve(
+            config,
+            StartOptions {
+                accept_new_attribute_key,
+            },
+        ),
         Command::Config(ConfigCommand::Get { section, option }) => {
             match config.ini.get_string(&section, &option)? {
                 Some(value) => {
@@ -206,6 +275,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bank(command) => bank(config, command),
         Command::Challenger(args) => challenger(config, args),
+        Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
+        Command::Exchange(ExchangeCommand::MasterPub) => {
+            let app = App::open(config)?;
+            println!("{}", app.master_key.public);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Db(DbCommand::Backup { file }) => {
             talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
             println!("{}", file.display());
@@ -303,11 +378,78 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn serve(config: Config) -> anyhow::Result<ExitCode> {
+fn officer_key(text: &str) -> anyhow::Result<EddsaPublicKey> {
+    base32::decode_array(text.trim())
+        .map(EddsaPublicKey)
+        .map_err(|_| anyhow::anyhow!("not an officer public key (52 base32 characters): {text}"))
+}
+
+fn officer_line(officer: &Officer) -> String {
+    format!(
+        "{}\t{}\t{}\t{}\t{}",
+        officer.officer_pub,
+        officer.name,
+        if officer.is_active {
+            "active"
+        } else {
+            "disabled"
+        },
+        if officer.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        },
+        iso8601_utc(officer.last_change),
+    )
+}
+
+fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> {
+    if let OfficerCommand::SignQuery { private_key } = &command {
+        let key: EddsaPrivateKey = private_key
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("not a private key (52 base32 characters)"))?;
+        println!("{}", sign_purpose(&key, purpose::AML_QUERY, &[]));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let app = App::open(config)?;
+    let aml = &app.aml;
+    match command {
+        OfficerCommand::Add {
+            officer_pub,
+            name,
+            read_only,
+        } => {
+            let officer = aml.enable_officer(&officer_key(&officer_pub)?, &name, read_only)?;
+            println!("{}", officer_line(&officer));
+        }
+        OfficerCommand::Disable { key } => match aml.disable_officer(&officer_key(&key)?)? {
+            Some(officer) => println!("{}", officer_line(&officer)),
+            None => {
+                eprintln!("talerbox: no AML officer {key}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        OfficerCommand::List => {
+            for officer in aml.list_officers()? {
+                println!("{}", officer_line(&officer));
+            }
+        }
+        OfficerCommand::New { name } => {
+            let created = aml.new_officer(&name)?;
+            println!("{}", created.officer.officer_pub);
+            println!("{}", created.private_key.to_base32_secret());
+        }
+        OfficerCommand::SignQuery { .. } => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn serve(config: Config, options: StartOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
-        let app = App::open(config)?;
+        let app = App::open_with(config, options)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;

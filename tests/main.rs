@@ -6,6 +6,7 @@
 
 mod support;
 
+mod aml;
 mod bank;
 mod challenger;
 mod cli;

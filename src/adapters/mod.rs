@@ -2,7 +2,9 @@
 
 pub mod delivery;
 pub mod http;
+pub mod keys;
 pub mod oauth;
 pub mod password;
+pub mod pdf;
 pub mod sqlite;
 pub mod system;

@@ -1,6 +1,7 @@
 //! The domain: pure Rust rules over ports; no I/O, no async runtime, no storage engine.
 
 pub mod accounts;
+pub mod aml;
 pub mod challenges;
 pub mod kyc;
 pub mod primitives;

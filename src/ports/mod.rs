@@ -4,6 +4,10 @@
 #[cfg(test)]
 pub mod account_conformance;
 pub mod accounts;
+pub mod aml;
+#[cfg(test)]
+pub mod aml_conformance;
+pub mod attribute_cipher;
 #[cfg(test)]
 pub mod challenge_conformance;
 pub mod challenges;
@@ -13,6 +17,7 @@ pub mod kyc;
 #[cfg(test)]
 pub mod kyc_conformance;
 pub mod password;
+pub mod pdf;
 pub mod provider_http;
 pub mod random;
 pub mod sender;

@@ -2,8 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-use talerbox::app::{self, App};
+use std::sync::Arc;
+
+use talerbox::app::{self, App, StartOptions};
 use talerbox::config::{Config, Overrides};
+use talerbox::domain::aml::AmlService;
 use tokio::sync::oneshot;
 
 /// The admin password every test server starts with.
@@ -17,6 +20,8 @@ pub struct TestServer {
     pub base: String,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
+    /// The AML service of the running server (to file attribute rows as KYC will).
+    pub aml: Arc<AmlService>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -28,10 +33,19 @@ impl TestServer {
 
     /// Starts a server whose configuration file holds `extra` on top of the defaults.
     pub async fn start_with(extra: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        TestServer::start_in(tempfile::tempdir().unwrap(), extra, StartOptions::default()).await
+    }
+
+    /// Starts a server on `dir` (which may hold the data of an earlier server).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        extra: &str,
+        options: StartOptions,
+    ) -> TestServer {
         // Cheap password hashing keeps the tests fast; the defaults are tested elsewhere.
         let config = load_config(dir.path(), &format!("{CHEAP_HASHING}{extra}"));
-        let app = App::open(config).unwrap();
+        let app = App::open_with(config, options).unwrap();
+        let aml = Arc::clone(&app.aml);
         app.accounts.set_password("admin", ADMIN_PASSWORD).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
@@ -47,6 +61,7 @@ impl TestServer {
             base,
             dir,
             client: reqwest::Client::new(),
+            aml,
             stop: Some(stop),
             task: Some(task),
         }
@@ -61,13 +76,19 @@ impl TestServer {
     }
 
     /// Stops the server gracefully and waits until it has finished.
-    pub async fn stop(mut self) {
+    pub async fn stop(self) {
+        self.stop_keeping_data().await;
+    }
+
+    /// Stops the server and hands back its directory, for a server started on it later.
+    pub async fn stop_keeping_data(mut self) -> tempfile::TempDir {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap();
         }
+        self.dir
     }
 }
 

@@ -9,10 +9,15 @@ pub const EXCHANGE_VERSION: &str = "23:0:6";
 pub struct ExchangeHttp {
     /// The `/config` body, fixed at startup.
     pub config: serde_json::Value,
+    pub aml: super::aml::AmlHttp,
 }
 
 impl ExchangeHttp {
-    pub fn new(currency: &str, specification: &crate::config::CurrencySpecification) -> Self {
+    pub fn new(
+        currency: &str,
+        specification: &crate::config::CurrencySpecification,
+        aml: super::aml::AmlHttp,
+    ) -> Self {
         let config = serde_json::json!({
             "name": "taler-exchange",
             "version": EXCHANGE_VERSION,
@@ -20,10 +25,12 @@ impl ExchangeHttp {
             "currency_specification": specification,
             "implementation": "urn:net:taler:specs:taler-exchange:talerbox",
         });
-        ExchangeHttp { config }
+        ExchangeHttp { config, aml }
     }
 }
 
 pub fn router(state: ExchangeHttp) -> Router {
-    Router::new().route("/config", super::static_json(&state.config))
+    Router::new()
+        .route("/config", super::static_json(&state.config))
+        .merge(super::aml::routes(state.aml))
 }

@@ -6,6 +6,7 @@
 //! request is refused whatever its path) → routing → per-route tracing (records the matched
 //! route template, never the raw path, which may carry tokens) → per-service body limits.
 
+pub mod aml;
 mod bank;
 pub mod body;
 mod challenger;
@@ -13,6 +14,7 @@ pub mod error;
 mod exchange;
 pub mod kyc;
 pub mod lanes;
+mod negotiate;
 mod pages;
 
 use std::future::Future;
@@ -57,6 +59,7 @@ pub struct Prefixes {
     pub challenger: String,
 }
 
+pub use aml::AmlHttp;
 pub use bank::BankHttp;
 pub use challenger::ChallengerHttp;
 pub use exchange::ExchangeHttp;

@@ -10,6 +10,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0001_meta.sql"),
     include_str!("migrations/0002_accounts.sql"),
     include_str!("migrations/0003_challenger.sql"),
+    include_str!("migrations/0004_aml.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -2,7 +2,9 @@
 //! writer connection with group commit (see `writer`).
 
 pub mod accounts;
+pub mod aml;
 pub mod challenges;
+pub mod meta;
 mod migrations;
 mod writer;
 
@@ -13,6 +15,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::SqliteAccountStore;
+pub use aml::SqliteAmlStore;
 pub use challenges::SqliteChallengeStore;
 pub use migrations::latest_version;
 pub use writer::Writer;

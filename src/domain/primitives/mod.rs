@@ -3,6 +3,7 @@
 //! and payto URIs. No I/O, no clock.
 
 pub mod amount;
+pub mod attributes;
 pub mod base32;
 pub mod crypto;
 mod error;
@@ -13,6 +14,7 @@ pub mod time;
 mod url;
 
 pub use amount::{Amount, AmountError, Currency};
+pub use attributes::{AttributeCryptoError, AttributeKey, open_attributes, seal_attributes};
 pub use base32::Base32Error;
 pub use crypto::{
     EddsaPrivateKey, EddsaPublicKey, EddsaSignature, HashCode, SignatureError, officer_status_body,

@@ -1,0 +1,299 @@
+//! Places the export's text on A4 pages: wraps every line to the text width, starts a new page
+//! when one is full, and keeps a row's heading with its first line. Pure: the renderer only
+//! draws what this returns.
+
+use crate::domain::aml::ExportDocument;
+
+use super::metrics::{printable, text_width};
+
+/// A4 in points.
+pub const PAGE_WIDTH: f32 = 595.28;
+pub const PAGE_HEIGHT: f32 = 841.89;
+const MARGIN: f32 = 56.7; // 20 mm
+const TEXT_WIDTH: f32 = PAGE_WIDTH - 2.0 * MARGIN;
+const TOP: f32 = PAGE_HEIGHT - MARGIN;
+/// Lowest baseline of body text; the footer sits below it.
+const BOTTOM: f32 = MARGIN;
+const FOOTER_Y: f32 = MARGIN / 2.0;
+
+const TITLE: Style = Style::new(16.0, true, 0.0, 22.0);
+const PREAMBLE: Style = Style::new(9.0, false, 0.0, 12.0);
+const HEADING: Style = Style::new(11.0, true, 0.0, 15.0);
+const ATTRIBUTE: Style = Style::new(10.0, false, 14.0, 13.0);
+const FOOTER_SIZE: f32 = 8.0;
+/// Continuation lines of a wrapped line are indented this much further.
+const CONTINUATION_INDENT: f32 = 14.0;
+/// Extra space above each row's heading.
+const SECTION_GAP: f32 = 8.0;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    pub size: f32,
+    pub bold: bool,
+    indent: f32,
+    leading: f32,
+}
+
+impl Style {
+    const fn new(size: f32, bold: bool, indent: f32, leading: f32) -> Style {
+        Style {
+            size,
+            bold,
+            indent,
+            leading,
+        }
+    }
+}
+
+/// One line of text at a position (points from the bottom-left corner).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacedLine {
+    pub text: String,
+    pub x: f32,
+    pub y: f32,
+    pub style: Style,
+}
+
+/// Lays out `document`; every page ends with a `Page i of n` footer.
+pub fn layout(document: &ExportDocument) -> Vec<Vec<PlacedLine>> {
+    let mut pages = Pages::new();
+    pages.paragraph(&document.title, TITLE, 1);
+    for line in &document.preamble {
+        pages.paragraph(line, PREAMBLE, 1);
+    }
+    for section in &document.sections {
+        pages.gap(SECTION_GAP);
+        // The heading and at least the first line of the row stay together.
+        let first = section
+            .lines
+            .first()
+            .map_or(0, |line| wrap(line, ATTRIBUTE).len().min(1));
+        let heading_lines = wrap(&section.heading, HEADING).len();
+        let keep = heading_lines as f32 * HEADING.leading + first as f32 * ATTRIBUTE.leading;
+        pages.reserve(keep);
+        pages.paragraph(&section.heading, HEADING, heading_lines);
+        for line in &section.lines {
+            pages.paragraph(line, ATTRIBUTE, 1);
+        }
+    }
+    pages.finish()
+}
+
+struct Pages {
+    done: Vec<Vec<PlacedLine>>,
+    current: Vec<PlacedLine>,
+    /// Baseline of the last line placed (TOP before any).
+    y: f32,
+}
+
+impl Pages {
+    fn new() -> Pages {
+        Pages {
+            done: Vec::new(),
+            current: Vec::new(),
+            y: TOP,
+        }
+    }
+
+    fn new_page(&mut self) {
+        self.done.push(std::mem::take(&mut self.current));
+        self.y = TOP;
+    }
+
+    /// Starts a new page unless `height` more fits on this one (a fresh page takes anything).
+    fn reserve(&mut self, height: f32) {
+        if !self.current.is_empty() && self.y - height < BOTTOM {
+            self.new_page();
+        }
+    }
+
+    fn gap(&mut self, height: f32) {
+        if !self.current.is_empty() {
+            self.y -= height;
+        }
+    }
+
+    /// Places `text` wrapped to the text width; `keep` lines of it must share a page.
+    fn paragraph(&mut self, text: &str, style: Style, keep: usize) {
+        for (index, line) in wrap(text, style).into_iter().enumerate() {
+            let keep_lines = if index == 0 { keep.max(1) } else { 1 };
+            self.reserve(keep_lines as f32 * style.leading);
+            self.y -= style.leading;
+            let x = MARGIN + style.indent + if index == 0 { 0.0 } else { CONTINUATION_INDENT };
+            self.current.push(PlacedLine {
+                text: line,
+                x,
+                y: self.y,
+                style,
+            });
+        }
+    }
+
+    fn finish(mut self) -> Vec<Vec<PlacedLine>> {
+        if !self.current.is_empty() || self.done.is_empty() {
+            self.new_page();
+        }
+        let count = self.done.len();
+        for (index, page) in self.done.iter_mut().enumerate() {
+            let text = format!("Page {} of {count}", index + 1);
+            let style = Style::new(FOOTER_SIZE, false, 0.0, FOOTER_SIZE);
+            let x = PAGE_WIDTH - MARGIN - text_width(&text, FOOTER_SIZE, false);
+            page.push(PlacedLine {
+                text,
+                x,
+                y: FOOTER_Y,
+                style,
+            });
+        }
+        self.done
+    }
+}
+
+/// Splits `text` (made printable) into lines that fit the text width in `style`: at spaces
+/// where possible, inside a word that is wider than a whole line.
+fn wrap(text: &str, style: Style) -> Vec<String> {
+    let text: String = text.chars().map(printable).collect();
+    let first_width = TEXT_WIDTH - style.indent;
+    let rest_width = first_width - CONTINUATION_INDENT;
+    let fits = |line: &str, lines_so_far: usize| {
+        let width = if lines_so_far == 0 {
+            first_width
+        } else {
+            rest_width
+        };
+        text_width(line, style.size, style.bold) <= width
+    };
+    let mut lines: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let candidate = if current.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{current} {word}")
+        };
+        if fits(&candidate, lines.len()) {
+            current = candidate;
+            continue;
+        }
+        if !current.is_empty() {
+            lines.push(std::mem::take(&mut current));
+        }
+        // The word alone: split it by characters where it is too wide.
+        for character in word.chars() {
+            current.push(character);
+            if !fits(&current, lines.len()) && current.chars().count() > 1 {
+                current.pop();
+                lines.push(std::mem::take(&mut current));
+                current.push(character);
+            }
+        }
+    }
+    if !current.is_empty() || lines.is_empty() {
+        lines.push(current);
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::aml::ExportSection;
+
+    fn document(rows: usize, value: &str) -> ExportDocument {
+        ExportDocument {
+            title: "KYC attribute history".into(),
+            preamble: vec!["Account (h_normalized_payto): ABC".into()],
+            sections: (0..rows)
+                .map(|i| ExportSection {
+                    heading: format!("Row {i} - collected 2023-11-14T22:15:23Z - source: customer"),
+                    lines: vec![
+                        "FORM_ID: test".into(),
+                        format!("FULL_NAME: {value}"),
+                        "DATE_OF_BIRTH: 2000-01-01".into(),
+                    ],
+                })
+                .collect(),
+        }
+    }
+
+    fn inside(line: &PlacedLine) -> bool {
+        let right = line.x + text_width(&line.text, line.style.size, line.style.bold);
+        line.x >= MARGIN - 0.01
+            && right <= PAGE_WIDTH - MARGIN + 0.01
+            && line.y >= FOOTER_Y - 0.01
+            && line.y <= TOP
+    }
+
+    #[test]
+    fn short_documents_take_one_page() {
+        let pages = layout(&document(3, "Alice Example"));
+        assert_eq!(pages.len(), 1);
+        assert_eq!(pages[0][0].text, "KYC attribute history");
+        assert_eq!(pages[0].last().unwrap().text, "Page 1 of 1");
+    }
+
+    #[test]
+    fn eighty_rows_take_several_pages_and_stay_inside() {
+        let pages = layout(&document(80, "Alice Example"));
+        assert!(pages.len() >= 4, "{} pages", pages.len());
+        for (index, page) in pages.iter().enumerate() {
+            assert!(page.iter().all(inside), "page {index}");
+            assert_eq!(
+                page.last().unwrap().text,
+                format!("Page {} of {}", index + 1, pages.len())
+            );
+            let body: Vec<&PlacedLine> = page.iter().filter(|l| l.y > FOOTER_Y).collect();
+            assert!(body.iter().all(|l| l.y >= BOTTOM), "page {index}");
+            // A page never ends with a heading.
+            assert!(
+                !body.last().unwrap().text.starts_with("Row "),
+                "page {index}"
+            );
+        }
+        let all: Vec<&str> = pages.iter().flatten().map(|l| l.text.as_str()).collect();
+        for row in 0..80 {
+            assert!(all.iter().any(|t| t.starts_with(&format!("Row {row} "))));
+        }
+    }
+
+    #[test]
+    fn long_values_wrap_without_losing_text() {
+        let long_word = "W".repeat(300);
+        let prose = "lorem ipsum dolor sit amet ".repeat(40);
+        let value = format!("{prose}{long_word}");
+        let pages = layout(&document(2, &value));
+        assert!(pages.iter().flatten().all(inside));
+        let text: String = pages
+            .iter()
+            .flatten()
+            .filter(|l| l.style == ATTRIBUTE)
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(text.replace(' ', "").contains(&long_word));
+        assert_eq!(text.matches("lorem").count(), 80);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn wrapped_lines_fit_and_keep_every_character(text in ".{0,600}") {
+            let lines = wrap(&text, ATTRIBUTE);
+            for (index, line) in lines.iter().enumerate() {
+                let indent = if index == 0 { 0.0 } else { CONTINUATION_INDENT };
+                let width = text_width(line, ATTRIBUTE.size, false);
+                proptest::prop_assert!(
+                    line.chars().count() == 1 || width <= TEXT_WIDTH - ATTRIBUTE.indent - indent
+                );
+            }
+            let kept: String = lines.concat().chars().filter(|c| *c != ' ').collect();
+            let expected: String = text.chars().map(printable).filter(|c| *c != ' ').collect();
+            proptest::prop_assert_eq!(kept, expected);
+        }
+    }
+
+    #[test]
+    fn unprintable_characters_become_question_marks() {
+        assert_eq!(wrap("Zoë ク\tx", ATTRIBUTE), ["Zoë ? x"]);
+        assert_eq!(wrap("", ATTRIBUTE), [""]);
+    }
+}

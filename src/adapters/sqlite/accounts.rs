@@ -9,6 +9,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 
 use super::Database;
+use super::convert::{corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql};
 use crate::domain::accounts::{
     ADMIN, Account, AccountAddress, Balance, ContactData, Scope, TanChannel, TokenRecord, Username,
 };
@@ -721,10 +722,6 @@ impl TokenRow {
 
 // ---- column conversions ----
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt {what} in the database: {value:?}"))
-}
-
 fn internal(what: &str) -> StoreError {
     StoreError::Internal(what.to_owned())
 }
@@ -743,35 +740,6 @@ fn amount_from_sql(
     let value = u64::try_from(value).map_err(|_| corrupt("amount", &text()))?;
     let fraction = u32::try_from(fraction).map_err(|_| corrupt("amount", &text()))?;
     Amount::new(currency.clone(), value, fraction).map_err(|_| corrupt("amount", &text()))
-}
-
-/// Times are signed µs in SQLite. Every finite timestamp up to i64::MAX µs (year 294 247)
-/// converts exactly; "never" and later times have no column value (see `expiry_to_sql`).
-fn micros_to_sql(time: Timestamp) -> Result<i64, StoreError> {
-    i64::try_from(time.as_micros())
-        .map_err(|_| StoreError::Internal(format!("time {} µs out of range", time.as_micros())))
-}
-
-fn micros_from_sql(micros: i64) -> Result<Timestamp, StoreError> {
-    let time = u64::try_from(micros).map(Timestamp::from_micros);
-    // Timestamps hold whole seconds; any other value was not written by us.
-    match time {
-        Ok(time) if i64::try_from(time.as_micros()) == Ok(micros) => Ok(time),
-        _ => Err(corrupt("time", &micros.to_string())),
-    }
-}
-
-/// An expiry: NULL is "never" (u64::MAX µs does not fit an i64).
-fn expiry_to_sql(time: Timestamp) -> Result<Option<i64>, StoreError> {
-    if time.is_never() {
-        Ok(None)
-    } else {
-        micros_to_sql(time).map(Some)
-    }
-}
-
-fn expiry_from_sql(micros: Option<i64>) -> Result<Timestamp, StoreError> {
-    micros.map_or(Ok(Timestamp::never()), micros_from_sql)
 }
 
 /// "sms,email" in the order given; "" for none.

@@ -8,6 +8,10 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
+use super::convert::{
+    bytes, corrupt, expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql,
+    micros_to_sql,
+};
 use crate::domain::aml::{
     AttributeMap, AttributeRecord, AttributeSource, DecisionFilter, DecisionRecord,
     NewAttributeRecord, NewOutcome, Officer, OfficerChange, OperatorAction, Page,
@@ -404,53 +408,6 @@ impl DecisionRow {
             justification: self.justification,
         })
     }
-}
-
-// ---- conversions ----
-
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt {what} in the database: {value:?}"))
-}
-
-fn bytes<const N: usize>(value: &[u8], what: &str) -> Result<[u8; N], StoreError> {
-    value
-        .try_into()
-        .map_err(|_| corrupt(what, &format!("{} bytes", value.len())))
-}
-
-fn id_to_sql(id: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(id).map_err(|_| StoreError::Internal(format!("{what} {id} out of range")))
-}
-
-fn id_from_sql(id: i64) -> Result<u64, StoreError> {
-    u64::try_from(id).map_err(|_| corrupt("serial", &id.to_string()))
-}
-
-fn micros_to_sql(time: Timestamp) -> Result<i64, StoreError> {
-    i64::try_from(time.as_micros())
-        .map_err(|_| StoreError::Internal(format!("time {} µs out of range", time.as_micros())))
-}
-
-fn micros_from_sql(micros: i64) -> Result<Timestamp, StoreError> {
-    let time = u64::try_from(micros).map(Timestamp::from_micros);
-    // Timestamps hold whole seconds; any other value was not written by us.
-    match time {
-        Ok(time) if i64::try_from(time.as_micros()) == Ok(micros) => Ok(time),
-        _ => Err(corrupt("time", &micros.to_string())),
-    }
-}
-
-/// NULL is "never" (u64::MAX µs does not fit an i64).
-fn expiry_to_sql(time: Timestamp) -> Result<Option<i64>, StoreError> {
-    if time.is_never() {
-        Ok(None)
-    } else {
-        micros_to_sql(time).map(Some)
-    }
-}
-
-fn expiry_from_sql(micros: Option<i64>) -> Result<Timestamp, StoreError> {
-    micros.map_or(Ok(Timestamp::never()), micros_from_sql)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0002_accounts.sql"),
     include_str!("migrations/0003_challenger.sql"),
     include_str!("migrations/0004_aml.sql"),
+    include_str!("migrations/0005_kyc.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -4,6 +4,8 @@
 pub mod accounts;
 pub mod aml;
 pub mod challenges;
+mod convert;
+pub mod kyc;
 pub mod meta;
 mod migrations;
 mod writer;
@@ -17,6 +19,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use accounts::SqliteAccountStore;
 pub use aml::SqliteAmlStore;
 pub use challenges::SqliteChallengeStore;
+pub use kyc::SqliteKycStore;
 pub use migrations::latest_version;
 pub use writer::Writer;
 

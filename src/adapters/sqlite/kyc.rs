@@ -1,0 +1,587 @@
+//! `KycStore` on SQLite (schema: `migrations/0005_kyc.sql` for accounts, measure sets and
+//! processes; `0004_aml.sql` for the attribute rows and outcomes it shares with AML).
+//!
+//! Every mutation is one writer job, so a completed check (process, attributes, outcome,
+//! finished set) is stored atomically. Each job also moves the `kyc_changes` counter.
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Database;
+use super::convert::{self, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql};
+use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
+use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
+use crate::ports::StoreError;
+use crate::ports::kyc::{
+    ActivateMeasures, Activated, BeginProcess, CompleteOutcome, CompletedProcess, Completion,
+    FinishedProcess, KycAccount, KycStore, MeasureRow, NewOutcome, OutcomeRow, ProcessRow,
+};
+
+pub struct SqliteKycStore {
+    db: Arc<Database>,
+}
+
+impl SqliteKycStore {
+    pub fn new(db: Arc<Database>) -> SqliteKycStore {
+        SqliteKycStore { db }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    convert::corrupt("KYC row", what)
+}
+
+fn serial_to_sql(serial: u64) -> Option<i64> {
+    i64::try_from(serial).ok()
+}
+
+fn serial_from_sql(serial: i64) -> Result<u64, StoreError> {
+    u64::try_from(serial).map_err(|_| corrupt("serial"))
+}
+
+fn hash_from_sql(bytes: Vec<u8>) -> Result<NormalizedPaytoHash, StoreError> {
+    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("h_payto"))?;
+    Ok(NormalizedPaytoHash(bytes))
+}
+
+fn bump_changes(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE talerbox_meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'kyc_changes'",
+        [],
+    )?;
+    Ok(())
+}
+
+const ACCOUNT_COLUMNS: &str =
+    "h_payto, normalized_payto, full_payto, access_token, account_pub, created";
+
+/// A `kyc_accounts` row as stored, before validation.
+type AccountTuple = (
+    Vec<u8>,
+    String,
+    Option<String>,
+    Vec<u8>,
+    Option<Vec<u8>>,
+    i64,
+);
+
+fn account_row(row: &Row<'_>) -> rusqlite::Result<AccountTuple> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn into_account(
+    (h_payto, normalized_payto, full_payto, token, account_pub, created): AccountTuple,
+) -> Result<KycAccount, StoreError> {
+    let token: [u8; 32] = token.try_into().map_err(|_| corrupt("access_token"))?;
+    let account_pub = match account_pub {
+        None => None,
+        Some(bytes) => Some(EddsaPublicKey(
+            bytes.try_into().map_err(|_| corrupt("account_pub"))?,
+        )),
+    };
+    Ok(KycAccount {
+        h_payto: hash_from_sql(h_payto)?,
+        normalized_payto,
+        full_payto,
+        access_token: AccessToken(token),
+        account_pub,
+        created: micros_from_sql(created)?,
+    })
+}
+
+const MEASURE_COLUMNS: &str =
+    "serial, h_payto, start_time, jmeasures, display_priority, is_finished";
+
+fn measure_row(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, String, i64, bool)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+    ))
+}
+
+fn into_measure(
+    (serial, h_payto, start, jmeasures, priority, finished): (i64, Vec<u8>, i64, String, i64, bool),
+) -> Result<MeasureRow, StoreError> {
+    let measures: LegitimizationMeasures =
+        serde_json::from_str(&jmeasures).map_err(|_| corrupt("jmeasures"))?;
+    Ok(MeasureRow {
+        serial: serial_from_sql(serial)?,
+        h_payto: hash_from_sql(h_payto)?,
+        start_time: micros_from_sql(start)?,
+        measures,
+        display_priority: u32::try_from(priority).map_err(|_| corrupt("display_priority"))?,
+        is_finished: finished,
+    })
+}
+
+const PROCESS_COLUMNS: &str = "serial, h_payto, measure_serial, measure_index, provider, provider_user_id, \
+     provider_legitimization_id, redirect_url, start_time, finished, error_code, error_message";
+
+type ProcessTuple = (
+    i64,
+    Vec<u8>,
+    i64,
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    bool,
+    i64,
+    Option<String>,
+);
+
+fn process_row(row: &Row<'_>) -> rusqlite::Result<ProcessTuple> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+        row.get(7)?,
+        row.get(8)?,
+        row.get(9)?,
+        row.get(10)?,
+        row.get(11)?,
+    ))
+}
+
+fn into_process(t: ProcessTuple) -> Result<ProcessRow, StoreError> {
+    Ok(ProcessRow {
+        serial: serial_from_sql(t.0)?,
+        h_payto: hash_from_sql(t.1)?,
+        measure_serial: serial_from_sql(t.2)?,
+        measure_index: u32::try_from(t.3).map_err(|_| corrupt("measure_index"))?,
+        provider: t.4,
+        provider_user_id: t.5,
+        provider_legitimization_id: t.6,
+        redirect_url: t.7,
+        start_time: micros_from_sql(t.8)?,
+        finished: t.9,
+        error_code: u32::try_from(t.10).map_err(|_| corrupt("error_code"))?,
+        error_message: t.11,
+    })
+}
+
+fn measure_by_serial(conn: &Connection, serial: u64) -> Result<Option<MeasureRow>, StoreError> {
+    let Some(serial) = serial_to_sql(serial) else {
+        return Ok(None);
+    };
+    let sql = format!("SELECT {MEASURE_COLUMNS} FROM legitimization_measures WHERE serial = ?1");
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([serial], measure_row)
+        .optional()?;
+    row.map(into_measure).transpose()
+}
+
+fn open_measure_serial(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT serial FROM legitimization_measures WHERE h_payto = ?1 AND is_finished = 0",
+        )?
+        .query_row([&h_payto.0[..]], |r| r.get(0))
+        .optional()?)
+}
+
+/// Finishes a measure set and its unfinished processes.
+fn finish_measure(conn: &Connection, serial: i64) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE legitimization_measures SET is_finished = 1 WHERE serial = ?1",
+        [serial],
+    )?;
+    conn.execute("UPDATE legitimization_processes SET finished = 1 WHERE measure_serial = ?1 AND finished = 0", [serial])?;
+    Ok(())
+}
+
+fn insert_measure(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+    measures: &LegitimizationMeasures,
+    display_priority: u32,
+    now: Timestamp,
+) -> Result<i64, StoreError> {
+    if let Some(open) = open_measure_serial(conn, h_payto)? {
+        finish_measure(conn, open)?;
+    }
+    let jmeasures =
+        serde_json::to_string(measures).map_err(|e| StoreError::Internal(e.to_string()))?;
+    conn.execute(
+        "INSERT INTO legitimization_measures (h_payto, start_time, jmeasures, display_priority) VALUES (?1, ?2, ?3, ?4)",
+        params![&h_payto.0[..], micros_to_sql(now)?, jmeasures, display_priority],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Inserts the account's new active outcome, deactivating the previous one.
+fn insert_outcome(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+    outcome: &NewOutcome,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE legitimization_outcomes SET is_active = 0 WHERE h_payto = ?1 AND is_active = 1",
+        [&h_payto.0[..]],
+    )?;
+    let rules = serde_json::to_string(&outcome.new_rules)
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    let properties = outcome.properties.as_ref().map(|p| p.to_string());
+    conn.execute(
+        "INSERT INTO legitimization_outcomes \
+         (h_payto, decision_time, expiration_time, jproperties, to_investigate, is_active, jnew_rules) \
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+        params![
+            &h_payto.0[..],
+            micros_to_sql(now)?,
+            expiry_to_sql(outcome.expiration_time)?,
+            properties,
+            outcome.to_investigate,
+            rules
+        ],
+    )?;
+    Ok(())
+}
+
+fn measure_is_open(conn: &Connection, serial: u64) -> Result<bool, StoreError> {
+    Ok(measure_by_serial(conn, serial)?.is_some_and(|m| !m.is_finished))
+}
+
+impl KycStore for SqliteKycStore {
+    fn activate_measures(&self, request: ActivateMeasures) -> Result<Activated, StoreError> {
+        self.db.write(move |conn| {
+            conn.execute(
+                "INSERT INTO kyc_accounts (h_payto, normalized_payto, full_payto, access_token, account_pub, created) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (h_payto) DO NOTHING",
+                params![
+                    &request.h_payto.0[..],
+                    request.normalized_payto,
+                    request.full_payto,
+                    &request.new_token.0[..],
+                    request.account_pub.map(|k| k.0.to_vec()),
+                    micros_to_sql(request.now)?
+                ],
+            )?;
+            let token: Vec<u8> = conn.query_row(
+                "SELECT access_token FROM kyc_accounts WHERE h_payto = ?1",
+                [&request.h_payto.0[..]],
+                |r| r.get(0),
+            )?;
+            let token: [u8; 32] = token.try_into().map_err(|_| corrupt("access_token"))?;
+            let open = match open_measure_serial(conn, &request.h_payto)? {
+                Some(serial) => measure_by_serial(conn, serial_from_sql(serial)?)?,
+                None => None,
+            };
+            let serial = match open.filter(|m| m.measures == request.measures) {
+                Some(identical) => identical.serial,
+                None => {
+                    let serial = insert_measure(conn, &request.h_payto, &request.measures, request.display_priority, request.now)?;
+                    serial_from_sql(serial)?
+                }
+            };
+            bump_changes(conn)?;
+            Ok(Activated { access_token: AccessToken(token), measure_serial: serial })
+        })
+    }
+
+    fn account_by_token(&self, token: &AccessToken) -> Result<Option<KycAccount>, StoreError> {
+        self.db.read(|conn| {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM kyc_accounts WHERE access_token = ?1");
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row([&token.0[..]], account_row)
+                .optional()?;
+            row.map(into_account).transpose()
+        })
+    }
+
+    fn account(&self, h_payto: &NormalizedPaytoHash) -> Result<Option<KycAccount>, StoreError> {
+        self.db.read(|conn| {
+            let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM kyc_accounts WHERE h_payto = ?1");
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row([&h_payto.0[..]], account_row)
+                .optional()?;
+            row.map(into_account).transpose()
+        })
+    }
+
+    fn open_measure(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<MeasureRow>, StoreError> {
+        self.db.read(|conn| {
+            let sql = format!("SELECT {MEASURE_COLUMNS} FROM legitimization_measures WHERE h_payto = ?1 AND is_finished = 0");
+            let row = conn.prepare_cached(&sql)?.query_row([&h_payto.0[..]], measure_row).optional()?;
+            row.map(into_measure).transpose()
+        })
+    }
+
+    fn measure(&self, serial: u64) -> Result<Option<MeasureRow>, StoreError> {
+        self.db.read(|conn| measure_by_serial(conn, serial))
+    }
+
+    fn active_outcome(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<OutcomeRow>, StoreError> {
+        self.db.read(|conn| {
+            let row = conn
+                .prepare_cached(
+                    "SELECT serial, decision_time, expiration_time, jproperties, to_investigate, jnew_rules \
+                     FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1",
+                )?
+                .query_row([&h_payto.0[..]], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, bool>(4)?, r.get::<_, Option<String>>(5)?))
+                })
+                .optional()?;
+            let Some((serial, decided, expires, properties, to_investigate, rules)) = row else { return Ok(None) };
+            let properties = properties.map(|p| serde_json::from_str(&p)).transpose().map_err(|_| corrupt("jproperties"))?;
+            let new_rules: Option<LegitimizationRuleSet> =
+                rules.map(|r| serde_json::from_str(&r)).transpose().map_err(|_| corrupt("jnew_rules"))?;
+            Ok(Some(OutcomeRow {
+                serial: serial_from_sql(serial)?,
+                h_payto: *h_payto,
+                decision_time: micros_from_sql(decided)?,
+                expiration_time: expiry_from_sql(expires)?,
+                properties,
+                to_investigate,
+                is_active: true,
+                new_rules,
+            }))
+        })
+    }
+
+    fn begin_process(
+        &self,
+        measure_serial: u64,
+        index: u32,
+        provider: &str,
+        now: Timestamp,
+    ) -> Result<BeginProcess, StoreError> {
+        let provider = provider.to_owned();
+        self.db.write(move |conn| {
+            let Some(measure) = measure_by_serial(conn, measure_serial)? else { return Ok(BeginProcess::MeasureFinished) };
+            if measure.is_finished {
+                return Ok(BeginProcess::MeasureFinished);
+            }
+            let serial = serial_to_sql(measure_serial).ok_or_else(|| corrupt("serial"))?;
+            let existing: Option<(i64, bool, Option<String>)> = conn
+                .prepare_cached("SELECT serial, finished, redirect_url FROM legitimization_processes WHERE measure_serial = ?1 AND measure_index = ?2")?
+                .query_row(params![serial, index], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let process_serial = match existing {
+                Some((_, false, Some(redirect_url))) => return Ok(BeginProcess::Existing { redirect_url }),
+                Some((process, _, _)) => {
+                    conn.execute(
+                        "UPDATE legitimization_processes SET provider = ?2, start_time = ?3, provider_user_id = NULL, \
+                         provider_legitimization_id = NULL, redirect_url = NULL, finished = 0, error_code = 0, \
+                         error_message = NULL WHERE serial = ?1",
+                        params![process, provider, micros_to_sql(now)?],
+                    )?;
+                    process
+                }
+                None => {
+                    conn.execute(
+                        "INSERT INTO legitimization_processes (h_payto, measure_serial, measure_index, provider, start_time) \
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![&measure.h_payto.0[..], serial, index, provider, micros_to_sql(now)?],
+                    )?;
+                    conn.last_insert_rowid()
+                }
+            };
+            Ok(BeginProcess::Started { process_serial: serial_from_sql(process_serial)? })
+        })
+    }
+
+    fn record_redirect(&self, process_serial: u64, redirect_url: &str) -> Result<(), StoreError> {
+        let redirect_url = redirect_url.to_owned();
+        self.db.write(move |conn| {
+            let serial = serial_to_sql(process_serial).ok_or_else(|| corrupt("serial"))?;
+            conn.execute(
+                "UPDATE legitimization_processes SET redirect_url = ?2, provider_legitimization_id = ?3 WHERE serial = ?1",
+                params![serial, redirect_url, process_serial.to_string()],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn fail_process(
+        &self,
+        process_serial: u64,
+        code: u32,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        let message = message.to_owned();
+        self.db.write(move |conn| {
+            let serial = serial_to_sql(process_serial).ok_or_else(|| corrupt("serial"))?;
+            conn.execute(
+                "UPDATE legitimization_processes SET finished = 1, error_code = ?2, error_message = ?3 WHERE serial = ?1",
+                params![serial, code, message],
+            )?;
+            bump_changes(conn)
+        })
+    }
+
+    fn open_process(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        provider: &str,
+    ) -> Result<Option<ProcessRow>, StoreError> {
+        self.db.read(|conn| {
+            let sql = format!(
+                "SELECT {PROCESS_COLUMNS} FROM legitimization_processes \
+                 WHERE h_payto = ?1 AND provider = ?2 AND finished = 0 ORDER BY serial DESC LIMIT 1"
+            );
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row(params![&h_payto.0[..], provider], process_row)
+                .optional()?;
+            row.map(into_process).transpose()
+        })
+    }
+
+    fn finished_process(
+        &self,
+        measure_serial: u64,
+        index: u32,
+    ) -> Result<Option<FinishedProcess>, StoreError> {
+        self.db.read(|conn| {
+            let Some(serial) = serial_to_sql(measure_serial) else { return Ok(None) };
+            let sql = format!(
+                "SELECT {PROCESS_COLUMNS} FROM legitimization_processes \
+                 WHERE measure_serial = ?1 AND measure_index = ?2 AND finished = 1 AND error_code = 0"
+            );
+            let row = conn.prepare_cached(&sql)?.query_row(params![serial, index], process_row).optional()?;
+            let Some(process) = row.map(into_process).transpose()? else { return Ok(None) };
+            let attributes: Option<Vec<u8>> = conn
+                .prepare_cached("SELECT encrypted_attributes FROM kyc_attributes WHERE process_serial = ?1 ORDER BY serial DESC LIMIT 1")?
+                .query_row([serial_to_sql(process.serial)], |r| r.get(0))
+                .optional()?;
+            Ok(Some(FinishedProcess { process, attributes }))
+        })
+    }
+
+    fn complete(&self, completion: Completion) -> Result<CompleteOutcome, StoreError> {
+        self.db.write(move |conn| {
+            if !measure_is_open(conn, completion.measure_serial)? {
+                return Ok(CompleteOutcome::AlreadyFinished);
+            }
+            let measure_serial = serial_to_sql(completion.measure_serial).ok_or_else(|| corrupt("serial"))?;
+            let (process_serial, provider) = match &completion.process {
+                CompletedProcess::Provider { process_serial, provider_user_id } => {
+                    let serial = serial_to_sql(*process_serial).ok_or_else(|| corrupt("serial"))?;
+                    let changed = conn.execute(
+                        "UPDATE legitimization_processes SET finished = 1, provider_user_id = ?2 WHERE serial = ?1 AND finished = 0",
+                        params![serial, provider_user_id],
+                    )?;
+                    if changed == 0 {
+                        return Ok(CompleteOutcome::AlreadyFinished);
+                    }
+                    (serial, completion.attributes.provider_name.clone())
+                }
+                CompletedProcess::Form { measure_index } => {
+                    conn.execute(
+                        "INSERT INTO legitimization_processes (h_payto, measure_serial, measure_index, provider, start_time, finished) \
+                         VALUES (?1, ?2, ?3, 'FORM', ?4, 1) \
+                         ON CONFLICT (measure_serial, measure_index) DO UPDATE SET provider = 'FORM', finished = 1, error_code = 0, error_message = NULL",
+                        params![&completion.h_payto.0[..], measure_serial, measure_index, micros_to_sql(completion.now)?],
+                    )?;
+                    let serial: i64 = conn.query_row(
+                        "SELECT serial FROM legitimization_processes WHERE measure_serial = ?1 AND measure_index = ?2",
+                        params![measure_serial, measure_index],
+                        |r| r.get(0),
+                    )?;
+                    (serial, Some("FORM".to_owned()))
+                }
+            };
+            let attributes = &completion.attributes;
+            conn.execute(
+                "INSERT INTO kyc_attributes (h_payto, process_serial, form_id, collection_time, expiration_time, \
+                 encrypted_attributes, by_aml_officer, officer_pub, provider_name) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, NULL, ?7)",
+                params![
+                    &completion.h_payto.0[..],
+                    process_serial,
+                    attributes.form_id,
+                    micros_to_sql(attributes.collection_time)?,
+                    expiry_to_sql(attributes.expiration_time)?,
+                    attributes.encrypted,
+                    provider
+                ],
+            )?;
+            if let Some(outcome) = &completion.outcome {
+                insert_outcome(conn, &completion.h_payto, outcome, completion.now)?;
+            }
+            finish_measure(conn, measure_serial)?;
+            if let Some(next) = &completion.next_measures {
+                insert_measure(conn, &completion.h_payto, next, 0, completion.now)?;
+            }
+            bump_changes(conn)?;
+            Ok(CompleteOutcome::Completed)
+        })
+    }
+
+    fn settle(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        measure_serial: u64,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) -> Result<CompleteOutcome, StoreError> {
+        let h_payto = *h_payto;
+        self.db.write(move |conn| {
+            if !measure_is_open(conn, measure_serial)? {
+                return Ok(CompleteOutcome::AlreadyFinished);
+            }
+            insert_outcome(conn, &h_payto, &outcome, now)?;
+            finish_measure(
+                conn,
+                serial_to_sql(measure_serial).ok_or_else(|| corrupt("serial"))?,
+            )?;
+            bump_changes(conn)?;
+            Ok(CompleteOutcome::Completed)
+        })
+    }
+
+    fn change_counter(&self) -> Result<u64, StoreError> {
+        self.db.read(|conn| {
+            let value: String = conn
+                .prepare_cached("SELECT value FROM talerbox_meta WHERE name = 'kyc_changes'")?
+                .query_row([], |r| r.get(0))?;
+            value.parse().map_err(|_| corrupt("kyc_changes"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::sqlite::DbOptions;
+    use crate::ports::kyc_conformance::kyc_store_conformance;
+
+    fn temp_store() -> (tempfile::TempDir, SqliteKycStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("kyc.sqlite3"), &DbOptions::default()).unwrap();
+        (dir, SqliteKycStore::new(Arc::new(db)))
+    }
+
+    kyc_store_conformance!(guarded: temp_store());
+}

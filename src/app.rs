@@ -11,6 +11,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::adapters::delivery::{CommandSender, LogSender, OutboxSender};
+use crate::adapters::http::kyc::KycHttp;
 use crate::adapters::http::lanes::QuickLane;
 use crate::adapters::http::{
     self, AmlHttp, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes,
@@ -26,8 +27,10 @@ use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
 use crate::domain::aml::{AmlPorts, AmlService, AmlSettings};
 use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSettings, Restriction};
-use crate::ports::attribute_cipher::TalerAttributeCipher;
+use crate::ports::attribute_cipher::{AttributeCipher, TalerAttributeCipher};
 use crate::ports::sender::Sender;
+
+mod kyc;
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "talerbox.sqlite3";
@@ -38,6 +41,14 @@ pub const OUTBOX_DIR: &str = "outbox";
 
 /// How often expired challenger validations and grants are purged.
 const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Where each component is reached from outside, each URL ending in `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentUrls {
+    pub bank: String,
+    pub exchange: String,
+    pub challenger: String,
+}
 
 /// One challenger instance: its configuration, its service and where its outbox is.
 pub struct ChallengerInstance {
@@ -55,6 +66,8 @@ pub struct App {
     pub challengers: Vec<ChallengerInstance>,
     pub aml: Arc<AmlService>,
     pub master_key: MasterKey,
+    /// The attribute key, shared by AML (reading) and KYC (storing).
+    cipher: Arc<dyn AttributeCipher>,
 }
 
 /// Choices made on the command line when opening an installation.
@@ -89,7 +102,8 @@ impl App {
             .map(|instance| challenger_instance(&config, instance, &db))
             .collect::<anyhow::Result<_>>()?;
         let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
-        let aml = Arc::new(aml_service(&config, &db, &master_key, options)?);
+        let cipher = attribute_cipher(&config, &db, options)?;
+        let aml = Arc::new(aml_service(&config, &db, &master_key, Arc::clone(&cipher))?);
         Ok(App {
             config,
             db,
@@ -97,6 +111,7 @@ impl App {
             challengers,
             aml,
             master_key,
+            cipher,
         })
     }
 
@@ -114,14 +129,9 @@ impl App {
     }
 
     /// The router of all components, with URLs derived from the bound address.
-    pub fn router(&self, bound: SocketAddr) -> anyhow::Result<Router> {
+    pub fn router(&self, bound: SocketAddr) -> anyhow::Result<(Router, KycHttp)> {
         let server = &self.config.server;
-        let public = server.public_base_url(bound);
-        let component_url = |own: &Option<String>, prefix: &str| {
-            own.clone()
-                .unwrap_or_else(|| format!("{public}{}", prefix.trim_start_matches('/')))
-        };
-        let bank_url = component_url(&self.config.bank.base_url, &server.bank_prefix);
+        let urls = self.urls(bound);
         let bank_currency = self
             .config
             .currency_specification(&self.config.bank.currency)?;
@@ -145,16 +155,22 @@ impl App {
             service: Arc::clone(&self.aml),
             quick: Arc::clone(&quick),
         };
+        let kyc = KycHttp::new(
+            Arc::new(self.kyc_service(&urls.exchange, &urls.challenger)?),
+            Arc::clone(&quick),
+            self.config.exchange.admin_token.clone(),
+        );
         let context = HttpContext {
             health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
             bank: BankHttp::new(
                 &self.config.bank,
-                &bank_url,
+                &urls.bank,
                 &bank_currency,
                 Arc::clone(&self.accounts),
                 quick,
             ),
             exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency, aml),
+            kyc: kyc.clone(),
             challenger,
             challenger_instances: challengers,
             prefixes: Prefixes {
@@ -163,7 +179,22 @@ impl App {
                 challenger: server.challenger_prefix.clone(),
             },
         };
-        Ok(http::router(context))
+        Ok((http::router(context), kyc))
+    }
+
+    /// The public base URLs of the components when the listener is bound to `bound`.
+    pub fn urls(&self, bound: SocketAddr) -> ComponentUrls {
+        let server = &self.config.server;
+        let public = server.public_base_url(bound);
+        let url = |own: &Option<String>, prefix: &str| {
+            own.clone()
+                .unwrap_or_else(|| format!("{public}{}", prefix.trim_start_matches('/')))
+        };
+        ComponentUrls {
+            bank: url(&self.config.bank.base_url, &server.bank_prefix),
+            exchange: url(&self.config.exchange.base_url, &server.exchange_prefix),
+            challenger: url(&self.config.challenger.base_url, &server.challenger_prefix),
+        }
     }
 }
 
@@ -275,15 +306,13 @@ async fn purge_periodically(services: Vec<Arc<ChallengeService>>) {
 
 /// The AML service on the SQLite store, with the attribute key checked against the stored
 /// fingerprint.
-fn aml_service(
+fn attribute_cipher(
     config: &Config,
     db: &Arc<Database>,
-    master_key: &MasterKey,
     options: StartOptions,
-) -> anyhow::Result<AmlService> {
-    let exchange = &config.exchange;
+) -> anyhow::Result<Arc<dyn AttributeCipher>> {
     let (key, source) = keys::attribute_key(
-        exchange.attribute_encryption_key.as_deref(),
+        config.exchange.attribute_encryption_key.as_deref(),
         &config.server.data_dir,
         &OsRandom,
     )?;
@@ -294,12 +323,23 @@ fn aml_service(
         ),
         KeyCheck::FirstUse | KeyCheck::Unchanged => {}
     }
+    Ok(Arc::new(TalerAttributeCipher::new(key)))
+}
+
+/// The AML service on the SQLite store.
+fn aml_service(
+    config: &Config,
+    db: &Arc<Database>,
+    master_key: &MasterKey,
+    cipher: Arc<dyn AttributeCipher>,
+) -> anyhow::Result<AmlService> {
+    let exchange = &config.exchange;
     let store = Arc::new(SqliteAmlStore::new(Arc::clone(db)));
     let ports = AmlPorts {
         officers: store.clone(),
         attributes: store.clone(),
         decisions: store,
-        cipher: Arc::new(TalerAttributeCipher::new(key)),
+        cipher,
         pdf: Arc::new(PrintPdfRenderer),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
@@ -307,12 +347,7 @@ fn aml_service(
     let settings = AmlSettings {
         master_pub: master_key.public,
         pdf_enabled: exchange.enable_aml_pdf,
-        // Until the KYC rules exist: no rules, never expiring.
-        default_rules: serde_json::json!({
-            "expiration_time": {"t_s": "never"},
-            "rules": [],
-            "custom_measures": {},
-        }),
+        default_rules: serde_json::to_value(config.kyc.rules.default_rule_set())?,
     };
     Ok(AmlService::new(ports, settings))
 }
@@ -369,13 +404,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
-    let router = app.router(bound)?;
+    let (router, kyc) = app.router(bound)?;
+    let watcher = kyc.watch_store();
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect()));
     let _ = writeln!(std::io::stderr(), "talerbox: listening on http://{bound}/");
     let served = http::serve(listener, router, shutdown).await;
     purge.abort();
+    watcher.abort();
     served?;
     tracing::info!("server stopped");
     Ok(())

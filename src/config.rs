@@ -192,6 +192,9 @@ pub struct ExchangeConfig {
     pub master_public_key: Option<EddsaPublicKey>,
     /// `ENABLE_AML_PDF` (talerbox option): PDF exports of attribute histories.
     pub enable_aml_pdf: bool,
+    /// `ADMIN_TOKEN` (talerbox option): bearer secret of `POST admin/kyc-trigger`; unset, the
+    /// endpoint does not exist.
+    pub admin_token: Option<String>,
 }
 
 /// Keeps the attribute key out of logs and debug output.
@@ -484,6 +487,7 @@ impl ExchangeConfig {
             attribute_encryption_key: non_empty(ini.get_string(S, "ATTRIBUTE_ENCRYPTION_KEY")?),
             master_public_key,
             enable_aml_pdf: ini.get_yes_no(S, "ENABLE_AML_PDF")?.unwrap_or(true),
+            admin_token: non_empty(ini.get_string(S, "ADMIN_TOKEN")?),
         })
     }
 }

@@ -68,6 +68,24 @@ enum Command {
     /// The exchange's keys.
     #[command(subcommand)]
     Exchange(ExchangeCommand),
+    /// The exchange's KYC process (like taler-exchange-kyc-trigger).
+    #[command(subcommand)]
+    Kyc(KycCommand),
+}
+
+#[derive(Subcommand)]
+enum KycCommand {
+    /// Open KYC measures for an account; prints its access token, then its kyc-info URL.
+    Trigger {
+        /// The account's full payto URI (with receiver-name).
+        payto: String,
+        /// A measure to open (repeatable).
+        #[arg(long = "measure", value_name = "M", required = true)]
+        measures: Vec<String>,
+        /// The customer must satisfy all measures, not one of them.
+        #[arg(long = "and")]
+        all: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -274,6 +292,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Command::Bank(command) => bank(config, command),
+        Command::Kyc(KycCommand::Trigger {
+            payto,
+            measures,
+            all,
+        }) => kyc_trigger(config, &payto, &measures, all),
         Command::Challenger(args) => challenger(config, args),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Exchange(ExchangeCommand::MasterPub) => {
@@ -442,6 +465,23 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
         }
         OfficerCommand::SignQuery { .. } => {}
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kyc_trigger(
+    config: Config,
+    payto: &str,
+    measures: &[String],
+    all: bool,
+) -> anyhow::Result<ExitCode> {
+    let listen = config.server.listen;
+    let app = App::open(config)?;
+    let urls = app.urls(listen);
+    let kyc = app.kyc_service(&urls.exchange, &urls.challenger)?;
+    let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
+    let triggered = kyc.trigger(payto, &talerbox::domain::kyc::MeasureSpec::parse(&spec))?;
+    println!("{}", triggered.access_token);
+    println!("{}kyc-info/{}", urls.exchange, triggered.access_token);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -44,6 +44,8 @@ pub struct HttpContext {
     pub health: Arc<dyn HealthProbe>,
     pub bank: bank::BankHttp,
     pub exchange: exchange::ExchangeHttp,
+    /// The exchange's KYC routes, served under the exchange prefix.
+    pub kyc: kyc::KycHttp,
     /// `[challenger]`, at the challenger prefix.
     pub challenger: challenger::ChallengerHttp,
     /// Each `[challenger-NAME]` with its prefix `/challenger-NAME/`.
@@ -73,7 +75,7 @@ pub fn router(context: HttpContext) -> Router {
         .nest(&mount(&context.prefixes.bank), bank::router(context.bank))
         .nest(
             &mount(&context.prefixes.exchange),
-            exchange::router(context.exchange),
+            exchange::router(context.exchange).merge(kyc::router(context.kyc)),
         )
         .nest(
             &mount(&context.prefixes.challenger),

@@ -56,7 +56,7 @@ impl From<crate::ports::StoreError> for ProofFailure {
     }
 }
 
-type Attributes = serde_json::Map<String, serde_json::Value>;
+use super::service::Attributes;
 
 impl KycService {
     /// Loads the measure set an id names, checked like kyc-start (steps 4–6).
@@ -247,7 +247,7 @@ impl KycService {
                 form_id: Some(form_name.clone()),
                 collection_time: now,
                 expiration_time: crate::domain::primitives::Timestamp::never(),
-                encrypted: self.sealer.seal(&attributes)?,
+                encrypted: self.seal(&attributes)?,
                 provider_name: None,
             },
             outcome: Some(outcome),
@@ -271,7 +271,7 @@ impl KycService {
             .finished_process(id.serial, id.index)?
             .and_then(|finished| finished.attributes);
         let same = stored
-            .and_then(|blob| self.sealer.open(&blob))
+            .and_then(|blob| self.cipher.open(&blob))
             .is_some_and(|old| &old == attributes);
         if same {
             Ok(UploadOutcome::Replay)
@@ -416,7 +416,7 @@ impl KycService {
                     .map(str::to_owned),
                 collection_time: now,
                 expiration_time: converted.expiration,
-                encrypted: self.sealer.seal(&converted.attributes)?,
+                encrypted: self.seal(&converted.attributes)?,
                 provider_name: Some(provider.name.clone()),
             },
             outcome: Some(outcome),

@@ -18,9 +18,7 @@ pub use rules::{
     AmlOutcome, CustomMeasure, KycRule, LegitimizationMeasures, LegitimizationRuleSet,
     MeasureInformation, run_builtin,
 };
-pub use service::{
-    AttributeSealer, KycInfo, KycProcessInformation, KycService, Requirement, Triggered,
-};
+pub use service::{KycInfo, KycProcessInformation, KycService, Requirement, Triggered};
 
 #[cfg(test)]
 mod tests;

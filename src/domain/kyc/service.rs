@@ -9,26 +9,16 @@ use super::model::{BuiltinProgram, CheckKind, KycRules, MeasureSpec, ProgramComm
 use super::requirement::{AccessToken, RequirementId, RequirementIdError};
 use super::rules::{AmlOutcome, LegitimizationMeasures, LegitimizationRuleSet, run_builtin};
 use crate::domain::primitives::{ErrorCode, NormalizedPaytoHash, Payto, TalerError};
+use crate::ports::attribute_cipher::AttributeCipher;
 use crate::ports::clock::Clock;
 use crate::ports::kyc::{ActivateMeasures, KycAccount, KycStore, MeasureRow, NewOutcome};
 use crate::ports::provider_http::ProviderHttp;
 use crate::ports::random::{Random, random_bytes};
 
-/// Encrypts attribute objects for storage and opens stored ones (the attribute key lives
-/// behind it).
-pub trait AttributeSealer: Send + Sync {
-    fn seal(
-        &self,
-        attributes: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<Vec<u8>, TalerError>;
-    /// `None` when the blob does not decrypt (e.g. written under an older key).
-    fn open(&self, blob: &[u8]) -> Option<serde_json::Map<String, serde_json::Value>>;
-}
-
 pub struct KycService {
     pub(super) store: Arc<dyn KycStore>,
     pub(super) http: Arc<dyn ProviderHttp>,
-    pub(super) sealer: Arc<dyn AttributeSealer>,
+    pub(super) cipher: Arc<dyn AttributeCipher>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) random: Arc<dyn Random>,
     pub(super) rules: KycRules,
@@ -89,7 +79,7 @@ impl KycService {
     pub fn new(
         store: Arc<dyn KycStore>,
         http: Arc<dyn ProviderHttp>,
-        sealer: Arc<dyn AttributeSealer>,
+        cipher: Arc<dyn AttributeCipher>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
         rules: KycRules,
@@ -98,7 +88,7 @@ impl KycService {
         KycService {
             store,
             http,
-            sealer,
+            cipher,
             clock,
             random,
             rules,
@@ -361,6 +351,19 @@ impl KycService {
         Ok(())
     }
 }
+
+impl KycService {
+    /// Encrypts attributes for storage under a fresh nonce.
+    pub(super) fn seal(&self, attributes: &Attributes) -> Result<Vec<u8>, TalerError> {
+        let nonce = random_bytes(self.random.as_ref());
+        self.cipher.seal(attributes, nonce).map_err(|e| {
+            TalerError::new(ErrorCode::GenericInternalInvariantFailure).with_detail(e.to_string())
+        })
+    }
+}
+
+/// An attribute object.
+pub(super) type Attributes = serde_json::Map<String, serde_json::Value>;
 
 fn new_outcome(outcome: AmlOutcome) -> NewOutcome {
     NewOutcome {

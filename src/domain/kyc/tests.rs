@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::config::{Config, Overrides};
 use crate::domain::primitives::{ErrorCode, TalerError, Timestamp};
+use crate::ports::attribute_cipher::AttributeCipher;
 use crate::ports::clock::FakeClock;
 use crate::ports::kyc::{InMemoryKycStore, KycStore};
 use crate::ports::provider_http::{ScriptedProviderHttp, SeenRequest};
@@ -16,10 +17,14 @@ const PAYTO: &str = "payto://x-taler-bank/localhost/alice?receiver-name=Alice";
 const BASE: &str = "http://ex.test/exchange/";
 
 /// Stores attributes as plain JSON (the real format is tested with the attribute crypto).
-struct PlainSealer;
+struct PlainCipher;
 
-impl AttributeSealer for PlainSealer {
-    fn seal(&self, attributes: &serde_json::Map<String, Value>) -> Result<Vec<u8>, TalerError> {
+impl AttributeCipher for PlainCipher {
+    fn seal(
+        &self,
+        attributes: &serde_json::Map<String, Value>,
+        _nonce: [u8; crate::ports::attribute_cipher::NONCE_LEN],
+    ) -> Result<Vec<u8>, crate::domain::primitives::attributes::AttributeCryptoError> {
         Ok(serde_json::to_vec(attributes).unwrap())
     }
 
@@ -63,7 +68,7 @@ fn kyc_with(extra: &str) -> Kyc {
     let service = KycService::new(
         Arc::clone(&store) as Arc<dyn KycStore>,
         Arc::clone(&http) as Arc<dyn crate::ports::provider_http::ProviderHttp>,
-        Arc::new(PlainSealer),
+        Arc::new(PlainCipher),
         Arc::new(FakeClock::at(
             Timestamp::from_seconds(1_700_000_000).unwrap(),
         )),

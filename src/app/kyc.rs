@@ -1,0 +1,128 @@
+//! Wiring of the exchange's KYC process: provider URLs, the built-in challenger as provider,
+//! and the service itself.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::App;
+use crate::adapters::oauth::UreqProviderHttp;
+use crate::adapters::sqlite::SqliteKycStore;
+use crate::adapters::system::{OsRandom, SystemClock};
+use crate::config::kyc::ProviderConfig;
+use crate::domain::kyc::{KycService, OAuth2Provider};
+use crate::domain::primitives::base32;
+use crate::ports::random::{Random, random_bytes};
+
+/// Where a provider's client registration with the built-in challenger is remembered.
+fn client_key(provider: &str) -> String {
+    format!("kyc_challenger_client:{provider}")
+}
+
+impl App {
+    /// The KYC service of an exchange at `exchange_url`, whose built-in challenger is at
+    /// `challenger_url` (both ending in `/`).
+    pub fn kyc_service(
+        &self,
+        exchange_url: &str,
+        challenger_url: &str,
+    ) -> anyhow::Result<KycService> {
+        let mut rules = self.config.kyc.rules.clone();
+        for provider in &self.config.kyc.providers {
+            let resolved = self.resolve_provider(provider, exchange_url, challenger_url)?;
+            rules.providers.insert(resolved.name.clone(), resolved);
+        }
+        Ok(KycService::new(
+            Arc::new(SqliteKycStore::new(Arc::clone(&self.db))),
+            Arc::new(UreqProviderHttp::default()),
+            Arc::clone(&self.cipher),
+            Arc::new(SystemClock),
+            Arc::new(OsRandom),
+            rules,
+            exchange_url.to_owned(),
+        ))
+    }
+
+    /// Fills a provider's unset URLs from the built-in challenger and the exchange, and its
+    /// empty client id by registering the exchange with the built-in challenger.
+    fn resolve_provider(
+        &self,
+        provider: &ProviderConfig,
+        exchange_url: &str,
+        challenger_url: &str,
+    ) -> anyhow::Result<OAuth2Provider> {
+        let url = |own: &Option<String>, path: &str| {
+            own.clone()
+                .unwrap_or_else(|| format!("{challenger_url}{path}"))
+        };
+        let authorize_url = url(&provider.authorize_url, "authorize#setup");
+        let token_url = url(&provider.token_url, "token");
+        let info_url = url(&provider.info_url, "info");
+        let built_in = [&authorize_url, &token_url, &info_url]
+            .iter()
+            .all(|u| u.starts_with(challenger_url));
+        let (client_id, client_secret) = match (&provider.client_id, built_in) {
+            (Some(id), _) => (
+                id.clone(),
+                provider.client_secret.clone().unwrap_or_default(),
+            ),
+            (None, true) => self.builtin_client(&provider.name, exchange_url)?,
+            (None, false) => anyhow::bail!(
+                "[kyc-provider-{}] KYC_OAUTH2_CLIENT_ID: required for a provider other than the built-in challenger",
+                provider.name
+            ),
+        };
+        Ok(OAuth2Provider {
+            name: provider.name.clone(),
+            authorize_url,
+            token_url,
+            info_url,
+            client_id,
+            client_secret,
+            post_url: provider
+                .post_url
+                .clone()
+                .unwrap_or_else(|| format!("{exchange_url}kyc-done")),
+            converter: provider.converter.clone(),
+            validity: provider.validity,
+        })
+    }
+
+    /// The exchange's client at the built-in challenger for `provider`: the one registered
+    /// before if it still exists with the right redirect URI, else a fresh registration.
+    fn builtin_client(
+        &self,
+        provider: &str,
+        exchange_url: &str,
+    ) -> anyhow::Result<(String, String)> {
+        let redirect_uri = crate::domain::kyc::redirect_uri(exchange_url, provider);
+        let challenger = &self.challenger(None)?.service;
+        let key = client_key(provider);
+        let stored = self.db.meta(&key)?;
+        if let Some((id, secret)) = stored.as_deref().and_then(|s| s.split_once(' ')) {
+            let current = challenger.clients().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let usable = current.iter().any(|c| {
+                c.id.to_string() == id && c.redirect_uri == redirect_uri && c.secret_matches(secret)
+            });
+            if usable {
+                return Ok((id.to_owned(), secret.to_owned()));
+            }
+        }
+        let secret = format!(
+            "secret-token:{}",
+            base32::encode(&random_bytes::<32>(&OsRandom as &dyn Random))
+        );
+        let client = challenger
+            .add_client(&secret, &redirect_uri)
+            .map_err(|e| anyhow::anyhow!("registering the exchange with the challenger: {e}"))?;
+        self.db
+            .set_meta(&key, &format!("{} {secret}", client.id))
+            .context("remembering the exchange's challenger client")?;
+        tracing::info!(
+            provider,
+            client_id = client.id,
+            "registered the exchange with the built-in challenger"
+        );
+        Ok((client.id.to_string(), secret))
+    }
+}

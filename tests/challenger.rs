@@ -3,13 +3,12 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, LOCATION};
 use reqwest::{RequestBuilder, Response};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, assert_error};
+use crate::support::{TestServer, assert_error, talerbox};
 
 const SECRET: &str = "secret-token:exchange-secret";
 const REDIRECT: &str = "https://exchange.example/kyc-proof/challenger";
@@ -21,23 +20,6 @@ struct Challenger {
     http: reqwest::Client,
     client_id: String,
     prefix: String,
-}
-
-/// Runs the `talerbox` binary on the test server's configuration and data directory.
-fn talerbox(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_talerbox"))
-        .arg("-c")
-        .arg(dir.join("talerbox.conf"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 fn add_client(dir: &Path, extra: &[&str]) -> String {

@@ -3,31 +3,14 @@
 //! the PIN from the outbox, the proof, and an AML officer reading the stored attributes.
 
 use std::path::Path;
-use std::process::Command;
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, talerbox};
 
 const FORM: &str = "application/x-www-form-urlencoded";
-
-fn talerbox(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_talerbox"))
-        .arg("-c")
-        .arg(dir.join("talerbox.conf"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
 
 /// The only run of 8 digits in the newest outbox message.
 fn outbox_pin(dir: &Path) -> String {

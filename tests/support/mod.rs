@@ -128,3 +128,21 @@ pub async fn assert_error(
     assert!(body["hint"].is_string(), "{body}");
     body
 }
+
+/// Runs the `talerbox` binary on the configuration file and data directory of a test
+/// server's directory `dir`; answers the exit code, standard output and standard error.
+pub fn talerbox(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_talerbox"))
+        .arg("-c")
+        .arg(dir.join("talerbox.conf"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}

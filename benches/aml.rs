@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::json;
@@ -40,13 +40,9 @@ const PDF_CONNECTIONS: usize = 4;
 const RENDERS: usize = 200;
 const SECRET: &str = "aml benchmark key";
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+mod support;
 
-fn median(mut values: Vec<f64>) -> (f64, String) {
-    values.sort_by(f64::total_cmp);
-    let all: Vec<String> = values.iter().map(|r| format!("{r:.0}")).collect();
-    (values[values.len() / 2], all.join(", "))
-}
+use support::{Error, connect, median};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -232,8 +228,6 @@ fn render_median(document: &talerbox::domain::aml::ExportDocument) -> Result<f64
     Ok(median(times).0)
 }
 
-type Connection = hyper::client::conn::http1::SendRequest<Empty<Bytes>>;
-
 /// Median time of one signed PDF request end to end (one connection, one at a time), in µs.
 async fn pdf_latency_median(
     address: std::net::SocketAddr,
@@ -249,7 +243,7 @@ async fn pdf_latency_median(
             .header("host", "bench")
             .header("taler-aml-officer-signature", signature)
             .header("accept", "application/pdf")
-            .body(Empty::new())?;
+            .body(Full::new(Bytes::new()))?;
         let response = connection.send_request(request).await?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await?.to_bytes();
@@ -259,15 +253,6 @@ async fn pdf_latency_median(
         }
     }
     Ok(median(times).0)
-}
-
-async fn connect(address: std::net::SocketAddr) -> Result<Connection, Error> {
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
 }
 
 /// Signed GETs per second over `connections` keep-alive connections.
@@ -293,7 +278,9 @@ async fn http_rate(
                 if let Some(accept) = accept {
                     request = request.header("accept", accept);
                 }
-                let response = connection.send_request(request.body(Empty::new())?).await?;
+                let response = connection
+                    .send_request(request.body(Full::new(Bytes::new()))?)
+                    .await?;
                 let status = response.status().as_u16();
                 let body = response.into_body().collect().await?.to_bytes();
                 if status != 200 || body.len() < 100 {

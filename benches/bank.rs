@@ -12,9 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
+use hyper::Method;
 use talerbox::adapters::password::{Argon2Hasher, Argon2Params};
 use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
@@ -25,13 +23,11 @@ const RUN_TIME: Duration = Duration::from_secs(4);
 const REGISTRATION_CLIENTS: usize = 8;
 const READ_CONNECTIONS: usize = 32;
 
-fn median(mut rates: Vec<f64>) -> (f64, String) {
-    rates.sort_by(f64::total_cmp);
-    let all: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-    (rates[rates.len() / 2], all.join(", "))
-}
+mod support;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+use support::{Error, connect, median, send};
+
+fn main() -> Result<(), Error> {
     // `cargo bench --bench bank -- reads` runs only the reads (e.g. under a profiler).
     let only = std::env::args()
         .nth(1)
@@ -76,7 +72,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let (rate, runs) = median(reads);
             println!("bearer GET /accounts/$USERNAME, {READ_CONNECTIONS} connections: {rate:.0} req/s (runs: {runs})");
         }
-        Ok::<(), Box<dyn std::error::Error>>(())
+        Ok::<(), Error>(())
     })
 }
 
@@ -105,46 +101,7 @@ fn argon2_rate(threads: usize) -> Result<f64, String> {
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// A keep-alive HTTP/1.1 connection.
-type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(address: std::net::SocketAddr) -> Result<Connection, Box<dyn std::error::Error>> {
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
-/// Sends one request; returns the status and the body.
-async fn send(
-    connection: &mut Connection,
-    method: Method,
-    path: &str,
-    auth: Option<&str>,
-    body: &str,
-) -> Result<(u16, Bytes), Box<dyn std::error::Error>> {
-    connection.ready().await?;
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench");
-    if let Some(auth) = auth {
-        request = request.header("authorization", auth);
-    }
-    let request = request
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body.to_owned())))?;
-    let response = connection.send_request(request).await?;
-    let status = response.status().as_u16();
-    Ok((status, response.into_body().collect().await?.to_bytes()))
-}
-
-async fn registration_rate(
-    address: std::net::SocketAddr,
-    run: usize,
-) -> Result<f64, Box<dyn std::error::Error>> {
+async fn registration_rate(address: std::net::SocketAddr, run: usize) -> Result<f64, Error> {
     let started = Instant::now();
     let mut clients = Vec::new();
     for client in 0..REGISTRATION_CLIENTS {
@@ -155,7 +112,7 @@ async fn registration_rate(
                 let body = format!(
                     r#"{{"username":"user-{run}-{client}-{created}","password":"password-{created}","name":"Bench User"}}"#
                 );
-                let (status, _) = send(&mut connection, Method::POST, "/bank/accounts", None, &body)
+                let (status, _) = send(&mut connection, Method::POST, "/bank/accounts", &[], body)
                     .await
                     .map_err(|e| e.to_string())?;
                 if status != 200 {
@@ -174,10 +131,10 @@ async fn registration_rate(
 }
 
 /// Registers the account to read and returns a bearer header for it.
-async fn setup_reader(address: std::net::SocketAddr) -> Result<String, Box<dyn std::error::Error>> {
+async fn setup_reader(address: std::net::SocketAddr) -> Result<String, Error> {
     let mut connection = connect(address).await?;
     let body = r#"{"username":"reader","password":"reader-password","name":"Reader"}"#;
-    send(&mut connection, Method::POST, "/bank/accounts", None, body).await?;
+    send(&mut connection, Method::POST, "/bank/accounts", &[], body).await?;
     let basic = format!(
         "Basic {}",
         data_encoding::BASE64.encode(b"reader:reader-password")
@@ -186,7 +143,7 @@ async fn setup_reader(address: std::net::SocketAddr) -> Result<String, Box<dyn s
         &mut connection,
         Method::POST,
         "/bank/accounts/reader/token",
-        Some(&basic),
+        &[("authorization", &basic)],
         r#"{"scope":"readonly","duration":{"d_us":"forever"}}"#,
     )
     .await?;
@@ -198,10 +155,7 @@ async fn setup_reader(address: std::net::SocketAddr) -> Result<String, Box<dyn s
     Ok(format!("Bearer {token}"))
 }
 
-async fn read_rate(
-    address: std::net::SocketAddr,
-    auth: &str,
-) -> Result<f64, Box<dyn std::error::Error>> {
+async fn read_rate(address: std::net::SocketAddr, auth: &str) -> Result<f64, Error> {
     let started = Instant::now();
     let mut readers = Vec::new();
     for _ in 0..READ_CONNECTIONS {
@@ -214,7 +168,7 @@ async fn read_rate(
                     &mut connection,
                     Method::GET,
                     "/bank/accounts/reader",
-                    Some(&auth),
+                    &[("authorization", &auth)],
                     "",
                 )
                 .await

@@ -12,9 +12,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Method, Request};
+use hyper::Method;
 use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
 
@@ -25,13 +23,9 @@ const INFO_CONNECTIONS: usize = 32;
 const SECRET: &str = "secret-token:bench";
 const REDIRECT: &str = "https://exchange.example/kyc-proof/challenger";
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+mod support;
 
-fn median(mut rates: Vec<f64>) -> (f64, String) {
-    rates.sort_by(f64::total_cmp);
-    let all: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
-    (rates[rates.len() / 2], all.join(", "))
-}
+use support::{Connection, Error, connect, median, send};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -93,40 +87,6 @@ struct Bench {
 }
 
 /// A keep-alive HTTP/1.1 connection.
-type Connection = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(address: SocketAddr) -> Result<Connection, Error> {
-    let stream = tokio::net::TcpStream::connect(address).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
-/// Sends one request; returns the status and the body.
-async fn send(
-    connection: &mut Connection,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: String,
-) -> Result<(u16, Bytes), Error> {
-    connection.ready().await?;
-    let mut request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", "bench");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let response = connection
-        .send_request(request.body(Full::new(Bytes::from(body)))?)
-        .await?;
-    let status = response.status().as_u16();
-    Ok((status, response.into_body().collect().await?.to_bytes()))
-}
-
 fn expect(step: &str, status: u16, wanted: u16, body: &[u8]) -> Result<(), Error> {
     if status == wanted {
         return Ok(());

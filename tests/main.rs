@@ -11,3 +11,4 @@ mod bank;
 mod challenger;
 mod cli;
 mod http_basics;
+mod kyc;

@@ -492,7 +492,10 @@ async fn decisions_list_accounts_to_look_at() {
     assert_eq!(records[0]["to_investigate"], false);
     assert_eq!(records[0]["decision_time"], json!({"t_s": 1_700_000_000}));
     // A decision without rules shows the exchange's default rules.
-    assert_eq!(records[0]["limits"]["rules"][0]["rule_name"], "withdraw-high");
+    assert_eq!(
+        records[0]["limits"]["rules"][0]["rule_name"],
+        "withdraw-high"
+    );
     assert_eq!(records[2]["is_active"], false);
     let filtered: Value = decisions(&format!("?h_payto={ACCOUNT}&active=yes"))
         .await

@@ -477,7 +477,7 @@ fn kyc_trigger(
     let listen = config.server.listen;
     let app = App::open(config)?;
     let urls = app.urls(listen);
-    let kyc = app.kyc_service(&urls.exchange, &urls.challenger)?;
+    let kyc = app.kyc_trigger_service(&urls.exchange);
     let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
     let triggered = kyc.trigger(payto, &talerbox::domain::kyc::MeasureSpec::parse(&spec))?;
     println!("{}", triggered.access_token);

@@ -11,4 +11,5 @@ mod bank;
 mod challenger;
 mod cli;
 mod http_basics;
+mod kyc;
 mod offline_flow;

@@ -36,7 +36,7 @@ pub async fn send(
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
-    body: impl Into<Bytes>,
+    body: impl AsRef<[u8]>,
 ) -> Result<(u16, Bytes), Error> {
     connection.ready().await?;
     let mut request = Request::builder()
@@ -47,7 +47,7 @@ pub async fn send(
         request = request.header(*name, *value);
     }
     let response = connection
-        .send_request(request.body(Full::new(body.into()))?)
+        .send_request(request.body(Full::new(Bytes::copy_from_slice(body.as_ref())))?)
         .await?;
     let status = response.status().as_u16();
     Ok((status, response.into_body().collect().await?.to_bytes()))

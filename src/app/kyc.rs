@@ -32,7 +32,22 @@ impl App {
             let resolved = self.resolve_provider(provider, exchange_url, challenger_url)?;
             rules.providers.insert(resolved.name.clone(), resolved);
         }
-        Ok(KycService::new(
+        Ok(self.kyc_service_with(rules, exchange_url))
+    }
+
+    /// A KYC service that only opens requirements (the admin CLI): it never talks to a
+    /// provider, so no provider is resolved and no challenger client registered, whatever
+    /// address the running server has.
+    pub fn kyc_trigger_service(&self, exchange_url: &str) -> KycService {
+        self.kyc_service_with(self.config.kyc.rules.clone(), exchange_url)
+    }
+
+    fn kyc_service_with(
+        &self,
+        rules: crate::domain::kyc::KycRules,
+        exchange_url: &str,
+    ) -> KycService {
+        KycService::new(
             Arc::new(SqliteKycStore::new(Arc::clone(&self.db))),
             Arc::new(UreqProviderHttp::default()),
             Arc::clone(&self.cipher),
@@ -40,7 +55,7 @@ impl App {
             Arc::new(OsRandom),
             rules,
             exchange_url.to_owned(),
-        ))
+        )
     }
 
     /// Fills a provider's unset URLs from the built-in challenger and the exchange, and its

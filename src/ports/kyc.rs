@@ -167,7 +167,13 @@ pub trait KycStore: Send + Sync {
         now: Timestamp,
     ) -> Result<BeginProcess, StoreError>;
     /// Records where the provider sends the customer; the legitimization id is the serial.
-    fn record_redirect(&self, process_serial: u64, redirect_url: &str) -> Result<(), StoreError>;
+    /// The first URL recorded for a start wins (concurrent starts of one requirement answer
+    /// the same URL); answers the URL now stored.
+    fn record_redirect(
+        &self,
+        process_serial: u64,
+        redirect_url: &str,
+    ) -> Result<String, StoreError>;
     /// Marks a process failed (finished, with an error).
     fn fail_process(&self, process_serial: u64, code: u32, message: &str)
     -> Result<(), StoreError>;
@@ -448,17 +454,26 @@ impl KycStore for InMemoryKycStore {
         })
     }
 
-    fn record_redirect(&self, process_serial: u64, redirect_url: &str) -> Result<(), StoreError> {
+    fn record_redirect(
+        &self,
+        process_serial: u64,
+        redirect_url: &str,
+    ) -> Result<String, StoreError> {
         let mut state = self.lock();
-        if let Some(process) = state
+        let Some(process) = state
             .processes
             .iter_mut()
             .find(|p| p.serial == process_serial)
-        {
-            process.redirect_url = Some(redirect_url.to_owned());
-            process.provider_legitimization_id = Some(process_serial.to_string());
-        }
-        Ok(())
+        else {
+            return Ok(redirect_url.to_owned());
+        };
+        process
+            .provider_legitimization_id
+            .get_or_insert_with(|| process_serial.to_string());
+        Ok(process
+            .redirect_url
+            .get_or_insert_with(|| redirect_url.to_owned())
+            .clone())
     }
 
     fn fail_process(

@@ -185,9 +185,19 @@ pub fn processes_start_idempotently_and_restart_after_failure(store: &dyn KycSto
             .unwrap(),
         BeginProcess::Started { process_serial }
     );
-    store
-        .record_redirect(process_serial, "https://provider/go")
-        .unwrap();
+    assert_eq!(
+        store
+            .record_redirect(process_serial, "https://provider/go")
+            .unwrap(),
+        "https://provider/go"
+    );
+    // A concurrent start that initiated too answers the URL recorded first.
+    assert_eq!(
+        store
+            .record_redirect(process_serial, "https://provider/other")
+            .unwrap(),
+        "https://provider/go"
+    );
     let open = store
         .open_process(&account(1), "challenger")
         .unwrap()

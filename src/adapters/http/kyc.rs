@@ -63,8 +63,9 @@ impl KycHttp {
     pub fn watch_store(&self) -> tokio::task::JoinHandle<()> {
         let service = Arc::clone(&self.service);
         let changes = Arc::downgrade(&self.changes);
+        // The baseline is taken now: a change made before the first look must count too.
+        let mut last = service.change_counter().ok();
         tokio::spawn(async move {
-            let mut last = None;
             loop {
                 tokio::time::sleep(WATCH_INTERVAL).await;
                 let Some(changes) = changes.upgrade() else {

@@ -412,15 +412,25 @@ impl KycStore for SqliteKycStore {
         })
     }
 
-    fn record_redirect(&self, process_serial: u64, redirect_url: &str) -> Result<(), StoreError> {
+    fn record_redirect(
+        &self,
+        process_serial: u64,
+        redirect_url: &str,
+    ) -> Result<String, StoreError> {
         let redirect_url = redirect_url.to_owned();
         self.db.write(move |conn| {
             let serial = serial_to_sql(process_serial).ok_or_else(|| corrupt("serial"))?;
+            // The first start to get its URL wins; a concurrent one answers the same.
             conn.execute(
-                "UPDATE legitimization_processes SET redirect_url = ?2, provider_legitimization_id = ?3 WHERE serial = ?1",
+                "UPDATE legitimization_processes SET redirect_url = COALESCE(redirect_url, ?2), \
+                 provider_legitimization_id = COALESCE(provider_legitimization_id, ?3) WHERE serial = ?1",
                 params![serial, redirect_url, process_serial.to_string()],
             )?;
-            Ok(())
+            let stored: Option<Option<String>> = conn
+                .prepare_cached("SELECT redirect_url FROM legitimization_processes WHERE serial = ?1")?
+                .query_row(params![serial], |r| r.get(0))
+                .optional()?;
+            Ok(stored.flatten().unwrap_or(redirect_url))
         })
     }
 

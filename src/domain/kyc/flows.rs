@@ -138,10 +138,8 @@ impl KycService {
                 BeginProcess::Started { process_serial } => process_serial,
             };
         match self.initiate(provider, &measure.h_payto, info.context.as_ref()) {
-            Ok(url) => {
-                self.store.record_redirect(process_serial, &url)?;
-                Ok(url)
-            }
+            // A concurrent start of the same requirement may have recorded its URL first.
+            Ok(url) => Ok(self.store.record_redirect(process_serial, &url)?),
             Err(failure) => {
                 self.store
                     .fail_process(process_serial, failure.code.number(), &failure.hint)?;

@@ -2,8 +2,6 @@
 //! long polls, kyc-start, kyc-upload, kyc-proof with the built-in challenger, the admin trigger
 //! and `talerbox kyc trigger`.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{
@@ -13,7 +11,7 @@ use reqwest::{RequestBuilder, Response};
 use serde_json::{Value, json};
 use talerbox::domain::kyc::{AccessToken, RequirementId};
 
-use crate::support::{TestServer, assert_error};
+use crate::support::{TestServer, assert_error, outbox_pin, talerbox};
 
 const ADMIN: &str = "secret-token:kyc-admin";
 const ALICE: &str = "payto://iban/DE89370400440532013000?receiver-name=Alice";
@@ -159,23 +157,6 @@ fn param(url: &str, name: &str) -> String {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v)
         .unwrap_or_else(|| panic!("no {name} in {url}"))
-}
-
-/// Runs the `talerbox` binary on the test server's configuration and data directory.
-fn talerbox(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_talerbox"))
-        .arg("-c")
-        .arg(dir.join("talerbox.conf"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 // ---- admin trigger (§8) ----
@@ -915,21 +896,4 @@ async fn email_validation_end_to_end() {
     // A replayed proof and a restart of the finished requirement.
     assert_page(kyc.http.get(&back).send().await.unwrap(), 404, 1929).await;
     assert_error(kyc.kyc_start(&id).await, 409, 1941).await;
-}
-
-/// The PIN of the newest message in the challenger's outbox.
-fn outbox_pin(dir: &Path) -> String {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("data/outbox"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let message = std::fs::read_to_string(files.last().unwrap()).unwrap();
-    let runs: Vec<&str> = message
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|run| run.len() >= 8)
-        .collect();
-    assert_eq!(runs.len(), 1, "{message}");
-    runs[0].to_owned()
 }

@@ -2,32 +2,13 @@
 //! account, a KYC trigger from the CLI, the built-in challenger as provider in browser pages,
 //! the PIN from the outbox, the proof, and an AML officer reading the stored attributes.
 
-use std::path::Path;
-
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, talerbox};
+use crate::support::{TestServer, outbox_pin, talerbox};
 
 const FORM: &str = "application/x-www-form-urlencoded";
-
-/// The only run of 8 digits in the newest outbox message.
-fn outbox_pin(dir: &Path) -> String {
-    let mut files: Vec<_> = std::fs::read_dir(dir.join("data/outbox"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    let message = std::fs::read_to_string(files.last().unwrap()).unwrap();
-    let runs: Vec<&str> = message
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|r| r.len() >= 8)
-        .collect();
-    assert_eq!(runs.len(), 1, "{message}");
-    runs[0].to_owned()
-}
 
 /// `base` + path of an absolute URL on the test server.
 fn path_of<'a>(server: &TestServer, url: &'a str) -> &'a str {

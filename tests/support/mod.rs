@@ -146,3 +146,21 @@ pub fn talerbox(dir: &Path, args: &[&str]) -> (i32, String, String) {
         String::from_utf8(output.stderr).unwrap(),
     )
 }
+
+/// The PIN in the newest message of the challenger's outbox under a test server's directory
+/// `dir`: the message's only run of 8 or more digits.
+pub fn outbox_pin(dir: &Path) -> String {
+    let mut files: Vec<_> = std::fs::read_dir(dir.join("data/outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let message = std::fs::read_to_string(files.last().unwrap()).unwrap();
+    let runs: Vec<&str> = message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|run| run.len() >= 8)
+        .collect();
+    assert_eq!(runs.len(), 1, "{message}");
+    runs[0].to_owned()
+}

@@ -40,11 +40,10 @@ struct Kyc {
 }
 
 fn rules(extra: &str) -> KycRules {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("kyc.conf");
-    std::fs::write(&path, extra).unwrap();
-    let config = Config::load(Some(&path), &Overrides::default()).unwrap();
-    let mut rules = config.kyc.rules.clone();
+    // The embedded defaults with `extra` on top, parsed from memory.
+    let mut ini = Config::load(None, &Overrides::default()).unwrap().ini;
+    ini.parse_str(extra, "<test>", None).unwrap();
+    let mut rules = Config::from_ini(ini).unwrap().kyc.rules;
     rules.providers.insert(
         "challenger".into(),
         OAuth2Provider {

@@ -789,6 +789,45 @@ async fn kyc_upload_accepts_an_html_form() {
     );
 }
 
+#[tokio::test]
+async fn kyc_upload_accepts_a_multipart_form_with_files() {
+    let kyc = Kyc::start().await;
+    let opened = kyc.trigger(ALICE, "personal").await;
+    let (requirements, _) = kyc.requirements(&opened.token).await;
+    let form = id_of(&requirements[0]);
+    let boundary = "talerbox-test-boundary";
+    let part = |name: &str, value: &str| {
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        )
+    };
+    let body = format!(
+        "{}{}{}--{boundary}\r\nContent-Disposition: form-data; name=\"ID_SCAN\"; filename=\"id.txt\"\r\nContent-Type: text/plain\r\n\r\nfoo\r\n--{boundary}--\r\n",
+        part("FORM_ID", PERSONAL_FORM),
+        part("FULL_NAME", "Alice Doe"),
+        part("DATE_OF_BIRTH", "1990-01-31"),
+    );
+    let upload = |body: String| {
+        kyc.post(&format!("kyc-upload/{form}"))
+            .header(
+                CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    assert_eq!(upload(body.clone()).await.unwrap().status(), 204);
+    assert_eq!(kyc.info(&opened.token).await.status(), 204);
+    // The same form again is a replay; the file's bytes travel as base32 ("foo" = CSQPY).
+    assert_eq!(upload(body).await.unwrap().status(), 204);
+    let file = json!({"filename": "id.txt", "content_type": "text/plain", "data": "CSQPY"});
+    let same_as_json = json!({"FORM_ID": PERSONAL_FORM, "FULL_NAME": "Alice Doe", "DATE_OF_BIRTH": "1990-01-31", "ID_SCAN": file});
+    assert_eq!(kyc.upload(&form, &same_as_json).await.status(), 204);
+    // A broken multipart body is malformed.
+    let broken = upload(format!("--{boundary}\r\nnonsense")).await.unwrap();
+    assert_error(broken, 400, 26).await;
+}
+
 // ---- kyc-proof (§6) and the whole flow with the built-in challenger ----
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -231,11 +231,11 @@ async fn kyc_start(State(kyc): State<KycHttp>, Path(id): Path<String>, body: Byt
     }
 }
 
-/// An upload's attributes: a JSON object, or the fields of an HTML form as strings.
-fn upload_attributes(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<serde_json::Map<String, serde_json::Value>, TalerError> {
+type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// An upload's attributes: a JSON object, or the fields of an HTML form as strings (files of a
+/// multipart form as `{filename, content_type, data}` with the data in base32, as upstream).
+async fn upload_attributes(headers: &HeaderMap, body: Bytes) -> Result<Attributes, TalerError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -247,7 +247,7 @@ fn upload_attributes(
         .trim()
         .to_ascii_lowercase();
     match media_type.as_str() {
-        "application/json" => match serde_json::from_slice::<serde_json::Value>(body) {
+        "application/json" => match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(serde_json::Value::Object(map)) => Ok(map),
             Ok(_) => Err(TalerError::new(ErrorCode::GenericJsonInvalid)
                 .with_detail("expected a JSON object")),
@@ -256,17 +256,52 @@ fn upload_attributes(
             }
         },
         "application/x-www-form-urlencoded" => {
-            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|e| {
-                TalerError::new(ErrorCode::GenericParameterMalformed).with_detail(e.to_string())
-            })?;
+            let pairs: Vec<(String, String)> =
+                serde_urlencoded::from_bytes(&body).map_err(|e| {
+                    TalerError::new(ErrorCode::GenericParameterMalformed).with_detail(e.to_string())
+                })?;
             Ok(pairs
                 .into_iter()
                 .map(|(k, v)| (k, serde_json::Value::String(v)))
                 .collect())
         }
+        "multipart/form-data" => multipart_attributes(content_type, body).await,
         other => Err(TalerError::new(ErrorCode::GenericParameterMalformed)
             .with_detail(format!("unsupported content type {other}"))),
     }
+}
+
+async fn multipart_attributes(content_type: &str, body: Bytes) -> Result<Attributes, TalerError> {
+    let malformed = |e: &dyn std::fmt::Display| {
+        TalerError::new(ErrorCode::GenericParameterMalformed).with_detail(e.to_string())
+    };
+    let request = axum::http::Request::builder()
+        .header(CONTENT_TYPE, content_type)
+        .body(axum::body::Body::from(body))
+        .map_err(|e| malformed(&e))?;
+    let mut form = Multipart::from_request(request, &())
+        .await
+        .map_err(|e| malformed(&e))?;
+    let mut attributes = Attributes::new();
+    while let Some(field) = form.next_field().await.map_err(|e| malformed(&e))? {
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
+        let value = match field.file_name().map(str::to_owned) {
+            None => serde_json::Value::String(field.text().await.map_err(|e| malformed(&e))?),
+            Some(filename) => {
+                let content_type = field.content_type().map(str::to_owned);
+                let data = field.bytes().await.map_err(|e| malformed(&e))?;
+                serde_json::json!({
+                    "filename": filename,
+                    "content_type": content_type,
+                    "data": crate::domain::primitives::base32::encode(&data),
+                })
+            }
+        };
+        attributes.insert(name, value);
+    }
+    Ok(attributes)
 }
 
 async fn kyc_upload(
@@ -275,7 +310,7 @@ async fn kyc_upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let attributes = match upload_attributes(&headers, &body) {
+    let attributes = match upload_attributes(&headers, body).await {
         Ok(attributes) => attributes,
         Err(error) => return kyc_error(error),
     };

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use super::lanes::QuickLane;
-use crate::domain::accounts::{AccountService, page_from_query};
+use crate::domain::accounts::{AccountService, Caller, page_from_query};
 use crate::domain::primitives::{ErrorCode, TalerError};
 
 /// Corebank protocol version (libeufin 0.11.1's, until the v10 2FA gate exists).
@@ -49,6 +49,19 @@ impl Bank {
             Ok(result) => result.map_err(bank_error),
             Err(join) => Err(lane_failure(&join)),
         }
+    }
+
+    /// Authenticates the caller, then runs `work` on the blocking pool.
+    async fn as_caller<T: Send + 'static>(
+        &self,
+        header: Option<String>,
+        work: impl FnOnce(&AccountService, &Caller) -> Result<T, TalerError> + Send + 'static,
+    ) -> Result<T, Response> {
+        self.blocking(move |service| {
+            let caller = service.require_caller(header.as_deref())?;
+            work(service, &caller)
+        })
+        .await
     }
 
     /// Runs a read that needs no password hashing on the quick lane: reads with a bearer
@@ -258,9 +271,8 @@ async fn reconfigure(
     body: Bytes,
 ) -> Response {
     no_content(
-        bank.blocking(move |service| {
-            let caller = service.require_caller(header.as_deref())?;
-            service.reconfigure(&caller, &username, parse_body(&body)?)
+        bank.as_caller(header, move |service, caller| {
+            service.reconfigure(caller, &username, parse_body(&body)?)
         })
         .await,
     )
@@ -273,9 +285,8 @@ async fn change_password(
     body: Bytes,
 ) -> Response {
     no_content(
-        bank.blocking(move |service| {
-            let caller = service.require_caller(header.as_deref())?;
-            service.change_password(&caller, &username, parse_body(&body)?)
+        bank.as_caller(header, move |service, caller| {
+            service.change_password(caller, &username, parse_body(&body)?)
         })
         .await,
     )
@@ -287,9 +298,8 @@ async fn delete_account(
     AuthHeader(header): AuthHeader,
 ) -> Response {
     no_content(
-        bank.blocking(move |service| {
-            let caller = service.require_caller(header.as_deref())?;
-            service.delete(&caller, &username)
+        bank.as_caller(header, move |service, caller| {
+            service.delete(caller, &username)
         })
         .await,
     )
@@ -302,9 +312,8 @@ async fn create_token(
     body: Bytes,
 ) -> Response {
     json_response(
-        bank.blocking(move |service| {
-            let caller = service.require_caller(header.as_deref())?;
-            service.create_token(&caller, &username, parse_body(&body)?)
+        bank.as_caller(header, move |service, caller| {
+            service.create_token(caller, &username, parse_body(&body)?)
         })
         .await,
     )
@@ -316,9 +325,8 @@ async fn delete_token(
     AuthHeader(header): AuthHeader,
 ) -> Response {
     no_content(
-        bank.blocking(move |service| {
-            let caller = service.require_caller(header.as_deref())?;
-            service.delete_token(&caller, &username)
+        bank.as_caller(header, move |service, caller| {
+            service.delete_token(caller, &username)
         })
         .await,
     )

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
+use super::convert::{bytes, corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql};
 use crate::domain::challenges::{
     Address, Client, CodeChallenge, Grant, IssuedCode, NewGrant, OAuthBinding, PkceMethod,
     Validation,
@@ -189,19 +190,19 @@ impl ChallengeStore for SqliteChallengeStore {
             };
             let new = NewGrant {
                 token_hash: *token_hash,
-                code_hash: hash32(&code_hash, "code hash")?,
+                code_hash: bytes::<32>(&code_hash, "code hash")?,
                 address: address_from_sql(&address)?,
                 address_type,
-                address_expires: time_from_sql(address_expires)?,
-                token_expires: time_from_sql(expires)?,
+                address_expires: expiry_from_sql(address_expires)?,
+                token_expires: expiry_from_sql(expires)?,
             };
-            Ok(Some(stored_grant(id, hash32(&nonce, "nonce")?, &new)))
+            Ok(Some(stored_grant(id, bytes::<32>(&nonce, "nonce")?, &new)))
         })
     }
 
     fn purge_expired(&self, now: Timestamp) -> Result<Purged, StoreError> {
         let instance = Arc::clone(&self.instance);
-        let now = time_to_sql(now)?;
+        let now = expiry_to_sql(now)?;
         self.db.write(move |conn| {
             let grants = conn
                 .prepare_cached(
@@ -232,7 +233,7 @@ fn read_client(row: &Row<'_>) -> rusqlite::Result<Result<Client, StoreError>> {
         Ok(Client {
             id: row.get(0)?,
             redirect_uri: row.get(1)?,
-            secret_hash: hash32(&secret_hash, "client secret hash")?,
+            secret_hash: bytes::<32>(&secret_hash, "client secret hash")?,
             validation_counter: u64::try_from(counter)
                 .map_err(|_| corrupt("validation counter", &counter.to_string()))?,
         })
@@ -286,26 +287,26 @@ impl ValidationRow {
             client_id: v.client_id,
             version: to_i64(v.version)?,
             created_at: to_i64(v.created_at.as_micros())?,
-            expires_at: time_to_sql(v.expires_at)?,
+            expires_at: expiry_to_sql(v.expires_at)?,
             fix_address: v.fix_address,
             address: v.address.as_ref().map(address_to_sql).transpose()?,
             changes_left: i64::from(v.changes_left),
             pin: v.pin.clone(),
             pin_transmissions_left: i64::from(v.pin_transmissions_left),
             auth_attempts_left: i64::from(v.auth_attempts_left),
-            last_tx_time: v.last_tx_time.map(time_to_sql).transpose()?.flatten(),
-            retransmission_time: time_to_sql(v.retransmission_time)?,
+            last_tx_time: v.last_tx_time.map(expiry_to_sql).transpose()?.flatten(),
+            retransmission_time: expiry_to_sql(v.retransmission_time)?,
             oauth_state: v.oauth.state.clone(),
             scope: v.oauth.scope.clone(),
             redirect_uri: v.oauth.redirect_uri.clone(),
             code_challenge: challenge.map(|c| c.challenge.clone()),
             code_method: challenge.map(|c| c.method.as_str().to_owned()),
-            solved_at: v.solved_at.map(time_to_sql).transpose()?.flatten(),
+            solved_at: v.solved_at.map(expiry_to_sql).transpose()?.flatten(),
             code_hash: v.code.as_ref().map(|c| c.hash.to_vec()),
             code_expires: v
                 .code
                 .as_ref()
-                .map(|c| time_to_sql(c.expires_at))
+                .map(|c| expiry_to_sql(c.expires_at))
                 .transpose()?
                 .flatten(),
             code_used: v.code.as_ref().is_some_and(|c| c.used),
@@ -352,17 +353,17 @@ impl ValidationRow {
         let code = match self.code_hash {
             None => None,
             Some(hash) => Some(IssuedCode {
-                hash: hash32(&hash, "code hash")?,
-                expires_at: time_from_sql(self.code_expires)?,
+                hash: bytes::<32>(&hash, "code hash")?,
+                expires_at: expiry_from_sql(self.code_expires)?,
                 used: self.code_used,
             }),
         };
         Ok(Validation {
-            nonce: hash32(&self.nonce, "nonce")?,
+            nonce: bytes::<32>(&self.nonce, "nonce")?,
             client_id: self.client_id,
             version: from_i64(self.version, "version")?,
             created_at: micros_from_sql(self.created_at)?,
-            expires_at: time_from_sql(self.expires_at)?,
+            expires_at: expiry_from_sql(self.expires_at)?,
             fix_address: self.fix_address,
             address: self.address.as_deref().map(address_from_sql).transpose()?,
             changes_left: counter(self.changes_left)?,
@@ -370,7 +371,7 @@ impl ValidationRow {
             pin_transmissions_left: counter(self.pin_transmissions_left)?,
             auth_attempts_left: counter(self.auth_attempts_left)?,
             last_tx_time: self.last_tx_time.map(micros_from_sql).transpose()?,
-            retransmission_time: time_from_sql(self.retransmission_time)?,
+            retransmission_time: expiry_from_sql(self.retransmission_time)?,
             oauth: OAuthBinding {
                 state: self.oauth_state,
                 scope: self.scope,
@@ -473,8 +474,8 @@ impl GrantRow {
             code_hash: new.code_hash,
             address: address_to_sql(&new.address)?,
             address_type: new.address_type.clone(),
-            address_expires: time_to_sql(new.address_expires)?,
-            token_expires: time_to_sql(new.token_expires)?,
+            address_expires: expiry_to_sql(new.address_expires)?,
+            token_expires: expiry_to_sql(new.token_expires)?,
         })
     }
 
@@ -500,10 +501,6 @@ impl GrantRow {
 
 // ---- column conversions ----
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("corrupt {what} in the database: {value:?}"))
-}
-
 fn to_i64(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Internal(format!("{value} out of range")))
 }
@@ -514,33 +511,6 @@ fn from_i64(value: i64, what: &str) -> Result<u64, StoreError> {
 
 fn counter(value: i64) -> Result<u32, StoreError> {
     u32::try_from(value).map_err(|_| corrupt("counter", &value.to_string()))
-}
-
-fn hash32(bytes: &[u8], what: &str) -> Result<[u8; 32], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| corrupt(what, &format!("{} bytes", bytes.len())))
-}
-
-/// A time column: NULL is "never" (u64::MAX µs does not fit an i64).
-fn time_to_sql(time: Timestamp) -> Result<Option<i64>, StoreError> {
-    if time.is_never() {
-        Ok(None)
-    } else {
-        to_i64(time.as_micros()).map(Some)
-    }
-}
-
-fn time_from_sql(micros: Option<i64>) -> Result<Timestamp, StoreError> {
-    micros.map_or(Ok(Timestamp::never()), micros_from_sql)
-}
-
-fn micros_from_sql(micros: i64) -> Result<Timestamp, StoreError> {
-    let time = u64::try_from(micros).map(Timestamp::from_micros);
-    match time {
-        Ok(time) if i64::try_from(time.as_micros()) == Ok(micros) => Ok(time),
-        _ => Err(corrupt("time", &micros.to_string())),
-    }
 }
 
 fn address_to_sql(address: &Address) -> Result<String, StoreError> {

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
-use super::convert::{self, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql};
+use super::convert::{
+    self, bytes, expiry_from_sql, expiry_to_sql, id_from_sql, micros_from_sql, micros_to_sql,
+};
 use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
@@ -28,21 +30,17 @@ impl SqliteKycStore {
     }
 }
 
+/// A row whose hash column is not 32 bytes.
+fn hash_from_sql(value: Vec<u8>) -> Result<NormalizedPaytoHash, StoreError> {
+    bytes::<32>(&value, "h_payto").map(NormalizedPaytoHash)
+}
+
 fn corrupt(what: &str) -> StoreError {
     convert::corrupt("KYC row", what)
 }
 
 fn serial_to_sql(serial: u64) -> Option<i64> {
     i64::try_from(serial).ok()
-}
-
-fn serial_from_sql(serial: i64) -> Result<u64, StoreError> {
-    u64::try_from(serial).map_err(|_| corrupt("serial"))
-}
-
-fn hash_from_sql(bytes: Vec<u8>) -> Result<NormalizedPaytoHash, StoreError> {
-    let bytes: [u8; 32] = bytes.try_into().map_err(|_| corrupt("h_payto"))?;
-    Ok(NormalizedPaytoHash(bytes))
 }
 
 fn bump_changes(conn: &Connection) -> Result<(), StoreError> {
@@ -117,7 +115,7 @@ fn into_measure(
     let measures: LegitimizationMeasures =
         serde_json::from_str(&jmeasures).map_err(|_| corrupt("jmeasures"))?;
     Ok(MeasureRow {
-        serial: serial_from_sql(serial)?,
+        serial: id_from_sql(serial)?,
         h_payto: hash_from_sql(h_payto)?,
         start_time: micros_from_sql(start)?,
         measures,
@@ -163,9 +161,9 @@ fn process_row(row: &Row<'_>) -> rusqlite::Result<ProcessTuple> {
 
 fn into_process(t: ProcessTuple) -> Result<ProcessRow, StoreError> {
     Ok(ProcessRow {
-        serial: serial_from_sql(t.0)?,
+        serial: id_from_sql(t.0)?,
         h_payto: hash_from_sql(t.1)?,
-        measure_serial: serial_from_sql(t.2)?,
+        measure_serial: id_from_sql(t.2)?,
         measure_index: u32::try_from(t.3).map_err(|_| corrupt("measure_index"))?,
         provider: t.4,
         provider_user_id: t.5,
@@ -287,14 +285,14 @@ impl KycStore for SqliteKycStore {
             )?;
             let token: [u8; 32] = token.try_into().map_err(|_| corrupt("access_token"))?;
             let open = match open_measure_serial(conn, &request.h_payto)? {
-                Some(serial) => measure_by_serial(conn, serial_from_sql(serial)?)?,
+                Some(serial) => measure_by_serial(conn, id_from_sql(serial)?)?,
                 None => None,
             };
             let serial = match open.filter(|m| m.measures == request.measures) {
                 Some(identical) => identical.serial,
                 None => {
                     let serial = insert_measure(conn, &request.h_payto, &request.measures, request.display_priority, request.now)?;
-                    serial_from_sql(serial)?
+                    id_from_sql(serial)?
                 }
             };
             bump_changes(conn)?;
@@ -358,7 +356,7 @@ impl KycStore for SqliteKycStore {
             let new_rules: Option<LegitimizationRuleSet> =
                 rules.map(|r| serde_json::from_str(&r)).transpose().map_err(|_| corrupt("jnew_rules"))?;
             Ok(Some(OutcomeRow {
-                serial: serial_from_sql(serial)?,
+                serial: id_from_sql(serial)?,
                 h_payto: *h_payto,
                 decision_time: micros_from_sql(decided)?,
                 expiration_time: expiry_from_sql(expires)?,
@@ -408,7 +406,7 @@ impl KycStore for SqliteKycStore {
                     conn.last_insert_rowid()
                 }
             };
-            Ok(BeginProcess::Started { process_serial: serial_from_sql(process_serial)? })
+            Ok(BeginProcess::Started { process_serial: id_from_sql(process_serial)? })
         })
     }
 

@@ -59,20 +59,38 @@ impl CommandSender {
     }
 }
 
+impl CommandSender {
+    /// Starts the helper. A helper file that is still open for writing somewhere (just
+    /// installed, or written while another thread forks) fails with "text file busy" for a
+    /// moment: that is retried briefly instead of failing the delivery.
+    fn spawn(&self, address: &str) -> std::io::Result<std::process::Child> {
+        let mut attempts = 0;
+        loop {
+            let started = Command::new(&self.program)
+                .arg(address)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn();
+            match started {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 20 => {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
 impl Sender for CommandSender {
     fn send(&self, address: &str, message: &str) -> Result<(), SendError> {
-        let mut child = Command::new(&self.program)
-            .arg(address)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| {
-                SendError(format!(
-                    "could not start the helper {}: {e}",
-                    self.program.display()
-                ))
-            })?;
+        let mut child = self.spawn(address).map_err(|e| {
+            SendError(format!(
+                "could not start the helper {}: {e}",
+                self.program.display()
+            ))
+        })?;
         if let Some(mut stdin) = child.stdin.take() {
             // A helper may exit without reading; its exit status decides, not the pipe.
             let _ = stdin.write_all(message.as_bytes());

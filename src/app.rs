@@ -68,6 +68,8 @@ pub struct App {
     pub master_key: MasterKey,
     /// The attribute key, shared by AML (reading) and KYC (storing).
     cipher: Arc<dyn AttributeCipher>,
+    /// The configuration file external AML programs get as `-c` (none without them).
+    program_config: Option<PathBuf>,
 }
 
 /// Choices made on the command line when opening an installation.
@@ -104,7 +106,10 @@ impl App {
         let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
         let cipher = attribute_cipher(&config, &db, options)?;
         let aml = Arc::new(aml_service(&config, &db, &master_key, Arc::clone(&cipher))?);
+        let mut config = config;
+        let program_config = kyc::prepare_programs(&mut config)?;
         Ok(App {
+            program_config,
             config,
             db,
             accounts,
@@ -151,15 +156,16 @@ impl App {
         }
         // The first is `[challenger]`, served at the challenger prefix.
         let (_, challenger) = challengers.remove(0);
-        let aml = AmlHttp {
-            service: Arc::clone(&self.aml),
-            quick: Arc::clone(&quick),
-        };
         let kyc = KycHttp::new(
             Arc::new(self.kyc_service(&urls.exchange, &urls.challenger)?),
             Arc::clone(&quick),
             self.config.exchange.admin_token.clone(),
         );
+        let aml = AmlHttp {
+            service: Arc::clone(&self.aml),
+            quick: Arc::clone(&quick),
+            kyc: kyc.clone(),
+        };
         let context = HttpContext {
             health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
             bank: BankHttp::new(

@@ -6,5 +6,7 @@ pub mod keys;
 pub mod oauth;
 pub mod password;
 pub mod pdf;
+pub mod process;
+pub mod programs;
 pub mod sqlite;
 pub mod system;

@@ -1,18 +1,81 @@
 //! Wiring of the exchange's KYC process: provider URLs, the built-in challenger as provider,
 //! and the service itself.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use super::App;
 use crate::adapters::oauth::UreqProviderHttp;
-use crate::adapters::sqlite::SqliteKycStore;
+use crate::adapters::programs::{ProcessProgramRunner, introspect};
+use crate::adapters::sqlite::{SqliteAmlStore, SqliteKycStore};
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::kyc::ProviderConfig;
-use crate::domain::kyc::{KycService, OAuth2Provider};
+use crate::domain::kyc::{KycService, OAuth2Provider, ProgramCommand};
 use crate::domain::primitives::base32;
 use crate::ports::random::{Random, random_bytes};
+
+/// Writes the effective configuration for external AML programs (their `-c`) and asks
+/// each what it needs; `None` when every program is built in.
+pub(super) fn prepare_programs(config: &mut crate::config::Config) -> anyhow::Result<Option<PathBuf>> {
+    let external: Vec<(String, String)> = config
+        .kyc
+        .rules
+        .programs
+        .values()
+        .filter_map(|p| match &p.command {
+            ProgramCommand::External(command) => Some((p.name.clone(), command.clone())),
+            ProgramCommand::Builtin(_) => None,
+        })
+        .collect();
+    if external.is_empty() {
+        return Ok(None);
+    }
+    let path = config.server.data_dir.join("effective.conf");
+    write_private(&path, config.ini.dump().as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    let config_arg = path.display().to_string();
+    for (name, command) in external {
+        let needs = introspect(&command, Some(&config_arg))
+            .map_err(|e| anyhow::anyhow!("[aml-program-{name}] COMMAND: {e}"))?;
+        if let Some(program) = config.kyc.rules.programs.get_mut(&name) {
+            program.required_context = needs.context;
+            program.required_attributes = needs.attributes;
+            program.required_inputs = needs.inputs;
+        }
+    }
+    check_fallback_inputs(&config.kyc.rules)?;
+    Ok(Some(path))
+}
+
+/// A fallback measure's program may request no inputs (it is given `{}`).
+fn check_fallback_inputs(rules: &crate::domain::kyc::KycRules) -> anyhow::Result<()> {
+    let fallbacks = rules
+        .checks
+        .values()
+        .map(|c| (format!("kyc-check-{}", c.name), &c.fallback))
+        .chain(rules.programs.values().map(|p| (format!("aml-program-{}", p.name), &p.fallback)));
+    for (section, fallback) in fallbacks {
+        let program = rules.measures.get(fallback).and_then(|m| rules.programs.get(&m.program));
+        if program.is_some_and(|p| !p.required_inputs.is_empty()) {
+            anyhow::bail!("[{section}] FALLBACK: the program of measure {fallback} must request no inputs");
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file only its owner may read (it holds the whole configuration).
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(bytes)
+}
 
 /// Where a provider's client registration with the built-in challenger is remembered.
 fn client_key(provider: &str) -> String {
@@ -55,6 +118,11 @@ impl App {
             Arc::new(OsRandom),
             rules,
             exchange_url.to_owned(),
+        )
+        .with_officers(Arc::new(SqliteAmlStore::new(Arc::clone(&self.db))))
+        .with_programs(
+            Arc::new(ProcessProgramRunner),
+            self.program_config.as_ref().map(|p| p.display().to_string()),
         )
     }
 

@@ -101,7 +101,12 @@ impl KycConfig {
         if ini.has_section("kyc-check-skip") {
             return Err(ini.invalid("kyc-check-skip", "TYPE", "SKIP is a reserved check name"));
         }
-        let mut rules = KycRules::default();
+        let mut rules = KycRules {
+            currency: currency.to_owned(),
+            max_program_runtime: relative(ini, "exchangedb", "MAX_AML_PROGRAM_RUNTIME")?
+                .unwrap_or(RelativeTime::from_seconds(60)),
+            ..KycRules::default()
+        };
         let mut providers = Vec::new();
         for (section, name) in sections_with(ini, "kyc-provider-") {
             providers.push(read_provider(ini, section, name)?);
@@ -240,6 +245,7 @@ fn read_program(
         fallback: required(ini, section, "FALLBACK")?.to_ascii_lowercase(),
         required_attributes: list(ini, section, "REQUIRED_ATTRIBUTES")?,
         required_context: list(ini, section, "REQUIRED_CONTEXT")?,
+        required_inputs: Vec::new(),
         limit: amount(ini, section, "LIMIT", currency)?.unwrap_or(default_limit),
         name,
     })

@@ -1,7 +1,7 @@
 //! The exchange's KYC store (exchange-kyc spec §2.3). Each method is one atomic transaction.
 
 use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
-use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
+use crate::domain::primitives::{EddsaPublicKey, EddsaSignature, NormalizedPaytoHash, Timestamp};
 
 use super::StoreError;
 
@@ -128,15 +128,112 @@ pub struct Completion {
     pub attributes: NewAttributes,
     pub outcome: Option<NewOutcome>,
     pub next_measures: Option<LegitimizationMeasures>,
+    /// The program failed (its fallback's outcome is `outcome`): recorded on the process.
+    pub process_error: Option<(u32, String)>,
     pub now: Timestamp,
 }
 
+/// A program's outcome to store. Its `to_investigate` is sticky: the stored flag is this
+/// one OR the flag of the outcome it replaces (only an officer clears it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutcome {
     pub expiration_time: Timestamp,
     pub properties: Option<serde_json::Value>,
     pub to_investigate: bool,
     pub new_rules: LegitimizationRuleSet,
+    /// Counted for statistics at the outcome's time.
+    pub events: Vec<String>,
+}
+
+/// An account that an officer decision creates (from its `payto_uri`) if it is unknown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKycAccount {
+    pub normalized_payto: String,
+    pub full_payto: String,
+    pub new_token: AccessToken,
+}
+
+/// An officer decision with everything it changes (exchange-aml-decisions.md §3.6), stored
+/// in one transaction after the checks of steps 14–16, which the store makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionWrite {
+    pub h_payto: NormalizedPaytoHash,
+    pub account: Option<NewKycAccount>,
+    pub decision_time: Timestamp,
+    pub expiration_time: Timestamp,
+    /// Canonical texts, so that the signature can be checked again from the database.
+    pub new_rules: String,
+    pub properties: Option<String>,
+    pub new_measures: Option<String>,
+    pub to_investigate: bool,
+    pub justification: String,
+    pub officer_pub: EddsaPublicKey,
+    pub officer_sig: EddsaSignature,
+    /// A measure set to open (an identical open one is kept); every other open set of the
+    /// account is finished.
+    pub open_measures: Option<LegitimizationMeasures>,
+    /// Officer-filed attributes.
+    pub attributes: Option<NewAttributes>,
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionOutcome {
+    Applied {
+        outcome_serial: u64,
+        measure_serial: Option<u64>,
+        access_token: AccessToken,
+    },
+    /// The account already has a decision with this signature: nothing changed.
+    Replayed,
+    /// The active outcome was decided later than this decision.
+    MoreRecentPresent,
+    /// No such account, and no payto URI to create it.
+    AccountUnknown,
+}
+
+/// An officer decision as AML programs receive it (`aml_history`), newest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AmlHistoryEntry {
+    pub decision_time: Timestamp,
+    pub justification: String,
+    pub decider_pub: EddsaPublicKey,
+    pub properties: Option<serde_json::Value>,
+    pub new_rules: serde_json::Value,
+    pub to_investigate: bool,
+    pub is_active: bool,
+}
+
+/// An attribute row with the process that collected it (`kyc_history`), newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KycHistoryEntry {
+    pub provider_name: String,
+    pub finished: bool,
+    pub error_code: u32,
+    pub error_message: Option<String>,
+    pub provider_user_id: Option<String>,
+    pub provider_legitimization_id: Option<String>,
+    pub collection_time: Timestamp,
+    pub expiration_time: Timestamp,
+    pub encrypted: Vec<u8>,
+}
+
+/// A measure set as officers list it (`GET /aml/$PUB/legitimizations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasureListing {
+    pub filter_h_payto: Option<NormalizedPaytoHash>,
+    /// `Some(true)`: open sets only; `Some(false)`: finished ones only.
+    pub open: Option<bool>,
+}
+
+/// An account as officers list it (`GET /aml/$PUB/accounts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountSummary {
+    pub serial: u64,
+    pub h_payto: NormalizedPaytoHash,
+    pub full_payto: Option<String>,
+    /// The active outcome, if any.
+    pub active: Option<OutcomeRow>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,6 +298,37 @@ pub trait KycStore: Send + Sync {
     /// A number that changes whenever any process changed the KYC data (for long polls
     /// woken by other processes, such as the CLI).
     fn change_counter(&self) -> Result<u64, StoreError>;
+    /// Records an officer decision and its effects, or tells why not.
+    fn apply_decision(&self, decision: DecisionWrite) -> Result<DecisionOutcome, StoreError>;
+    /// Stores a program's outcome outside a measure set (an instant measure, a successor
+    /// measure), unless the active outcome is no longer `replaces` (then `false`).
+    fn store_program_outcome(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        replaces: Option<u64>,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// The encrypted blob of the account's newest attribute row.
+    fn newest_attributes(&self, h_payto: &NormalizedPaytoHash)
+    -> Result<Option<Vec<u8>>, StoreError>;
+    /// Officer decisions on the account, newest first.
+    fn aml_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<AmlHistoryEntry>, StoreError>;
+    /// Attribute rows collected by processes, newest first.
+    fn kyc_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<KycHistoryEntry>, StoreError>;
+    /// Events named `name` with `start <= time < end`.
+    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp) -> Result<u64, StoreError>;
+    /// Measure sets on `page` (over their serial) that pass `listing`.
+    fn list_measures(
+        &self,
+        listing: &MeasureListing,
+        page: &crate::domain::aml::Page,
+    ) -> Result<Vec<MeasureRow>, StoreError>;
+    /// Accounts on `page` (over their serial), with their active outcome.
+    fn list_accounts(
+        &self,
+        page: &crate::domain::aml::Page,
+    ) -> Result<Vec<AccountSummary>, StoreError>;
 }
 
 /// An in-memory `KycStore` for unit tests and embedders.
@@ -217,6 +345,9 @@ struct MemoryKyc {
     /// (process serial or none, h_payto, attributes).
     attributes: Vec<(Option<u64>, NormalizedPaytoHash, NewAttributes)>,
     outcomes: Vec<OutcomeRow>,
+    /// Officer decisions: (outcome serial, justification, officer, signature).
+    history: Vec<(u64, String, EddsaPublicKey, EddsaSignature)>,
+    events: Vec<(String, Timestamp)>,
     changes: u64,
 }
 
@@ -242,8 +373,13 @@ impl MemoryKyc {
         outcome: NewOutcome,
         now: Timestamp,
     ) {
+        let mut sticky = false;
         for old in self.outcomes.iter_mut().filter(|o| &o.h_payto == h_payto) {
+            sticky |= old.is_active && old.to_investigate;
             old.is_active = false;
+        }
+        for event in &outcome.events {
+            self.events.push((event.clone(), now));
         }
         let serial = self.outcomes.len() as u64 + 1;
         self.outcomes.push(OutcomeRow {
@@ -252,10 +388,17 @@ impl MemoryKyc {
             decision_time: now,
             expiration_time: outcome.expiration_time,
             properties: outcome.properties,
-            to_investigate: outcome.to_investigate,
+            to_investigate: outcome.to_investigate || sticky,
             is_active: true,
             new_rules: Some(outcome.new_rules),
         });
+    }
+
+    fn active_serial(&self, h_payto: &NormalizedPaytoHash) -> Option<u64> {
+        self.outcomes
+            .iter()
+            .find(|o| &o.h_payto == h_payto && o.is_active)
+            .map(|o| o.serial)
     }
 
     fn open_measure_serial(&self, h_payto: &NormalizedPaytoHash) -> Option<u64> {
@@ -584,25 +727,14 @@ impl KycStore for InMemoryKycStore {
             completion.h_payto,
             completion.attributes,
         ));
+        if let Some((code, message)) = &completion.process_error
+            && let Some(process) = state.processes.iter_mut().find(|p| p.serial == process_serial)
+        {
+            process.error_code = *code;
+            process.error_message = Some(message.clone());
+        }
         if let Some(outcome) = completion.outcome {
-            for old in state
-                .outcomes
-                .iter_mut()
-                .filter(|o| o.h_payto == completion.h_payto)
-            {
-                old.is_active = false;
-            }
-            let serial = state.outcomes.len() as u64 + 1;
-            state.outcomes.push(OutcomeRow {
-                serial,
-                h_payto: completion.h_payto,
-                decision_time: completion.now,
-                expiration_time: outcome.expiration_time,
-                properties: outcome.properties,
-                to_investigate: outcome.to_investigate,
-                is_active: true,
-                new_rules: Some(outcome.new_rules),
-            });
+            state.insert_outcome(&completion.h_payto, outcome, completion.now);
         }
         state.finish_measure(completion.measure_serial);
         if let Some(next) = completion.next_measures {
@@ -635,6 +767,243 @@ impl KycStore for InMemoryKycStore {
 
     fn change_counter(&self) -> Result<u64, StoreError> {
         Ok(self.lock().changes)
+    }
+
+    fn apply_decision(&self, decision: DecisionWrite) -> Result<DecisionOutcome, StoreError> {
+        let mut state = self.lock();
+        let replayed = state.history.iter().any(|(serial, _, _, sig)| {
+            *sig == decision.officer_sig
+                && state
+                    .outcomes
+                    .iter()
+                    .any(|o| o.serial == *serial && o.h_payto == decision.h_payto)
+        });
+        if replayed {
+            return Ok(DecisionOutcome::Replayed);
+        }
+        let newer = state
+            .outcomes
+            .iter()
+            .any(|o| o.h_payto == decision.h_payto && o.is_active && o.decision_time > decision.decision_time);
+        if newer {
+            return Ok(DecisionOutcome::MoreRecentPresent);
+        }
+        let known = state.accounts.iter().position(|a| a.h_payto == decision.h_payto);
+        let index = match (known, &decision.account) {
+            (Some(index), new) => {
+                if let (None, Some(new)) = (&state.accounts[index].full_payto, new) {
+                    state.accounts[index].full_payto = Some(new.full_payto.clone());
+                }
+                index
+            }
+            (None, None) => return Ok(DecisionOutcome::AccountUnknown),
+            (None, Some(new)) => {
+                state.accounts.push(KycAccount {
+                    h_payto: decision.h_payto,
+                    normalized_payto: new.normalized_payto.clone(),
+                    full_payto: Some(new.full_payto.clone()),
+                    access_token: new.new_token.clone(),
+                    account_pub: None,
+                    created: decision.decision_time,
+                });
+                state.accounts.len() - 1
+            }
+        };
+        let access_token = state.accounts[index].access_token.clone();
+        let new_rules: LegitimizationRuleSet = serde_json::from_str(&decision.new_rules)
+            .map_err(|e| StoreError::Internal(format!("new_rules: {e}")))?;
+        let properties = decision
+            .properties
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| StoreError::Internal(format!("properties: {e}")))?;
+        for old in state.outcomes.iter_mut().filter(|o| o.h_payto == decision.h_payto) {
+            old.is_active = false;
+        }
+        let outcome_serial = state.outcomes.len() as u64 + 1;
+        state.outcomes.push(OutcomeRow {
+            serial: outcome_serial,
+            h_payto: decision.h_payto,
+            decision_time: decision.decision_time,
+            expiration_time: decision.expiration_time,
+            properties,
+            to_investigate: decision.to_investigate,
+            is_active: true,
+            new_rules: Some(new_rules),
+        });
+        state.history.push((
+            outcome_serial,
+            decision.justification.clone(),
+            decision.officer_pub,
+            decision.officer_sig,
+        ));
+        let open = state.open_measure_serial(&decision.h_payto);
+        let measure_serial = match decision.open_measures {
+            Some(measures) => {
+                let identical = open.filter(|serial| {
+                    state.measures.iter().any(|m| m.serial == *serial && m.measures == measures)
+                });
+                Some(match identical {
+                    Some(serial) => serial,
+                    None => state.insert_measure(&decision.h_payto, measures, 1, decision.decision_time),
+                })
+            }
+            None => {
+                if let Some(open) = open {
+                    state.finish_measure(open);
+                }
+                None
+            }
+        };
+        if let Some(attributes) = decision.attributes {
+            state.attributes.push((None, decision.h_payto, attributes));
+        }
+        for event in decision.events {
+            state.events.push((event, decision.decision_time));
+        }
+        state.changes += 1;
+        Ok(DecisionOutcome::Applied {
+            outcome_serial,
+            measure_serial,
+            access_token,
+        })
+    }
+
+    fn store_program_outcome(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        replaces: Option<u64>,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        if state.active_serial(h_payto) != replaces {
+            return Ok(false);
+        }
+        state.insert_outcome(h_payto, outcome, now);
+        state.changes += 1;
+        Ok(true)
+    }
+
+    fn newest_attributes(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()
+            .attributes
+            .iter()
+            .rev()
+            .find(|(_, h, _)| h == h_payto)
+            .map(|(_, _, a)| a.encrypted.clone()))
+    }
+
+    fn aml_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<AmlHistoryEntry>, StoreError> {
+        let state = self.lock();
+        let mut entries = Vec::new();
+        for (serial, justification, officer, _) in state.history.iter().rev() {
+            let Some(outcome) = state
+                .outcomes
+                .iter()
+                .find(|o| o.serial == *serial && &o.h_payto == h_payto)
+            else {
+                continue;
+            };
+            entries.push(AmlHistoryEntry {
+                decision_time: outcome.decision_time,
+                justification: justification.clone(),
+                decider_pub: *officer,
+                properties: outcome.properties.clone(),
+                new_rules: serde_json::to_value(&outcome.new_rules)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?,
+                to_investigate: outcome.to_investigate,
+                is_active: outcome.is_active,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn kyc_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<KycHistoryEntry>, StoreError> {
+        let state = self.lock();
+        let mut entries = Vec::new();
+        for (serial, h, attributes) in state.attributes.iter().rev() {
+            let Some(process) = serial
+                .and_then(|serial| state.processes.iter().find(|p| p.serial == serial))
+                .filter(|_| h == h_payto)
+            else {
+                continue;
+            };
+            entries.push(KycHistoryEntry {
+                provider_name: process.provider.clone(),
+                finished: process.finished,
+                error_code: process.error_code,
+                error_message: process.error_message.clone(),
+                provider_user_id: process.provider_user_id.clone(),
+                provider_legitimization_id: process.provider_legitimization_id.clone(),
+                collection_time: attributes.collection_time,
+                expiration_time: attributes.expiration_time,
+                encrypted: attributes.encrypted.clone(),
+            });
+        }
+        Ok(entries)
+    }
+
+    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .events
+            .iter()
+            .filter(|(event, at)| event == name && *at >= start && *at < end)
+            .count() as u64)
+    }
+
+    fn list_measures(
+        &self,
+        listing: &MeasureListing,
+        page: &crate::domain::aml::Page,
+    ) -> Result<Vec<MeasureRow>, StoreError> {
+        let state = self.lock();
+        let rows = state.measures.iter().filter(|m| {
+            page.admits(m.serial)
+                && listing.filter_h_payto.is_none_or(|h| h == m.h_payto)
+                && listing.open.is_none_or(|open| open != m.is_finished)
+        });
+        Ok(take_page(rows, page))
+    }
+
+    fn list_accounts(
+        &self,
+        page: &crate::domain::aml::Page,
+    ) -> Result<Vec<AccountSummary>, StoreError> {
+        let state = self.lock();
+        let summaries = state.accounts.iter().enumerate().map(|(i, account)| AccountSummary {
+            serial: i as u64 + 1,
+            h_payto: account.h_payto,
+            full_payto: account.full_payto.clone(),
+            active: state
+                .outcomes
+                .iter()
+                .find(|o| o.h_payto == account.h_payto && o.is_active)
+                .cloned(),
+        });
+        let admitted: Vec<AccountSummary> = summaries.filter(|s| page.admits(s.serial)).collect();
+        Ok(take_page(admitted.iter(), page))
+    }
+}
+
+/// The first rows of `rows` (ascending by serial) in the page's direction.
+fn take_page<'a, T: Clone + 'a>(
+    rows: impl DoubleEndedIterator<Item = &'a T>,
+    page: &crate::domain::aml::Page,
+) -> Vec<T> {
+    if page.limit() == 0 {
+        return Vec::new();
+    }
+    if page.is_forward() {
+        rows.take(page.count()).cloned().collect()
+    } else {
+        rows.rev().take(page.count()).cloned().collect()
     }
 }
 

@@ -99,6 +99,7 @@ fn outcome(expiration: u64) -> NewOutcome {
         properties: Some(serde_json::json!({"checked": true})),
         to_investigate: false,
         new_rules: rules(expiration),
+        events: vec!["checked".into()],
     }
 }
 
@@ -258,6 +259,7 @@ pub fn completion_stores_everything_at_once(store: &dyn KycStore) {
         attributes: attributes(b"sealed"),
         outcome: Some(outcome(5_000)),
         next_measures: None,
+        process_error: None,
         now: at(2_000),
     };
     assert_eq!(
@@ -289,6 +291,7 @@ pub fn completion_of_a_finished_set_changes_nothing(store: &dyn KycStore) {
         attributes: attributes(b"late"),
         outcome: Some(outcome(5_000)),
         next_measures: None,
+        process_error: None,
         now: at(2_000),
     };
     assert_eq!(
@@ -308,6 +311,7 @@ pub fn forms_complete_with_a_process_of_their_own(store: &dyn KycStore) {
         attributes: attributes(b"form"),
         outcome: None,
         next_measures: Some(set(&["email"])),
+        process_error: None,
         now: at(2_000),
     };
     assert_eq!(

@@ -18,6 +18,7 @@ pub mod kyc;
 pub mod kyc_conformance;
 pub mod password;
 pub mod pdf;
+pub mod programs;
 pub mod provider_http;
 pub mod random;
 pub mod sender;

@@ -2,18 +2,19 @@
 //! `argv[1]`, the message on standard input, no shell. Exit status 0 means accepted for
 //! delivery; anything else, or no exit within the time limit, is a failure.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use crate::adapters::process;
 use crate::ports::sender::{SendError, Sender};
 
 /// How long a helper may take.
 pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Kept of a helper's standard error for the log.
-const STDERR_LIMIT: u64 = 4096;
+const STDERR_LIMIT: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct CommandSender {
@@ -33,59 +34,17 @@ impl CommandSender {
         self.timeout = timeout;
         self
     }
-
-    /// Waits for the helper's exit, polling with a growing pause; kills it after the timeout.
-    fn wait(&self, child: &mut Child) -> Result<ExitStatus, SendError> {
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return Ok(status),
-                Ok(None) if started.elapsed() >= self.timeout => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(SendError(format!(
-                        "the helper did not finish within {} s",
-                        self.timeout.as_secs()
-                    )));
-                }
-                Ok(None) => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => return Err(SendError(format!("waiting for the helper: {e}"))),
-            }
-        }
-    }
-}
-
-impl CommandSender {
-    /// Starts the helper. A helper file that is still open for writing somewhere (just
-    /// installed, or written while another thread forks) fails with "text file busy" for a
-    /// moment: that is retried briefly instead of failing the delivery.
-    fn spawn(&self, address: &str) -> std::io::Result<std::process::Child> {
-        let mut attempts = 0;
-        loop {
-            let started = Command::new(&self.program)
-                .arg(address)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn();
-            match started {
-                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 20 => {
-                    attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => return other,
-            }
-        }
-    }
 }
 
 impl Sender for CommandSender {
     fn send(&self, address: &str, message: &str) -> Result<(), SendError> {
-        let mut child = self.spawn(address).map_err(|e| {
+        let mut command = Command::new(&self.program);
+        command
+            .arg(address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = process::spawn(&mut command).map_err(|e| {
             SendError(format!(
                 "could not start the helper {}: {e}",
                 self.program.display()
@@ -95,27 +54,25 @@ impl Sender for CommandSender {
             // A helper may exit without reading; its exit status decides, not the pipe.
             let _ = stdin.write_all(message.as_bytes());
         }
-        // Read standard error on the side, so that a chatty helper cannot block on a full pipe.
-        let stderr = child.stderr.take().map(|pipe| {
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = pipe.take(STDERR_LIMIT).read_to_string(&mut text);
-                text
-            })
-        });
-        let status = self.wait(&mut child)?;
-        if let Some(reader) = stderr {
-            // A grandchild may keep the pipe open: give the reader a moment, never more.
-            let deadline = Instant::now() + Duration::from_millis(100);
-            while !reader.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if reader.is_finished() {
-                let text = reader.join().unwrap_or_default();
-                if !text.trim().is_empty() {
-                    // Debug only: a helper may echo the message, which carries the PIN.
-                    tracing::debug!(stderr = %text.trim(), "helper output");
-                }
+        let stderr = child
+            .stderr
+            .take()
+            .map(|pipe| process::read_on_the_side(pipe, STDERR_LIMIT));
+        let status = process::wait_with_timeout(&mut child, self.timeout)
+            .map_err(|e| SendError(format!("waiting for the helper: {e}")))?
+            .ok_or_else(|| {
+                SendError(format!(
+                    "the helper did not finish within {} s",
+                    self.timeout.as_secs()
+                ))
+            })?;
+        if let Some((text, _)) =
+            stderr.and_then(|reader| process::collect(reader, Duration::from_millis(100)))
+        {
+            let text = String::from_utf8_lossy(&text);
+            if !text.trim().is_empty() {
+                // Debug only: a helper may echo the message, which carries the PIN.
+                tracing::debug!(stderr = %text.trim(), "helper output");
             }
         }
         if status.success() {
@@ -129,6 +86,7 @@ impl Sender for CommandSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn script(dir: &std::path::Path, body: &str) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;

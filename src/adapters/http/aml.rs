@@ -10,15 +10,18 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::header::{ACCEPT, CONTENT_DISPOSITION, CONTENT_TYPE, VARY};
+use axum::http::header::{ACCEPT, ALLOW, CONTENT_DISPOSITION, CONTENT_TYPE, VARY};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::ApiError;
+use super::kyc::KycHttp;
 use super::lanes::QuickLane;
 use super::negotiate::export_format;
 use crate::domain::aml::{AmlError, AmlService, AttributeReport, ExportFormat, parse_officer_pub};
+use crate::domain::kyc::Decided;
+use crate::domain::primitives::{ErrorCode, TalerError};
 use crate::ports::StoreError;
 
 /// The officer's query signature header.
@@ -28,13 +31,15 @@ const SIGNATURE_HEADER: &str = "taler-aml-officer-signature";
 pub struct AmlHttp {
     pub service: Arc<AmlService>,
     pub quick: Arc<QuickLane>,
+    /// Decisions change KYC state (and wake kyc-info long polls).
+    pub kyc: KycHttp,
 }
 
 /// The AML routes, to be merged into the exchange's router.
 pub fn routes(state: AmlHttp) -> Router {
     Router::new()
         .route("/aml", get(officer_get_without_key))
-        .route("/aml/{*rest}", get(officer_get))
+        .route("/aml/{*rest}", get(officer_get).post(officer_post))
         .route("/management/aml-officers", post(register_officer))
         .with_state(state)
 }
@@ -47,9 +52,10 @@ fn aml_status(error: &AmlError) -> StatusCode {
         | AmlError::ParameterMalformed(_)
         | AmlError::JsonInvalid(_) => StatusCode::BAD_REQUEST,
         AmlError::SignatureInvalid(_) | AmlError::MasterSignatureInvalid => StatusCode::FORBIDDEN,
-        AmlError::WrongNumberOfSegments | AmlError::EndpointUnknown | AmlError::OfficerUnknown => {
-            StatusCode::NOT_FOUND
-        }
+        AmlError::WrongNumberOfSegments
+        | AmlError::EndpointUnknown
+        | AmlError::OperationUnknown
+        | AmlError::OfficerUnknown => StatusCode::NOT_FOUND,
         AmlError::OfficerDisabled | AmlError::OfficerMoreRecentPresent => StatusCode::CONFLICT,
         AmlError::PdfDisabled => StatusCode::NOT_IMPLEMENTED,
         AmlError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -221,6 +227,82 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
             }
         }
         _ => Err(AmlError::EndpointUnknown),
+    }
+}
+
+/// Operations officers read with GET.
+const GET_OPERATIONS: [&str; 6] = [
+    "attributes",
+    "decisions",
+    "measures",
+    "kyc-statistics",
+    "legitimizations",
+    "accounts",
+];
+
+fn method_not_allowed(allow: &'static str) -> Response {
+    let mut response = ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        error: TalerError::new(ErrorCode::GenericMethodInvalid),
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// The status of a decision's refusal (exchange-aml-decisions.md §3.5, §7).
+fn decision_status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::ExchangeGenericBankAccountUnknown => StatusCode::NOT_FOUND,
+        ErrorCode::GenericDbSoftFailure => StatusCode::SERVICE_UNAVAILABLE,
+        other => ApiError::from(other).status,
+    }
+}
+
+/// `POST /aml/$OFFICER_PUB/decision`; POSTs to the read operations are 405.
+async fn officer_post(
+    State(state): State<AmlHttp>,
+    Path(rest): Path<String>,
+    body: Bytes,
+) -> Response {
+    let mut segments = rest.split('/');
+    let officer_pub = match parse_officer_pub(segments.next().unwrap_or_default()) {
+        Ok(key) => key,
+        Err(error) => return aml_error(&error),
+    };
+    let Some(operation) = segments.next() else {
+        return aml_error(&AmlError::WrongNumberOfSegments);
+    };
+    if operation != "decision" {
+        return if GET_OPERATIONS.contains(&operation) {
+            method_not_allowed("GET")
+        } else {
+            aml_error(&AmlError::OperationUnknown)
+        };
+    }
+    if segments.next().is_some() {
+        return aml_error(&AmlError::EndpointUnknown);
+    }
+    let service = Arc::clone(&state.kyc.service);
+    let decided = tokio::task::spawn_blocking(move || service.decide(&officer_pub, &body)).await;
+    match decided {
+        Ok(Ok(Decided::Applied { .. })) => {
+            state.kyc.changed();
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(Ok(Decided::Replayed)) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Err(error)) => {
+            // The decision may be applied although its instant measure failed.
+            state.kyc.changed();
+            let status = decision_status(error.code);
+            if status.is_server_error() {
+                tracing::error!(%error, "AML decision failed");
+            }
+            ApiError { status, error }.into_response()
+        }
+        Err(join) => lane_failure(&join),
     }
 }
 

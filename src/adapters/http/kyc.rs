@@ -54,7 +54,8 @@ impl KycHttp {
         }
     }
 
-    fn changed(&self) {
+    /// Wakes the long polls: KYC data changed.
+    pub(super) fn changed(&self) {
         self.changes.send_modify(|generation| *generation += 1);
     }
 

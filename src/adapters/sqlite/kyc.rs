@@ -9,15 +9,18 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
+use super::kyc_decisions;
 use super::convert::{
     self, bytes, expiry_from_sql, expiry_to_sql, id_from_sql, micros_from_sql, micros_to_sql,
 };
 use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
+use crate::domain::primitives::canonical_json::canonical_text_of;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::kyc::{
-    ActivateMeasures, Activated, BeginProcess, CompleteOutcome, CompletedProcess, Completion,
-    FinishedProcess, KycAccount, KycStore, MeasureRow, NewOutcome, OutcomeRow, ProcessRow,
+    AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess, CompleteOutcome,
+    CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess, KycAccount,
+    KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome, OutcomeRow, ProcessRow,
 };
 
 pub struct SqliteKycStore {
@@ -31,19 +34,19 @@ impl SqliteKycStore {
 }
 
 /// A row whose hash column is not 32 bytes.
-fn hash_from_sql(value: Vec<u8>) -> Result<NormalizedPaytoHash, StoreError> {
+pub(super) fn hash_from_sql(value: Vec<u8>) -> Result<NormalizedPaytoHash, StoreError> {
     bytes::<32>(&value, "h_payto").map(NormalizedPaytoHash)
 }
 
-fn corrupt(what: &str) -> StoreError {
+pub(super) fn corrupt(what: &str) -> StoreError {
     convert::corrupt("KYC row", what)
 }
 
-fn serial_to_sql(serial: u64) -> Option<i64> {
+pub(super) fn serial_to_sql(serial: u64) -> Option<i64> {
     i64::try_from(serial).ok()
 }
 
-fn bump_changes(conn: &Connection) -> Result<(), StoreError> {
+pub(super) fn bump_changes(conn: &Connection) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE talerbox_meta SET value = CAST(value AS INTEGER) + 1 WHERE name = 'kyc_changes'",
         [],
@@ -95,10 +98,10 @@ fn into_account(
     })
 }
 
-const MEASURE_COLUMNS: &str =
+pub(super) const MEASURE_COLUMNS: &str =
     "serial, h_payto, start_time, jmeasures, display_priority, is_finished";
 
-fn measure_row(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, String, i64, bool)> {
+pub(super) fn measure_row(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, String, i64, bool)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -109,7 +112,7 @@ fn measure_row(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, String, i6
     ))
 }
 
-fn into_measure(
+pub(super) fn into_measure(
     (serial, h_payto, start, jmeasures, priority, finished): (i64, Vec<u8>, i64, String, i64, bool),
 ) -> Result<MeasureRow, StoreError> {
     let measures: LegitimizationMeasures =
@@ -176,7 +179,7 @@ fn into_process(t: ProcessTuple) -> Result<ProcessRow, StoreError> {
     })
 }
 
-fn measure_by_serial(conn: &Connection, serial: u64) -> Result<Option<MeasureRow>, StoreError> {
+pub(super) fn measure_by_serial(conn: &Connection, serial: u64) -> Result<Option<MeasureRow>, StoreError> {
     let Some(serial) = serial_to_sql(serial) else {
         return Ok(None);
     };
@@ -188,7 +191,7 @@ fn measure_by_serial(conn: &Connection, serial: u64) -> Result<Option<MeasureRow
     row.map(into_measure).transpose()
 }
 
-fn open_measure_serial(
+pub(super) fn open_measure_serial(
     conn: &Connection,
     h_payto: &NormalizedPaytoHash,
 ) -> Result<Option<i64>, StoreError> {
@@ -201,7 +204,7 @@ fn open_measure_serial(
 }
 
 /// Finishes a measure set and its unfinished processes.
-fn finish_measure(conn: &Connection, serial: i64) -> Result<(), StoreError> {
+pub(super) fn finish_measure(conn: &Connection, serial: i64) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE legitimization_measures SET is_finished = 1 WHERE serial = ?1",
         [serial],
@@ -210,7 +213,7 @@ fn finish_measure(conn: &Connection, serial: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn insert_measure(
+pub(super) fn insert_measure(
     conn: &Connection,
     h_payto: &NormalizedPaytoHash,
     measures: &LegitimizationMeasures,
@@ -230,19 +233,29 @@ fn insert_measure(
 }
 
 /// Inserts the account's new active outcome, deactivating the previous one.
-fn insert_outcome(
+/// Inserts a program's outcome as the account's active one; `to_investigate` stays set if
+/// the replaced outcome had it.
+pub(super) fn insert_outcome(
     conn: &Connection,
     h_payto: &NormalizedPaytoHash,
     outcome: &NewOutcome,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let sticky: bool = conn
+        .prepare_cached(
+            "SELECT to_investigate FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1",
+        )?
+        .query_row([&h_payto.0[..]], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
     conn.execute(
         "UPDATE legitimization_outcomes SET is_active = 0 WHERE h_payto = ?1 AND is_active = 1",
         [&h_payto.0[..]],
     )?;
-    let rules = serde_json::to_string(&outcome.new_rules)
+    let rules = serde_json::to_value(&outcome.new_rules)
+        .map(|value| canonical_text_of(&value))
         .map_err(|e| StoreError::Internal(e.to_string()))?;
-    let properties = outcome.properties.as_ref().map(|p| p.to_string());
+    let properties = outcome.properties.as_ref().map(canonical_text_of);
     conn.execute(
         "INSERT INTO legitimization_outcomes \
          (h_payto, decision_time, expiration_time, jproperties, to_investigate, is_active, jnew_rules) \
@@ -252,11 +265,117 @@ fn insert_outcome(
             micros_to_sql(now)?,
             expiry_to_sql(outcome.expiration_time)?,
             properties,
-            outcome.to_investigate,
+            outcome.to_investigate || sticky,
             rules
         ],
     )?;
+    insert_events(conn, &outcome.events, now, conn.last_insert_rowid())
+}
+
+pub(super) fn insert_events(
+    conn: &Connection,
+    events: &[String],
+    at: Timestamp,
+    outcome_serial: i64,
+) -> Result<(), StoreError> {
+    let mut statement = conn.prepare_cached(
+        "INSERT INTO kyc_events (event_type, event_timestamp, outcome_serial) VALUES (?1, ?2, ?3)",
+    )?;
+    for event in events {
+        statement.execute(params![event, micros_to_sql(at)?, outcome_serial])?;
+    }
     Ok(())
+}
+
+/// Inserts an account unless it exists, with the next account serial.
+pub(super) fn insert_account(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+    normalized_payto: &str,
+    full_payto: Option<&str>,
+    token: &AccessToken,
+    account_pub: Option<EddsaPublicKey>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO kyc_accounts (h_payto, normalized_payto, full_payto, access_token, account_pub, created, serial) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, (SELECT COALESCE(MAX(serial), 0) + 1 FROM kyc_accounts)) \
+         ON CONFLICT (h_payto) DO NOTHING",
+    )?
+    .execute(params![
+        &h_payto.0[..],
+        normalized_payto,
+        full_payto,
+        &token.0[..],
+        account_pub.map(|k| k.0.to_vec()),
+        micros_to_sql(now)?
+    ])?;
+    Ok(())
+}
+
+const OUTCOME_COLUMNS: &str =
+    "serial, h_payto, decision_time, expiration_time, jproperties, to_investigate, is_active, jnew_rules";
+
+type OutcomeTuple = (
+    i64,
+    Vec<u8>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    bool,
+    bool,
+    Option<String>,
+);
+
+/// The [`OUTCOME_COLUMNS`] of a row, starting at column `first`.
+pub(super) fn outcome_columns(row: &Row<'_>, first: usize) -> rusqlite::Result<OutcomeTuple> {
+    Ok((
+        row.get(first)?,
+        row.get(first + 1)?,
+        row.get(first + 2)?,
+        row.get(first + 3)?,
+        row.get(first + 4)?,
+        row.get(first + 5)?,
+        row.get(first + 6)?,
+        row.get(first + 7)?,
+    ))
+}
+
+pub(super) fn into_outcome(
+    (serial, h_payto, decided, expires, properties, to_investigate, is_active, rules): OutcomeTuple,
+) -> Result<OutcomeRow, StoreError> {
+    let properties = properties
+        .map(|p| serde_json::from_str(&p))
+        .transpose()
+        .map_err(|_| corrupt("jproperties"))?;
+    let new_rules: Option<LegitimizationRuleSet> = rules
+        .map(|r| serde_json::from_str(&r))
+        .transpose()
+        .map_err(|_| corrupt("jnew_rules"))?;
+    Ok(OutcomeRow {
+        serial: id_from_sql(serial)?,
+        h_payto: hash_from_sql(h_payto)?,
+        decision_time: micros_from_sql(decided)?,
+        expiration_time: expiry_from_sql(expires)?,
+        properties,
+        to_investigate,
+        is_active,
+        new_rules,
+    })
+}
+
+pub(super) fn active_outcome(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+) -> Result<Option<OutcomeRow>, StoreError> {
+    let sql = format!(
+        "SELECT {OUTCOME_COLUMNS} FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1"
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row([&h_payto.0[..]], |row| outcome_columns(row, 0))
+        .optional()?;
+    row.map(into_outcome).transpose()
 }
 
 fn measure_is_open(conn: &Connection, serial: u64) -> Result<bool, StoreError> {
@@ -266,17 +385,14 @@ fn measure_is_open(conn: &Connection, serial: u64) -> Result<bool, StoreError> {
 impl KycStore for SqliteKycStore {
     fn activate_measures(&self, request: ActivateMeasures) -> Result<Activated, StoreError> {
         self.db.write(move |conn| {
-            conn.execute(
-                "INSERT INTO kyc_accounts (h_payto, normalized_payto, full_payto, access_token, account_pub, created) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (h_payto) DO NOTHING",
-                params![
-                    &request.h_payto.0[..],
-                    request.normalized_payto,
-                    request.full_payto,
-                    &request.new_token.0[..],
-                    request.account_pub.map(|k| k.0.to_vec()),
-                    micros_to_sql(request.now)?
-                ],
+            insert_account(
+                conn,
+                &request.h_payto,
+                &request.normalized_payto,
+                request.full_payto.as_deref(),
+                &request.new_token,
+                request.account_pub,
+                request.now,
             )?;
             let token: Vec<u8> = conn.query_row(
                 "SELECT access_token FROM kyc_accounts WHERE h_payto = ?1",
@@ -341,31 +457,7 @@ impl KycStore for SqliteKycStore {
         &self,
         h_payto: &NormalizedPaytoHash,
     ) -> Result<Option<OutcomeRow>, StoreError> {
-        self.db.read(|conn| {
-            let row = conn
-                .prepare_cached(
-                    "SELECT serial, decision_time, expiration_time, jproperties, to_investigate, jnew_rules \
-                     FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1",
-                )?
-                .query_row([&h_payto.0[..]], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Option<i64>>(2)?, r.get::<_, Option<String>>(3)?, r.get::<_, bool>(4)?, r.get::<_, Option<String>>(5)?))
-                })
-                .optional()?;
-            let Some((serial, decided, expires, properties, to_investigate, rules)) = row else { return Ok(None) };
-            let properties = properties.map(|p| serde_json::from_str(&p)).transpose().map_err(|_| corrupt("jproperties"))?;
-            let new_rules: Option<LegitimizationRuleSet> =
-                rules.map(|r| serde_json::from_str(&r)).transpose().map_err(|_| corrupt("jnew_rules"))?;
-            Ok(Some(OutcomeRow {
-                serial: id_from_sql(serial)?,
-                h_payto: *h_payto,
-                decision_time: micros_from_sql(decided)?,
-                expiration_time: expiry_from_sql(expires)?,
-                properties,
-                to_investigate,
-                is_active: true,
-                new_rules,
-            }))
-        })
+        self.db.read(|conn| active_outcome(conn, h_payto))
     }
 
     fn begin_process(
@@ -535,6 +627,12 @@ impl KycStore for SqliteKycStore {
                     provider
                 ],
             )?;
+            if let Some((code, message)) = &completion.process_error {
+                conn.execute(
+                    "UPDATE legitimization_processes SET error_code = ?2, error_message = ?3 WHERE serial = ?1",
+                    params![process_serial, code, message],
+                )?;
+            }
             if let Some(outcome) = &completion.outcome {
                 insert_outcome(conn, &completion.h_payto, outcome, completion.now)?;
             }
@@ -567,6 +665,76 @@ impl KycStore for SqliteKycStore {
             bump_changes(conn)?;
             Ok(CompleteOutcome::Completed)
         })
+    }
+
+    fn apply_decision(&self, decision: DecisionWrite) -> Result<DecisionOutcome, StoreError> {
+        self.db.write(move |conn| kyc_decisions::apply(conn, &decision))
+    }
+
+    fn store_program_outcome(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        replaces: Option<u64>,
+        outcome: NewOutcome,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let h_payto = *h_payto;
+        self.db.write(move |conn| {
+            let active = active_outcome(conn, &h_payto)?.map(|o| o.serial);
+            if active != replaces {
+                return Ok(false);
+            }
+            insert_outcome(conn, &h_payto, &outcome, now)?;
+            bump_changes(conn)?;
+            Ok(true)
+        })
+    }
+
+    fn newest_attributes(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db.read(|conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT encrypted_attributes FROM kyc_attributes WHERE h_payto = ?1 ORDER BY serial DESC LIMIT 1",
+                )?
+                .query_row([&h_payto.0[..]], |r| r.get(0))
+                .optional()?)
+        })
+    }
+
+    fn aml_history(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Vec<AmlHistoryEntry>, StoreError> {
+        self.db.read(|conn| kyc_decisions::aml_history(conn, h_payto))
+    }
+
+    fn kyc_history(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Vec<KycHistoryEntry>, StoreError> {
+        self.db.read(|conn| kyc_decisions::kyc_history(conn, h_payto))
+    }
+
+    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp) -> Result<u64, StoreError> {
+        self.db.read(|conn| kyc_decisions::count_events(conn, name, start, end))
+    }
+
+    fn list_measures(
+        &self,
+        listing: &MeasureListing,
+        page: &crate::domain::aml::Page,
+    ) -> Result<Vec<MeasureRow>, StoreError> {
+        self.db.read(|conn| kyc_decisions::list_measures(conn, listing, page))
+    }
+
+    fn list_accounts(
+        &self,
+        page: &crate::domain::aml::Page,
+    ) -> Result<Vec<AccountSummary>, StoreError> {
+        self.db.read(|conn| kyc_decisions::list_accounts(conn, page))
     }
 
     fn change_counter(&self) -> Result<u64, StoreError> {

@@ -12,6 +12,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0003_challenger.sql"),
     include_str!("migrations/0004_aml.sql"),
     include_str!("migrations/0005_kyc.sql"),
+    include_str!("migrations/0006_aml_decisions.sql"),
 ];
 
 /// The schema version this binary writes.

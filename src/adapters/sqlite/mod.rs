@@ -6,6 +6,7 @@ pub mod aml;
 pub mod challenges;
 mod convert;
 pub mod kyc;
+mod kyc_decisions;
 pub mod meta;
 mod migrations;
 mod writer;

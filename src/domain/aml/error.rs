@@ -13,9 +13,12 @@ pub enum AmlError {
     /// Nothing after `$OFFICER_PUB` (404).
     #[error("wrong number of path segments")]
     WrongNumberOfSegments,
-    /// Unknown operation or extra path segments (404).
+    /// Extra path segments (404).
     #[error("endpoint unknown")]
     EndpointUnknown,
+    /// An operation the officer API does not have (404).
+    #[error("operation unknown")]
+    OperationUnknown,
     /// `Taler-AML-Officer-Signature` missing, malformed or not valid for the path's key (403).
     #[error("officer signature invalid: {0}")]
     SignatureInvalid(&'static str),
@@ -59,6 +62,7 @@ impl AmlError {
             AmlError::OfficerPubMalformed => C::ExchangeGenericAmlOfficerPubMalformed,
             AmlError::WrongNumberOfSegments => C::ExchangeGenericWrongNumberOfSegments,
             AmlError::EndpointUnknown => C::GenericEndpointUnknown,
+            AmlError::OperationUnknown => C::ExchangeGenericOperationUnknown,
             AmlError::SignatureInvalid(_) => C::ExchangeGenericAmlOfficerGetSignatureInvalid,
             AmlError::OfficerUnknown | AmlError::OfficerDisabled => {
                 C::ExchangeGenericAmlOfficerAccessDenied

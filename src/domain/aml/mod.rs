@@ -4,6 +4,7 @@
 //! [`AmlService::store_attributes`].
 
 mod auth;
+pub mod decision_request;
 mod decisions;
 mod error;
 mod export;

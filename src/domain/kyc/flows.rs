@@ -4,6 +4,7 @@ use super::model::CheckKind;
 use super::oauth2::{
     Initiation, access_token, authorize_url_with_nonce, convert_challenger_info, provider_refusal,
 };
+use super::programs::RunInput;
 use super::requirement::RequirementId;
 use super::service::{KycService, error};
 use crate::domain::primitives::{ErrorCode, NormalizedPaytoHash, TalerError};
@@ -234,7 +235,17 @@ impl KycService {
             );
         }
         let now = self.clock.now();
-        let outcome = self.run_program(&measure.h_payto, &info.prog_name, &attributes)?;
+        let (_, current) = self.current_rules(&measure.h_payto)?;
+        let run = self.run_aml_program(
+            &info.prog_name,
+            &RunInput {
+                h_payto: &measure.h_payto,
+                context: info.context.as_ref(),
+                attributes: Some(&attributes),
+                current: &current,
+            },
+        )?;
+        let failure = run.caller_error();
         let completion = Completion {
             h_payto: measure.h_payto,
             measure_serial: measure.serial,
@@ -248,12 +259,13 @@ impl KycService {
                 encrypted: self.seal(&attributes)?,
                 provider_name: None,
             },
-            outcome: Some(outcome),
+            outcome: Some(run.outcome),
             next_measures: None,
+            process_error: run.failure.map(|(code, message)| (code.number(), message)),
             now,
         };
         match self.store.complete(completion)? {
-            CompleteOutcome::Completed => Ok(UploadOutcome::Stored),
+            CompleteOutcome::Completed => failure.map_or(Ok(UploadOutcome::Stored), Err),
             CompleteOutcome::AlreadyFinished => self.upload_replay(&id, &attributes),
         }
     }
@@ -392,13 +404,18 @@ impl KycService {
             .measure(process.measure_serial)?
             .ok_or_else(unexpected)?;
         let index = usize::try_from(process.measure_index).unwrap_or(usize::MAX);
-        let prog_name = measure
-            .measures
-            .measures
-            .get(index)
-            .map(|m| m.prog_name.clone())
-            .ok_or_else(unexpected)?;
-        let outcome = self.run_program(&h_payto, &prog_name, &converted.attributes)?;
+        let info = measure.measures.measures.get(index).ok_or_else(unexpected)?;
+        let (_, current) = self.current_rules(&h_payto)?;
+        let run = self.run_aml_program(
+            &info.prog_name,
+            &RunInput {
+                h_payto: &h_payto,
+                context: info.context.as_ref(),
+                attributes: Some(&converted.attributes),
+                current: &current,
+            },
+        )?;
+        let failure = run.caller_error();
         let completion = Completion {
             h_payto,
             measure_serial: measure.serial,
@@ -417,12 +434,16 @@ impl KycService {
                 encrypted: self.seal(&converted.attributes)?,
                 provider_name: Some(provider.name.clone()),
             },
-            outcome: Some(outcome),
+            outcome: Some(run.outcome),
             next_measures: None,
+            process_error: run.failure.map(|(code, message)| (code.number(), message)),
             now,
         };
         match self.store.complete(completion)? {
-            CompleteOutcome::Completed => Ok(provider.post_url.clone()),
+            CompleteOutcome::Completed => match failure {
+                None => Ok(provider.post_url.clone()),
+                Some(error) => Err(ProofFailure::Page { status: 500, error }),
+            },
             CompleteOutcome::AlreadyFinished => Err(page(
                 404,
                 ErrorCode::ExchangeKycProofRequestUnknown,

@@ -1,12 +1,16 @@
 //! The exchange's KYC process: measures, legitimization processes, forms and provider hand-off.
 
+mod decide;
 mod flows;
 mod model;
 mod oauth2;
+mod programs;
 mod requirement;
 mod rules;
+mod ruleset;
 mod service;
 
+pub use decide::Decided;
 pub use flows::{ProofFailure, ProofParams, UploadOutcome};
 pub use model::*;
 pub use oauth2::{
@@ -18,6 +22,8 @@ pub use rules::{
     AmlOutcome, CustomMeasure, KycRule, LegitimizationMeasures, LegitimizationRuleSet,
     MeasureInformation, run_builtin,
 };
+pub use programs::{INTROSPECTION_TIMEOUT, ProgramRun};
+pub use ruleset::{RuleSetError, check_event_names};
 pub use service::{KycInfo, KycProcessInformation, KycService, Requirement, Triggered};
 
 #[cfg(test)]

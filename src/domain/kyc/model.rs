@@ -11,9 +11,7 @@ pub const SKIP: &str = "skip";
 pub const VERBOTEN: &str = "verboten";
 
 /// Operation types a rule can limit.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OperationType {
     Withdraw,
@@ -55,6 +53,15 @@ impl OperationType {
         OperationType::ALL
             .into_iter()
             .find(|op| op.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// Case-insensitive, as the exchange reads rule sets.
+impl<'de> serde::Deserialize<'de> for OperationType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OperationType::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown operation type {text}")))
     }
 }
 
@@ -118,8 +125,46 @@ pub struct Program {
     pub fallback: String,
     pub required_attributes: Vec<String>,
     pub required_context: Vec<String>,
+    /// What an external program wants on its standard input (its `-i` answer).
+    pub required_inputs: Vec<ProgramInput>,
     /// Threshold of the rules `talerbox-accept` sets.
     pub limit: Amount,
+}
+
+/// A member of an external program's input (`-i` tokens, exchange-aml-decisions.md §5.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramInput {
+    Context,
+    Attributes,
+    CurrentRules,
+    DefaultRules,
+    /// Officer decisions; `Some(n)`: the n oldest (n > 0) or |n| newest (n < 0).
+    AmlHistory(Option<i64>),
+    KycHistory(Option<i64>),
+}
+
+impl ProgramInput {
+    /// Parses one `-i` token (case-insensitive).
+    pub fn parse(token: &str) -> Option<ProgramInput> {
+        let lower = token.to_ascii_lowercase();
+        let history = |name: &str| -> Option<Option<i64>> {
+            let rest = lower.strip_prefix(name)?;
+            if rest.is_empty() {
+                return Some(None);
+            }
+            let inner = rest.strip_prefix('[')?.strip_suffix(']')?;
+            inner.parse().ok().map(Some)
+        };
+        match lower.as_str() {
+            "context" => Some(ProgramInput::Context),
+            "attributes" => Some(ProgramInput::Attributes),
+            "current_rules" => Some(ProgramInput::CurrentRules),
+            "default_rules" => Some(ProgramInput::DefaultRules),
+            _ => history("aml_history")
+                .map(ProgramInput::AmlHistory)
+                .or_else(|| history("kyc_history").map(ProgramInput::KycHistory)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -191,6 +236,10 @@ impl MeasureSpec {
 /// The whole configured vocabulary; names are lower-case, as section names are.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KycRules {
+    /// The exchange's currency: rule thresholds must be in it.
+    pub currency: String,
+    /// `[exchangedb] MAX_AML_PROGRAM_RUNTIME`: an external program is killed after it.
+    pub max_program_runtime: RelativeTime,
     pub providers: BTreeMap<String, OAuth2Provider>,
     pub checks: BTreeMap<String, Check>,
     pub programs: BTreeMap<String, Program>,

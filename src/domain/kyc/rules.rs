@@ -122,12 +122,12 @@ impl KycRules {
         })
     }
 
-    fn measure_information(
+    pub(super) fn measure_information(
         &self,
         name: &str,
         custom: &BTreeMap<String, CustomMeasure>,
     ) -> Option<MeasureInformation> {
-        if let Some(measure) = custom.get(name) {
+        if let Some(measure) = self.custom_measure(name, custom) {
             return Some(MeasureInformation {
                 check_name: measure.check_name.to_ascii_lowercase(),
                 prog_name: measure.prog_name.to_ascii_lowercase(),
@@ -136,7 +136,7 @@ impl KycRules {
                 operation_type: None,
             });
         }
-        let measure = self.measures.get(name)?;
+        let measure = self.measures.get(&name.to_ascii_lowercase())?;
         Some(MeasureInformation {
             check_name: measure.check_name.clone(),
             prog_name: measure.program.clone(),
@@ -286,6 +286,7 @@ mod tests {
             fallback: "freeze".into(),
             required_attributes: Vec::new(),
             required_context: Vec::new(),
+            required_inputs: Vec::new(),
             limit: kudos("KUDOS:10000"),
         }
     }

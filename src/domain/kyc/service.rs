@@ -5,13 +5,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::model::{BuiltinProgram, CheckKind, KycRules, MeasureSpec, ProgramCommand, SKIP};
+use super::model::{CheckKind, KycRules, MeasureSpec, SKIP};
+use super::programs::RunInput;
 use super::requirement::{AccessToken, RequirementId, RequirementIdError};
-use super::rules::{AmlOutcome, LegitimizationMeasures, LegitimizationRuleSet, run_builtin};
+use super::rules::{LegitimizationMeasures, LegitimizationRuleSet};
+use crate::ports::aml::{InMemoryAmlStore, OfficerStore};
+use crate::ports::programs::{NoPrograms, ProgramRunner};
 use crate::domain::primitives::{ErrorCode, NormalizedPaytoHash, Payto, TalerError};
 use crate::ports::attribute_cipher::AttributeCipher;
 use crate::ports::clock::Clock;
-use crate::ports::kyc::{ActivateMeasures, KycAccount, KycStore, MeasureRow, NewOutcome};
+use crate::ports::kyc::{ActivateMeasures, KycAccount, KycStore, MeasureRow};
 use crate::ports::provider_http::ProviderHttp;
 use crate::ports::random::{Random, random_bytes};
 
@@ -24,7 +27,16 @@ pub struct KycService {
     pub(super) rules: KycRules,
     /// The exchange's base URL, ending in `/`.
     pub(super) base_url: String,
+    /// Who may decide (officer decisions).
+    pub(super) officers: Arc<dyn OfficerStore>,
+    /// Runs external AML programs.
+    pub(super) programs: Arc<dyn ProgramRunner>,
+    /// The configuration file external programs get as `-c`.
+    pub(super) program_config: Option<String>,
 }
+
+/// Successor measures evaluated in a row before the rules are declared recursive.
+const MAX_SUCCESSOR_ROUNDS: usize = 16;
 
 pub(super) fn error(code: ErrorCode, hint: &'static str) -> TalerError {
     TalerError::new(code).with_hint(hint)
@@ -93,7 +105,27 @@ impl KycService {
             random,
             rules,
             base_url,
+            officers: Arc::new(InMemoryAmlStore::default()),
+            programs: Arc::new(NoPrograms),
+            program_config: None,
         }
+    }
+
+    /// The officers whose decisions count (without them, every decision is refused).
+    pub fn with_officers(mut self, officers: Arc<dyn OfficerStore>) -> KycService {
+        self.officers = officers;
+        self
+    }
+
+    /// Runs external AML programs with `runner`, passing `-c config_file` when given.
+    pub fn with_programs(
+        mut self,
+        runner: Arc<dyn ProgramRunner>,
+        config_file: Option<String>,
+    ) -> KycService {
+        self.programs = runner;
+        self.program_config = config_file;
+        self
     }
 
     pub fn rules(&self) -> &KycRules {
@@ -139,23 +171,84 @@ impl KycService {
         })
     }
 
-    /// The account's current rules: the active outcome's unless expired, else the defaults.
+    /// The account's effective rules and its active outcome's serial (0 for none), as of
+    /// now (exchange-aml-decisions.md §1): the active outcome's rules until they expire,
+    /// then their successor measure's, else the defaults. An expired successor with the
+    /// `SKIP` check runs its program here; any other is opened as the account's measure
+    /// set while the expired rules keep applying.
     pub(super) fn current_rules(
         &self,
         h_payto: &NormalizedPaytoHash,
     ) -> Result<(u64, LegitimizationRuleSet), TalerError> {
-        let now = self.clock.now();
-        let outcome = self.store.active_outcome(h_payto)?;
-        Ok(match outcome {
-            Some(outcome) => {
-                let rules = outcome
-                    .new_rules
-                    .filter(|r| r.expiration_time > now)
-                    .unwrap_or_else(|| self.rules.default_rule_set());
-                (outcome.serial, rules)
+        for _ in 0..MAX_SUCCESSOR_ROUNDS {
+            let now = self.clock.now();
+            let Some(outcome) = self.store.active_outcome(h_payto)? else {
+                return Ok((0, self.rules.default_rule_set()));
+            };
+            let expired = match outcome.new_rules {
+                Some(rules) if rules.expiration_time > now => return Ok((outcome.serial, rules)),
+                Some(rules) => rules,
+                None => return Ok((outcome.serial, self.rules.default_rule_set())),
+            };
+            let successor = expired
+                .successor_measure
+                .as_deref()
+                .and_then(|name| self.rules.measure_information(name, &expired.custom_measures));
+            let Some(successor) = successor else {
+                return Ok((outcome.serial, self.rules.default_rule_set()));
+            };
+            if successor.check_name != SKIP {
+                self.open_successor(h_payto, successor)?;
+                return Ok((outcome.serial, expired));
             }
-            None => (0, self.rules.default_rule_set()),
-        })
+            let run = self.run_aml_program(
+                &successor.prog_name,
+                &RunInput {
+                    h_payto,
+                    context: successor.context.as_ref(),
+                    attributes: None,
+                    current: &expired,
+                },
+            )?;
+            // A concurrent evaluation may have stored its outcome first: then look again.
+            self.store
+                .store_program_outcome(h_payto, Some(outcome.serial), run.outcome, now)?;
+        }
+        Err(error(
+            ErrorCode::ExchangeGenericAmlProgramRecursionDetected,
+            "successor measures kept replacing each other",
+        ))
+    }
+
+    /// Opens an expired rule set's successor measure, unless it is open already.
+    fn open_successor(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        successor: super::rules::MeasureInformation,
+    ) -> Result<(), TalerError> {
+        let measures = LegitimizationMeasures {
+            measures: vec![successor],
+            is_and_combinator: false,
+            verboten: false,
+        };
+        let open = self.store.open_measure(h_payto)?;
+        if open.is_some_and(|m| m.measures == measures) {
+            return Ok(());
+        }
+        let Some(account) = self.store.account(h_payto)? else {
+            return Ok(());
+        };
+        self.store.activate_measures(ActivateMeasures {
+            h_payto: *h_payto,
+            normalized_payto: account.normalized_payto,
+            full_payto: account.full_payto,
+            new_token: account.access_token,
+            account_pub: account.account_pub,
+            measures,
+            display_priority: 1,
+            now: self.clock.now(),
+        })?;
+        Ok(())
     }
 
     /// GET /kyc-info/$ACCESS_TOKEN, without the waiting (spec §4 steps 1–3 and 5–6).
@@ -269,69 +362,6 @@ impl KycService {
         })
     }
 
-    /// Runs the program of measure `measure_info` over `attributes`; a failure runs the
-    /// program's fallback (whose check is `skip`) instead.
-    pub(super) fn run_program(
-        &self,
-        h_payto: &NormalizedPaytoHash,
-        prog_name: &str,
-        attributes: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<NewOutcome, TalerError> {
-        let (_, current) = self.current_rules(h_payto)?;
-        let program = self.rules.programs.get(prog_name).ok_or_else(|| {
-            error(
-                ErrorCode::ExchangeKycGenericAmlProgramGone,
-                "AML program no longer configured",
-            )
-        })?;
-        let outcome = match program.command {
-            ProgramCommand::Builtin(builtin) => {
-                let missing = program
-                    .required_attributes
-                    .iter()
-                    .any(|a| !attributes.contains_key(a));
-                (!missing).then(|| run_builtin(program, builtin, &current, self.clock.now()))
-            }
-            // External helpers are not run yet: they count as failed, so the fallback applies.
-            ProgramCommand::External(_) => None,
-        };
-        let outcome = match outcome {
-            Some(outcome) => outcome,
-            None => self.run_fallback(&program.fallback, &current)?,
-        };
-        Ok(new_outcome(outcome))
-    }
-
-    fn run_fallback(
-        &self,
-        fallback: &str,
-        current: &LegitimizationRuleSet,
-    ) -> Result<AmlOutcome, TalerError> {
-        let measure = self.rules.measures.get(fallback).ok_or_else(|| {
-            error(
-                ErrorCode::ExchangeGenericKycFallbackUnknown,
-                "fallback measure unknown",
-            )
-        })?;
-        let program = self.rules.programs.get(&measure.program).ok_or_else(|| {
-            error(
-                ErrorCode::ExchangeGenericKycFallbackUnknown,
-                "fallback program unknown",
-            )
-        })?;
-        match program.command {
-            ProgramCommand::Builtin(builtin) => {
-                Ok(run_builtin(program, builtin, current, self.clock.now()))
-            }
-            ProgramCommand::External(_) => Ok(run_builtin(
-                program,
-                BuiltinProgram::Freeze,
-                current,
-                self.clock.now(),
-            )),
-        }
-    }
-
     /// A triggered set made only of `skip` measures is settled at once by their programs.
     fn run_skipped_measures(
         &self,
@@ -345,10 +375,19 @@ impl KycService {
         if measures.measures.iter().any(|m| m.check_name != SKIP) {
             return Ok(());
         }
-        let outcome = self.run_program(h_payto, &first.prog_name, &Default::default())?;
+        let (_, current) = self.current_rules(h_payto)?;
+        let run = self.run_aml_program(
+            &first.prog_name,
+            &RunInput {
+                h_payto,
+                context: first.context.as_ref(),
+                attributes: None,
+                current: &current,
+            },
+        )?;
         self.store
-            .settle(h_payto, measure_serial, outcome, self.clock.now())?;
-        Ok(())
+            .settle(h_payto, measure_serial, run.outcome.clone(), self.clock.now())?;
+        run.caller_error().map_or(Ok(()), Err)
     }
 }
 
@@ -364,12 +403,3 @@ impl KycService {
 
 /// An attribute object.
 pub(super) type Attributes = serde_json::Map<String, serde_json::Value>;
-
-fn new_outcome(outcome: AmlOutcome) -> NewOutcome {
-    NewOutcome {
-        expiration_time: outcome.new_rules.expiration_time,
-        properties: outcome.properties,
-        to_investigate: outcome.to_investigate,
-        new_rules: outcome.new_rules,
-    }
-}

@@ -501,7 +501,9 @@ fn a_failing_program_runs_its_fallback() {
     let kyc = kyc_with("[aml-program-accept]\nCOMMAND = /usr/bin/external-helper\n");
     let (token, id) = personal(&kyc);
     let complete = json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": "Alice", "DATE_OF_BIRTH": "2000-01-01"});
-    kyc.service.upload(&id, form(complete)).unwrap();
+    // The program cannot run here: the upload is stored, the fallback decides, and the
+    // customer learns that the program failed.
+    assert_eq!(code(kyc.service.upload(&id, form(complete))), 1945);
     let h_payto = kyc.service.kyc_info(&token).unwrap().h_payto;
     let outcome = kyc.store.active_outcome(&h_payto).unwrap().unwrap();
     assert!(

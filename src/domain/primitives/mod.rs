@@ -5,6 +5,7 @@
 pub mod amount;
 pub mod attributes;
 pub mod base32;
+pub mod canonical_json;
 pub mod crypto;
 mod error;
 pub mod iban;

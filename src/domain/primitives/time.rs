@@ -78,7 +78,7 @@ impl Timestamp {
 }
 
 /// A duration in microseconds, or "forever".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RelativeTime {
     micros: u64,
 }

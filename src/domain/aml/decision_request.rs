@@ -126,8 +126,8 @@ impl DecisionRequest {
             .map(|uri| {
                 let payto = Payto::parse_full(&uri).map_err(|e| {
                     TalerError::new(ErrorCode::GenericJsonInvalid)
-                        .with_hint("payto_uri is not a full payto URI")
-                        .with_detail(format!("payto_uri: {e}"))
+                        .with_hint(format!("payto_uri is not a full payto URI: {e}"))
+                        .with_detail("payto_uri")
                 })?;
                 if payto.h_normalized() != h_payto {
                     return Err(malformed("payto_uri", "payto_uri does not hash to h_payto"));

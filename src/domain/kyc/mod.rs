@@ -28,3 +28,5 @@ pub use service::{KycInfo, KycProcessInformation, KycService, Requirement, Trigg
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod decide_tests;

@@ -20,7 +20,7 @@ use crate::adapters::keys::{self, KeyCheck, MasterKey};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
 use crate::adapters::pdf::PrintPdfRenderer;
 use crate::adapters::sqlite::{
-    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore,
+    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteKycStore,
 };
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
@@ -105,9 +105,9 @@ impl App {
             .collect::<anyhow::Result<_>>()?;
         let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
         let cipher = attribute_cipher(&config, &db, options)?;
-        let aml = Arc::new(aml_service(&config, &db, &master_key, Arc::clone(&cipher))?);
         let mut config = config;
         let program_config = kyc::prepare_programs(&mut config)?;
+        let aml = Arc::new(aml_service(&config, &db, &master_key, Arc::clone(&cipher))?);
         Ok(App {
             program_config,
             config,
@@ -345,6 +345,7 @@ fn aml_service(
         officers: store.clone(),
         attributes: store.clone(),
         decisions: store,
+        kyc: Arc::new(SqliteKycStore::new(Arc::clone(db))),
         cipher,
         pdf: Arc::new(PrintPdfRenderer),
         clock: Arc::new(SystemClock),
@@ -354,6 +355,7 @@ fn aml_service(
         master_pub: master_key.public,
         pdf_enabled: exchange.enable_aml_pdf,
         default_rules: serde_json::to_value(config.kyc.rules.default_rule_set())?,
+        measures: crate::domain::aml::measures_json(&config.kyc.rules),
     };
     Ok(AmlService::new(ports, settings))
 }

@@ -312,7 +312,8 @@ async fn path_shapes_get_their_own_codes() {
         (A_PUB.to_owned(), Some(A_SIG), 404, 1002),
         // The operation is checked after the signature.
         (format!("{A_PUB}/bogus"), None, 403, 1033),
-        (format!("{A_PUB}/bogus"), Some(A_SIG), 404, 21),
+        // An unknown operation is 1001, as the exchange answers it.
+        (format!("{A_PUB}/bogus"), Some(A_SIG), 404, 1001),
         (format!("{A_PUB}/attributes"), Some(A_SIG), 404, 21),
         (
             format!("{A_PUB}/attributes/{ACCOUNT}/more"),

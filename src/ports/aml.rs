@@ -246,6 +246,8 @@ impl DecisionStore for InMemoryAmlStore {
                 is_active: true,
                 new_rules: outcome.new_rules.clone(),
                 justification: outcome.decider.as_ref().map(|d| d.justification.clone()),
+                decider_pub: outcome.decider.as_ref().map(|d| d.officer_pub),
+                full_payto: None,
             },
         );
         Ok(rowid)

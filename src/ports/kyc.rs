@@ -226,6 +226,37 @@ pub struct MeasureListing {
     pub open: Option<bool>,
 }
 
+/// Which accounts to list: each `Some(b)` keeps those whose property is `b`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountFilter {
+    /// The active outcome asks for investigation.
+    pub investigation: Option<bool>,
+    /// The account has an active outcome (rules of its own).
+    pub open: Option<bool>,
+    /// The active outcome's `properties.high_risk` is `true`.
+    pub high_risk: Option<bool>,
+}
+
+impl AccountSummary {
+    pub fn to_investigate(&self) -> bool {
+        self.active.as_ref().is_some_and(|o| o.to_investigate)
+    }
+
+    pub fn high_risk(&self) -> bool {
+        self.active
+            .as_ref()
+            .and_then(|o| o.properties.as_ref())
+            .and_then(|p| p.get("high_risk"))
+            == Some(&serde_json::Value::Bool(true))
+    }
+
+    pub fn passes(&self, filter: &AccountFilter) -> bool {
+        filter.investigation.is_none_or(|b| b == self.to_investigate())
+            && filter.open.is_none_or(|b| b == self.active.is_some())
+            && filter.high_risk.is_none_or(|b| b == self.high_risk())
+    }
+}
+
 /// An account as officers list it (`GET /aml/$PUB/accounts`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AccountSummary {
@@ -324,9 +355,10 @@ pub trait KycStore: Send + Sync {
         listing: &MeasureListing,
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<MeasureRow>, StoreError>;
-    /// Accounts on `page` (over their serial), with their active outcome.
+    /// Accounts on `page` (over their serial) that pass `filter`, with their active outcome.
     fn list_accounts(
         &self,
+        filter: &AccountFilter,
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<AccountSummary>, StoreError>;
 }
@@ -974,6 +1006,7 @@ impl KycStore for InMemoryKycStore {
 
     fn list_accounts(
         &self,
+        filter: &AccountFilter,
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<AccountSummary>, StoreError> {
         let state = self.lock();
@@ -987,7 +1020,9 @@ impl KycStore for InMemoryKycStore {
                 .find(|o| o.h_payto == account.h_payto && o.is_active)
                 .cloned(),
         });
-        let admitted: Vec<AccountSummary> = summaries.filter(|s| page.admits(s.serial)).collect();
+        let admitted: Vec<AccountSummary> = summaries
+            .filter(|s| page.admits(s.serial) && s.passes(filter))
+            .collect();
         Ok(take_page(admitted.iter(), page))
     }
 }

@@ -58,6 +58,7 @@ fn aml_status(error: &AmlError) -> StatusCode {
         | AmlError::OfficerUnknown => StatusCode::NOT_FOUND,
         AmlError::OfficerDisabled | AmlError::OfficerMoreRecentPresent => StatusCode::CONFLICT,
         AmlError::PdfDisabled => StatusCode::NOT_IMPLEMENTED,
+        AmlError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         AmlError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
         AmlError::Store(StoreError::Internal(_)) | AmlError::Internal(_) => {
             StatusCode::INTERNAL_SERVER_ERROR
@@ -68,6 +69,9 @@ fn aml_status(error: &AmlError) -> StatusCode {
 fn aml_error(error: &AmlError) -> Response {
     if error.is_internal() {
         tracing::error!(code = error.code().number(), %error, "AML request failed");
+    }
+    if matches!(error, AmlError::MethodNotAllowed) {
+        return method_not_allowed("POST");
     }
     ApiError {
         status: aml_status(error),
@@ -216,17 +220,31 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
             })
         }
         "decisions" => {
-            if segments.next().is_some() {
-                return Err(AmlError::EndpointUnknown);
-            }
-            match service.decisions(&officer, &request.query)? {
-                None => Ok(Answer::NoContent),
-                Some(list) => Ok(Answer::Json(
-                    serde_json::to_vec(&list).map_err(|e| AmlError::Internal(e.to_string()))?,
-                )),
-            }
+            no_more(&mut segments)?;
+            json_or_none(service.decisions(&officer, &request.query)?)
         }
-        _ => Err(AmlError::EndpointUnknown),
+        "measures" => {
+            no_more(&mut segments)?;
+            json_or_none(Some(service.measures(&officer)))
+        }
+        "kyc-statistics" => {
+            let names = segments.next().ok_or(AmlError::EndpointUnknown)?;
+            no_more(&mut segments)?;
+            let counters = service.kyc_statistics(&officer, names, &request.query)?;
+            json_or_none(counters.map(|statistics| serde_json::json!({"statistics": statistics})))
+        }
+        "legitimizations" => {
+            no_more(&mut segments)?;
+            let sets = service.legitimizations(&officer, &request.query)?;
+            json_or_none(sets.map(|measures| serde_json::json!({"measures": measures})))
+        }
+        "accounts" => {
+            no_more(&mut segments)?;
+            let accounts = service.accounts(&officer, &request.query)?;
+            json_or_none(accounts.map(|accounts| serde_json::json!({"accounts": accounts})))
+        }
+        "decision" => Err(AmlError::MethodNotAllowed),
+        _ => Err(AmlError::OperationUnknown),
     }
 }
 
@@ -303,6 +321,22 @@ async fn officer_post(
             ApiError { status, error }.into_response()
         }
         Err(join) => lane_failure(&join),
+    }
+}
+
+fn no_more<'a>(segments: &mut impl Iterator<Item = &'a str>) -> Result<(), AmlError> {
+    match segments.next() {
+        Some(_) => Err(AmlError::EndpointUnknown),
+        None => Ok(()),
+    }
+}
+
+fn json_or_none(body: Option<impl serde::Serialize>) -> Result<Answer, AmlError> {
+    match body {
+        None => Ok(Answer::NoContent),
+        Some(body) => Ok(Answer::Json(
+            serde_json::to_vec(&body).map_err(|e| AmlError::Internal(e.to_string()))?,
+        )),
     }
 }
 

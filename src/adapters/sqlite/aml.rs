@@ -293,9 +293,11 @@ impl DecisionStore for SqliteAmlStore {
         let (comparison, order) = direction(&filter.page);
         let sql = format!(
             "SELECT o.serial, o.h_payto, o.decision_time, o.expiration_time, o.jproperties, \
-             o.new_measure_name, o.to_investigate, o.is_active, o.jnew_rules, h.justification \
+             o.new_measure_name, o.to_investigate, o.is_active, o.jnew_rules, h.justification, \
+             h.decider_pub, a.full_payto \
              FROM legitimization_outcomes o \
              LEFT JOIN aml_history h ON h.outcome_serial = o.serial \
+             LEFT JOIN kyc_accounts a ON a.h_payto = o.h_payto \
              WHERE o.serial {comparison} ?1 AND (?2 IS NULL OR o.h_payto = ?2) \
              AND (?3 IS NULL OR o.is_active = ?3) AND (?4 IS NULL OR o.to_investigate = ?4) \
              ORDER BY o.serial {order} LIMIT ?5"
@@ -365,6 +367,8 @@ struct DecisionRow {
     is_active: bool,
     rules: Option<String>,
     justification: Option<String>,
+    decider_pub: Option<Vec<u8>>,
+    full_payto: Option<String>,
 }
 
 impl DecisionRow {
@@ -380,6 +384,8 @@ impl DecisionRow {
             is_active: row.get(7)?,
             rules: row.get(8)?,
             justification: row.get(9)?,
+            decider_pub: row.get(10)?,
+            full_payto: row.get(11)?,
         })
     }
 
@@ -406,6 +412,11 @@ impl DecisionRow {
             is_active: self.is_active,
             new_rules,
             justification: self.justification,
+            decider_pub: self
+                .decider_pub
+                .map(|key| bytes(&key, "decider_pub").map(EddsaPublicKey))
+                .transpose()?,
+            full_payto: self.full_payto,
         })
     }
 }

@@ -18,7 +18,7 @@ use crate::domain::primitives::canonical_json::canonical_text_of;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::kyc::{
-    AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess, CompleteOutcome,
+    AccountFilter, AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess, CompleteOutcome,
     CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess, KycAccount,
     KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome, OutcomeRow, ProcessRow,
 };
@@ -732,9 +732,10 @@ impl KycStore for SqliteKycStore {
 
     fn list_accounts(
         &self,
+        filter: &AccountFilter,
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<AccountSummary>, StoreError> {
-        self.db.read(|conn| kyc_decisions::list_accounts(conn, page))
+        self.db.read(|conn| kyc_decisions::list_accounts(conn, filter, page))
     }
 
     fn change_counter(&self) -> Result<u64, StoreError> {

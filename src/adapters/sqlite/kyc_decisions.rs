@@ -15,7 +15,7 @@ use crate::domain::kyc::AccessToken;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::kyc::{
-    AccountSummary, AmlHistoryEntry, DecisionOutcome, DecisionWrite, KycHistoryEntry,
+    AccountFilter, AccountSummary, AmlHistoryEntry, DecisionOutcome, DecisionWrite, KycHistoryEntry,
     MeasureListing, MeasureRow,
 };
 
@@ -278,7 +278,11 @@ pub(super) fn list_measures(
     rows.map(|row| into_measure(row?)).collect()
 }
 
-pub(super) fn list_accounts(conn: &Connection, page: &Page) -> Result<Vec<AccountSummary>, StoreError> {
+pub(super) fn list_accounts(
+    conn: &Connection,
+    filter: &AccountFilter,
+    page: &Page,
+) -> Result<Vec<AccountSummary>, StoreError> {
     if page.limit() == 0 {
         return Ok(Vec::new());
     }
@@ -288,12 +292,20 @@ pub(super) fn list_accounts(conn: &Connection, page: &Page) -> Result<Vec<Accoun
          o.expiration_time, o.jproperties, o.to_investigate, o.is_active, o.jnew_rules \
          FROM kyc_accounts a LEFT JOIN legitimization_outcomes o \
          ON o.h_payto = a.h_payto AND o.is_active = 1 \
-         WHERE a.serial {comparison} ?1 ORDER BY a.serial {order} LIMIT ?2"
+         WHERE a.serial {comparison} ?1 \
+         AND (?3 IS NULL OR COALESCE(o.to_investigate, 0) = ?3) \
+         AND (?4 IS NULL OR (o.serial IS NOT NULL) = ?4) \
+         AND (?5 IS NULL OR (COALESCE(json_extract(o.jproperties, '$.high_risk') IS 1 \
+              AND json_type(o.jproperties, '$.high_risk') = 'true', 0)) = ?5) \
+         ORDER BY a.serial {order} LIMIT ?2"
     );
     let mut statement = conn.prepare_cached(&sql)?;
     let mut rows = statement.query(params![
         id_to_sql(page.offset(), "offset")?,
-        page.limit().saturating_abs()
+        page.limit().saturating_abs(),
+        filter.investigation,
+        filter.open,
+        filter.high_risk,
     ])?;
     let mut accounts = Vec::new();
     while let Some(row) = rows.next()? {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::domain::primitives::{NormalizedPaytoHash, Timestamp, base32};
+use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
 
 use super::error::AmlError;
 use super::model::{AttributeMap, DecisionRecord, Officer};
@@ -35,6 +35,11 @@ pub struct AmlDecision {
     pub limits: serde_json::Value,
     pub to_investigate: bool,
     pub is_active: bool,
+    /// The deciding officer (talerbox extra); absent for program outcomes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decider_pub: Option<EddsaPublicKey>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub full_payto: Option<String>,
 }
 
 /// The 200 body (`AmlDecisions`).
@@ -69,12 +74,13 @@ impl DecisionFilter {
     }
 }
 
-fn tristate(name: &str, value: Option<&str>) -> Result<Option<bool>, AmlError> {
-    match value {
+/// A yes/no/all parameter (case-insensitive, default all).
+pub(super) fn tristate(name: &str, value: Option<&str>) -> Result<Option<bool>, AmlError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
         None | Some("all") => Ok(None),
         Some("yes") => Ok(Some(true)),
         Some("no") => Ok(Some(false)),
-        Some(other) => Err(AmlError::ParameterMalformed(format!("{name}={other}"))),
+        Some(_) => Err(AmlError::ParameterMalformed(name.to_owned())),
     }
 }
 
@@ -112,6 +118,8 @@ impl AmlService {
                 .unwrap_or_else(|| self.settings.default_rules.clone()),
             to_investigate: record.to_investigate,
             is_active: record.is_active,
+            decider_pub: record.decider_pub,
+            full_payto: record.full_payto,
         }
     }
 }

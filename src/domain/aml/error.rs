@@ -16,6 +16,9 @@ pub enum AmlError {
     /// Extra path segments (404).
     #[error("endpoint unknown")]
     EndpointUnknown,
+    /// A GET of the decision operation, which only takes POST (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// An operation the officer API does not have (404).
     #[error("operation unknown")]
     OperationUnknown,
@@ -63,6 +66,7 @@ impl AmlError {
             AmlError::WrongNumberOfSegments => C::ExchangeGenericWrongNumberOfSegments,
             AmlError::EndpointUnknown => C::GenericEndpointUnknown,
             AmlError::OperationUnknown => C::ExchangeGenericOperationUnknown,
+            AmlError::MethodNotAllowed => C::GenericMethodInvalid,
             AmlError::SignatureInvalid(_) => C::ExchangeGenericAmlOfficerGetSignatureInvalid,
             AmlError::OfficerUnknown | AmlError::OfficerDisabled => {
                 C::ExchangeGenericAmlOfficerAccessDenied

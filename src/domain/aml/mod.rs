@@ -4,6 +4,7 @@
 //! [`AmlService::store_attributes`].
 
 mod auth;
+mod cases;
 pub mod decision_request;
 mod decisions;
 mod error;
@@ -14,6 +15,7 @@ mod paging;
 mod service;
 
 pub use auth::parse_officer_pub;
+pub use cases::{AccountRecord, EventCounter, MeasureSetRecord, measures_json};
 pub use decisions::{AmlDecision, AmlDecisionsResponse, DecisionFilter};
 pub use error::AmlError;
 pub use export::{

@@ -120,4 +120,8 @@ pub struct DecisionRecord {
     pub is_active: bool,
     pub new_rules: Option<serde_json::Value>,
     pub justification: Option<String>,
+    /// The deciding officer; `None` for program outcomes.
+    pub decider_pub: Option<EddsaPublicKey>,
+    /// The account's full payto URI, where known.
+    pub full_payto: Option<String>,
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
 use crate::ports::aml::{AttributeStore, DecisionStore, OfficerStore};
+use crate::ports::kyc::KycStore;
 use crate::ports::attribute_cipher::{AttributeCipher, NONCE_LEN};
 use crate::ports::clock::Clock;
 use crate::ports::pdf::PdfRenderer;
@@ -21,6 +22,8 @@ pub struct AmlPorts {
     pub officers: Arc<dyn OfficerStore>,
     pub attributes: Arc<dyn AttributeStore>,
     pub decisions: Arc<dyn DecisionStore>,
+    /// Measure sets, accounts and events (shared with the KYC process).
+    pub kyc: Arc<dyn KycStore>,
     pub cipher: Arc<dyn AttributeCipher>,
     pub pdf: Arc<dyn PdfRenderer>,
     pub clock: Arc<dyn Clock>,
@@ -36,6 +39,8 @@ pub struct AmlSettings {
     pub pdf_enabled: bool,
     /// The default `LegitimizationRuleSet`, shown for decisions that set no rules.
     pub default_rules: serde_json::Value,
+    /// The `GET /aml/$PUB/measures` body ([`super::measures_json`]).
+    pub measures: serde_json::Value,
 }
 
 /// The representation an officer asked for (content negotiation happens at the edge).

@@ -47,6 +47,7 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
         officers: store.clone(),
         attributes: store.clone(),
         decisions: store.clone(),
+        kyc: Arc::new(crate::ports::kyc::InMemoryKycStore::default()),
         cipher: cipher.clone(),
         pdf: Arc::new(TextPdfRenderer),
         clock: Arc::new(FakeClock::at(Timestamp::from_seconds(NOW).unwrap())),
@@ -56,6 +57,7 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
         master_pub: master().public_key(),
         pdf_enabled,
         default_rules: json!({"rules": []}),
+        measures: json!({"roots": {}}),
     };
     Fixture {
         service: AmlService::new(ports, settings),
@@ -621,9 +623,12 @@ fn decisions_show_default_rules_and_filters() {
         .unwrap()
         .unwrap();
     assert_eq!(active.records.len(), 1);
+    // yes/no/all are case-insensitive, as the exchange reads them.
+    let shouted = f.service.decisions(&officer, &query(&[("active", "YES")]));
+    assert_eq!(shouted.unwrap().unwrap().records.len(), 1);
     for bad in [
         ("active", "maybe"),
-        ("investigation", "YES"),
+        ("investigation", "yess"),
         ("h_payto", "x"),
         ("limit", ""),
     ] {

@@ -30,7 +30,10 @@ use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSetting
 use crate::ports::attribute_cipher::{AttributeCipher, TalerAttributeCipher};
 use crate::ports::sender::Sender;
 
+mod decide;
 mod kyc;
+
+pub use decide::{DecideOutput, DecideRequest, parse_duration};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "talerbox.sqlite3";

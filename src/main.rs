@@ -75,6 +75,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KycCommand {
+    /// Print an account's access token and kyc-info URL (ACCOUNT: payto URI or hash).
+    Token { account: String },
     /// Open KYC measures for an account; prints its access token, then its kyc-info URL.
     Trigger {
         /// The account's full payto URI (with receiver-name).
@@ -128,6 +130,66 @@ enum AmlCommand {
     /// Register, disable and list AML officers.
     #[command(subcommand)]
     Officer(OfficerCommand),
+    /// Sign and apply an AML decision as an officer (like POST /aml/$PUB/decision).
+    Decide(DecideArgs),
+    /// Inspect and try the configured AML programs.
+    #[command(subcommand)]
+    Program(ProgramCommand),
+}
+
+#[derive(clap::Args)]
+struct DecideArgs {
+    /// The account: a full payto URI (creates an unknown account), a payto URI, or its hash.
+    account: String,
+    /// File with the officer's private key (base32, as `aml officer new` prints it).
+    #[arg(long, value_name = "FILE")]
+    officer_key: PathBuf,
+    #[arg(long)]
+    justification: String,
+    /// freeze, default, keep (the default) or a LegitimizationRuleSet JSON file.
+    #[arg(long, default_value = "keep")]
+    rules: String,
+    /// The rules expire after DURATION (30d, 12h, 90s) or never.
+    #[arg(long, value_name = "DURATION")]
+    expiration: Option<String>,
+    /// The measure that follows when the rules expire.
+    #[arg(long, value_name = "MEASURE")]
+    successor: Option<String>,
+    /// AccountProperties as JSON or a JSON file.
+    #[arg(long, value_name = "JSON|FILE")]
+    properties: Option<String>,
+    /// Measures the customer must now satisfy (`new_measures`, e.g. "personal").
+    #[arg(long, value_name = "SPEC")]
+    measures: Option<String>,
+    /// Keep the account under investigation.
+    #[arg(long)]
+    investigate: bool,
+    /// An event to count in the statistics (repeatable).
+    #[arg(long = "event", value_name = "NAME")]
+    events: Vec<String>,
+    /// The decision time in seconds since the epoch (default: now).
+    #[arg(long, value_name = "T_S")]
+    decision_time: Option<u64>,
+    /// Officer-filed attributes (a JSON object with FORM_ID).
+    #[arg(long, value_name = "FILE")]
+    attributes: Option<PathBuf>,
+    #[arg(long, value_name = "DURATION")]
+    attributes_expiration: Option<String>,
+    /// Print the signed request as JSON instead of applying it.
+    #[arg(long)]
+    print_request: bool,
+}
+
+#[derive(Subcommand)]
+enum ProgramCommand {
+    /// What an AML program needs (context, attributes, inputs).
+    Info { name: String },
+    /// Run an AML program on an AmlProgramInput (file or standard input) as the server would.
+    Test {
+        name: String,
+        #[arg(long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -299,6 +361,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => kyc_trigger(config, &payto, &measures, all),
         Command::Challenger(args) => challenger(config, args),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
+        Command::Aml(AmlCommand::Decide(args)) => decide(config, args),
+        Command::Aml(AmlCommand::Program(command)) => program(config, command),
+        Command::Kyc(KycCommand::Token { account }) => kyc_token(config, &account),
         Command::Exchange(ExchangeCommand::MasterPub) => {
             let app = App::open(config)?;
             println!("{}", app.master_key.public);
@@ -483,6 +548,132 @@ fn kyc_trigger(
     println!("{}", triggered.access_token);
     println!("{}kyc-info/{}", urls.exchange, triggered.access_token);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A refusal as the decision commands print it: `error <code> <NAME>: <detail>`.
+fn refused(error: &talerbox::domain::primitives::TalerError) -> ExitCode {
+    eprintln!(
+        "error {} {}: {}",
+        error.code.number(),
+        error.code.short_name(),
+        error.detail.as_deref().unwrap_or(&error.hint)
+    );
+    ExitCode::FAILURE
+}
+
+fn decide(config: Config, args: DecideArgs) -> anyhow::Result<ExitCode> {
+    let listen = config.server.listen;
+    let app = App::open(config)?;
+    let kyc = app.kyc_trigger_service(&app.urls(listen).exchange);
+    let request = talerbox::app::DecideRequest {
+        account: args.account,
+        officer_key: args.officer_key,
+        justification: args.justification,
+        rules: args.rules,
+        expiration: args.expiration,
+        successor: args.successor,
+        properties: args.properties,
+        measures: args.measures,
+        investigate: args.investigate,
+        events: args.events,
+        decision_time: args.decision_time,
+        attributes: args.attributes,
+        attributes_expiration: args.attributes_expiration,
+    };
+    match app.decide(&kyc, &request, args.print_request)? {
+        Ok(talerbox::app::DecideOutput::Request(text)) => println!("{text}"),
+        Ok(talerbox::app::DecideOutput::Replayed) => println!("replayed: nothing changed"),
+        Ok(talerbox::app::DecideOutput::Applied {
+            outcome_serial,
+            opened,
+        }) => {
+            println!("{outcome_serial}");
+            if let Some((token, url)) = opened {
+                println!("{token}");
+                println!("{url}");
+            }
+        }
+        Err(error) => return Ok(refused(&error)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kyc_token(config: Config, account: &str) -> anyhow::Result<ExitCode> {
+    let listen = config.server.listen;
+    let app = App::open(config)?;
+    let exchange = app.urls(listen).exchange;
+    let kyc = app.kyc_trigger_service(&exchange);
+    let h_payto = if account.starts_with("payto://") {
+        talerbox::domain::primitives::Payto::parse_full(account)
+            .or_else(|_| talerbox::domain::primitives::Payto::parse_normalized(account))
+            .map_err(|e| anyhow::anyhow!("{account}: {e}"))?
+            .h_normalized()
+    } else {
+        account
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{account}: neither a payto URI nor an account hash"))?
+    };
+    match kyc.account_token(&h_payto)? {
+        Some(token) => {
+            println!("{token}");
+            println!("{exchange}kyc-info/{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            eprintln!("no KYC account {h_payto}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn program(config: Config, command: ProgramCommand) -> anyhow::Result<ExitCode> {
+    let listen = config.server.listen;
+    let app = App::open(config)?;
+    let kyc = app.kyc_trigger_service(&app.urls(listen).exchange);
+    let name = match &command {
+        ProgramCommand::Info { name } | ProgramCommand::Test { name, .. } => {
+            name.to_ascii_lowercase()
+        }
+    };
+    let Some(program) = kyc.rules().programs.get(&name) else {
+        eprintln!("no [aml-program-{name}] is configured");
+        return Ok(ExitCode::from(2));
+    };
+    match command {
+        ProgramCommand::Info { .. } => {
+            let inputs: Vec<String> = program
+                .required_inputs
+                .iter()
+                .map(|i| format!("{i:?}").to_ascii_lowercase())
+                .collect();
+            println!("context: {}", program.required_context.join(" "));
+            println!("attributes: {}", program.required_attributes.join(" "));
+            println!("inputs: {}", inputs.join(" "));
+            Ok(ExitCode::SUCCESS)
+        }
+        ProgramCommand::Test { input, .. } => {
+            let text = match input {
+                Some(file) => std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?,
+                None => {
+                    std::io::read_to_string(std::io::stdin()).context("reading standard input")?
+                }
+            };
+            let input: serde_json::Value =
+                serde_json::from_str(&text).context("the input is not JSON")?;
+            match kyc.test_program(&name, &input) {
+                Ok(outcome) => {
+                    let value = serde_json::to_value(&outcome)?;
+                    println!(
+                        "{}",
+                        talerbox::domain::primitives::canonical_json::canonical_text_of(&value)
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(error) => Ok(refused(&error)),
+            }
+        }
+    }
 }
 
 fn serve(config: Config, options: StartOptions) -> anyhow::Result<ExitCode> {

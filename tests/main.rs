@@ -7,6 +7,7 @@
 mod support;
 
 mod aml;
+mod aml_decisions;
 mod bank;
 mod challenger;
 mod cli;

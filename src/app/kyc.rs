@@ -18,7 +18,9 @@ use crate::ports::random::{Random, random_bytes};
 
 /// Writes the effective configuration for external AML programs (their `-c`) and asks
 /// each what it needs; `None` when every program is built in.
-pub(super) fn prepare_programs(config: &mut crate::config::Config) -> anyhow::Result<Option<PathBuf>> {
+pub(super) fn prepare_programs(
+    config: &mut crate::config::Config,
+) -> anyhow::Result<Option<PathBuf>> {
     let external: Vec<(String, String)> = config
         .kyc
         .rules
@@ -55,11 +57,21 @@ fn check_fallback_inputs(rules: &crate::domain::kyc::KycRules) -> anyhow::Result
         .checks
         .values()
         .map(|c| (format!("kyc-check-{}", c.name), &c.fallback))
-        .chain(rules.programs.values().map(|p| (format!("aml-program-{}", p.name), &p.fallback)));
+        .chain(
+            rules
+                .programs
+                .values()
+                .map(|p| (format!("aml-program-{}", p.name), &p.fallback)),
+        );
     for (section, fallback) in fallbacks {
-        let program = rules.measures.get(fallback).and_then(|m| rules.programs.get(&m.program));
+        let program = rules
+            .measures
+            .get(fallback)
+            .and_then(|m| rules.programs.get(&m.program));
         if program.is_some_and(|p| !p.required_inputs.is_empty()) {
-            anyhow::bail!("[{section}] FALLBACK: the program of measure {fallback} must request no inputs");
+            anyhow::bail!(
+                "[{section}] FALLBACK: the program of measure {fallback} must request no inputs"
+            );
         }
     }
     Ok(())
@@ -122,7 +134,9 @@ impl App {
         .with_officers(Arc::new(SqliteAmlStore::new(Arc::clone(&self.db))))
         .with_programs(
             Arc::new(ProcessProgramRunner),
-            self.program_config.as_ref().map(|p| p.display().to_string()),
+            self.program_config
+                .as_ref()
+                .map(|p| p.display().to_string()),
         )
     }
 

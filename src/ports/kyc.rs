@@ -251,7 +251,9 @@ impl AccountSummary {
     }
 
     pub fn passes(&self, filter: &AccountFilter) -> bool {
-        filter.investigation.is_none_or(|b| b == self.to_investigate())
+        filter
+            .investigation
+            .is_none_or(|b| b == self.to_investigate())
             && filter.open.is_none_or(|b| b == self.active.is_some())
             && filter.high_risk.is_none_or(|b| b == self.high_risk())
     }
@@ -341,14 +343,23 @@ pub trait KycStore: Send + Sync {
         now: Timestamp,
     ) -> Result<bool, StoreError>;
     /// The encrypted blob of the account's newest attribute row.
-    fn newest_attributes(&self, h_payto: &NormalizedPaytoHash)
-    -> Result<Option<Vec<u8>>, StoreError>;
+    fn newest_attributes(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
     /// Officer decisions on the account, newest first.
-    fn aml_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<AmlHistoryEntry>, StoreError>;
+    fn aml_history(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Vec<AmlHistoryEntry>, StoreError>;
     /// Attribute rows collected by processes, newest first.
-    fn kyc_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<KycHistoryEntry>, StoreError>;
+    fn kyc_history(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Vec<KycHistoryEntry>, StoreError>;
     /// Events named `name` with `start <= time < end`.
-    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp) -> Result<u64, StoreError>;
+    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp)
+    -> Result<u64, StoreError>;
     /// Measure sets on `page` (over their serial) that pass `listing`.
     fn list_measures(
         &self,
@@ -760,7 +771,10 @@ impl KycStore for InMemoryKycStore {
             completion.attributes,
         ));
         if let Some((code, message)) = &completion.process_error
-            && let Some(process) = state.processes.iter_mut().find(|p| p.serial == process_serial)
+            && let Some(process) = state
+                .processes
+                .iter_mut()
+                .find(|p| p.serial == process_serial)
         {
             process.error_code = *code;
             process.error_message = Some(message.clone());
@@ -813,14 +827,16 @@ impl KycStore for InMemoryKycStore {
         if replayed {
             return Ok(DecisionOutcome::Replayed);
         }
-        let newer = state
-            .outcomes
-            .iter()
-            .any(|o| o.h_payto == decision.h_payto && o.is_active && o.decision_time > decision.decision_time);
+        let newer = state.outcomes.iter().any(|o| {
+            o.h_payto == decision.h_payto && o.is_active && o.decision_time > decision.decision_time
+        });
         if newer {
             return Ok(DecisionOutcome::MoreRecentPresent);
         }
-        let known = state.accounts.iter().position(|a| a.h_payto == decision.h_payto);
+        let known = state
+            .accounts
+            .iter()
+            .position(|a| a.h_payto == decision.h_payto);
         let index = match (known, &decision.account) {
             (Some(index), new) => {
                 if let (None, Some(new)) = (&state.accounts[index].full_payto, new) {
@@ -850,7 +866,11 @@ impl KycStore for InMemoryKycStore {
             .map(serde_json::from_str)
             .transpose()
             .map_err(|e| StoreError::Internal(format!("properties: {e}")))?;
-        for old in state.outcomes.iter_mut().filter(|o| o.h_payto == decision.h_payto) {
+        for old in state
+            .outcomes
+            .iter_mut()
+            .filter(|o| o.h_payto == decision.h_payto)
+        {
             old.is_active = false;
         }
         let outcome_serial = state.outcomes.len() as u64 + 1;
@@ -874,11 +894,16 @@ impl KycStore for InMemoryKycStore {
         let measure_serial = match decision.open_measures {
             Some(measures) => {
                 let identical = open.filter(|serial| {
-                    state.measures.iter().any(|m| m.serial == *serial && m.measures == measures)
+                    state
+                        .measures
+                        .iter()
+                        .any(|m| m.serial == *serial && m.measures == measures)
                 });
                 Some(match identical {
                     Some(serial) => serial,
-                    None => state.insert_measure(&decision.h_payto, measures, 1, decision.decision_time),
+                    None => {
+                        state.insert_measure(&decision.h_payto, measures, 1, decision.decision_time)
+                    }
                 })
             }
             None => {
@@ -931,7 +956,10 @@ impl KycStore for InMemoryKycStore {
             .map(|(_, _, a)| a.encrypted.clone()))
     }
 
-    fn aml_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<AmlHistoryEntry>, StoreError> {
+    fn aml_history(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Vec<AmlHistoryEntry>, StoreError> {
         let state = self.lock();
         let mut entries = Vec::new();
         for (serial, justification, officer, _) in state.history.iter().rev() {
@@ -956,7 +984,10 @@ impl KycStore for InMemoryKycStore {
         Ok(entries)
     }
 
-    fn kyc_history(&self, h_payto: &NormalizedPaytoHash) -> Result<Vec<KycHistoryEntry>, StoreError> {
+    fn kyc_history(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Vec<KycHistoryEntry>, StoreError> {
         let state = self.lock();
         let mut entries = Vec::new();
         for (serial, h, attributes) in state.attributes.iter().rev() {
@@ -981,7 +1012,12 @@ impl KycStore for InMemoryKycStore {
         Ok(entries)
     }
 
-    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp) -> Result<u64, StoreError> {
+    fn count_events(
+        &self,
+        name: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<u64, StoreError> {
         Ok(self
             .lock()
             .events
@@ -1010,16 +1046,20 @@ impl KycStore for InMemoryKycStore {
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<AccountSummary>, StoreError> {
         let state = self.lock();
-        let summaries = state.accounts.iter().enumerate().map(|(i, account)| AccountSummary {
-            serial: i as u64 + 1,
-            h_payto: account.h_payto,
-            full_payto: account.full_payto.clone(),
-            active: state
-                .outcomes
-                .iter()
-                .find(|o| o.h_payto == account.h_payto && o.is_active)
-                .cloned(),
-        });
+        let summaries = state
+            .accounts
+            .iter()
+            .enumerate()
+            .map(|(i, account)| AccountSummary {
+                serial: i as u64 + 1,
+                h_payto: account.h_payto,
+                full_payto: account.full_payto.clone(),
+                active: state
+                    .outcomes
+                    .iter()
+                    .find(|o| o.h_payto == account.h_payto && o.is_active)
+                    .cloned(),
+            });
         let admitted: Vec<AccountSummary> = summaries
             .filter(|s| page.admits(s.serial) && s.passes(filter))
             .collect();

@@ -33,8 +33,8 @@ impl ProgramRunner for ProcessProgramRunner {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child =
-            process::spawn(&mut command).map_err(|e| ProgramRunError::Spawn(format!("{program}: {e}")))?;
+        let mut child = process::spawn(&mut command)
+            .map_err(|e| ProgramRunError::Spawn(format!("{program}: {e}")))?;
         // Written on the side: a program may print before it reads, or never read at all.
         let input = stdin.to_vec();
         let writer = child.stdin.take().map(|mut pipe| {
@@ -109,7 +109,8 @@ pub fn introspect(command: &str, config: Option<&str>) -> Result<Requirements, S
     let inputs = ask("-i")?
         .iter()
         .map(|token| {
-            ProgramInput::parse(token).ok_or_else(|| format!("`{command} -i` names unknown input {token}"))
+            ProgramInput::parse(token)
+                .ok_or_else(|| format!("`{command} -i` names unknown input {token}"))
         })
         .collect::<Result<_, _>>()?;
     Ok(Requirements {
@@ -131,7 +132,12 @@ mod tests {
         path.display().to_string()
     }
 
-    fn run(program: &str, args: &[&str], input: &str, timeout: Duration) -> Result<Vec<u8>, ProgramRunError> {
+    fn run(
+        program: &str,
+        args: &[&str],
+        input: &str,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ProgramRunError> {
         let mut argv = vec![program.to_owned()];
         argv.extend(args.iter().map(|a| (*a).to_owned()));
         ProcessProgramRunner.run(&argv, input.as_bytes(), timeout)
@@ -141,7 +147,13 @@ mod tests {
     fn arguments_input_and_output() {
         let dir = tempfile::tempdir().unwrap();
         let echo = script(dir.path(), r#"printf '%s|' "$@"; cat"#);
-        let out = run(&echo, &["-c", "x.conf"], "{\"a\":1}", Duration::from_secs(5)).unwrap();
+        let out = run(
+            &echo,
+            &["-c", "x.conf"],
+            "{\"a\":1}",
+            Duration::from_secs(5),
+        )
+        .unwrap();
         assert_eq!(String::from_utf8(out).unwrap(), "-c|x.conf|{\"a\":1}");
     }
 
@@ -149,14 +161,26 @@ mod tests {
     fn failures_timeouts_and_floods() {
         let dir = tempfile::tempdir().unwrap();
         let failing = script(dir.path(), "echo oops >&2; exit 3");
-        assert!(matches!(run(&failing, &[], "", Duration::from_secs(5)), Err(ProgramRunError::Failed(_))));
+        assert!(matches!(
+            run(&failing, &[], "", Duration::from_secs(5)),
+            Err(ProgramRunError::Failed(_))
+        ));
         let missing = dir.path().join("missing").display().to_string();
-        assert!(matches!(run(&missing, &[], "", Duration::from_secs(5)), Err(ProgramRunError::Spawn(_))));
+        assert!(matches!(
+            run(&missing, &[], "", Duration::from_secs(5)),
+            Err(ProgramRunError::Spawn(_))
+        ));
         let slow = script(dir.path(), "exec sleep 5");
         let started = std::time::Instant::now();
-        assert!(matches!(run(&slow, &[], "", Duration::from_millis(200)), Err(ProgramRunError::Timeout(_))));
+        assert!(matches!(
+            run(&slow, &[], "", Duration::from_millis(200)),
+            Err(ProgramRunError::Timeout(_))
+        ));
         assert!(started.elapsed() < Duration::from_secs(3));
         let flood = script(dir.path(), "head -c 2000000 /dev/zero");
-        assert!(matches!(run(&flood, &[], "", Duration::from_secs(5)), Err(ProgramRunError::OutputTooLarge(_))));
+        assert!(matches!(
+            run(&flood, &[], "", Duration::from_secs(5)),
+            Err(ProgramRunError::OutputTooLarge(_))
+        ));
     }
 }

@@ -9,18 +9,19 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
-use super::kyc_decisions;
 use super::convert::{
     self, bytes, expiry_from_sql, expiry_to_sql, id_from_sql, micros_from_sql, micros_to_sql,
 };
+use super::kyc_decisions;
 use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
 use crate::domain::primitives::canonical_json::canonical_text_of;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::kyc::{
-    AccountFilter, AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess, CompleteOutcome,
-    CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess, KycAccount,
-    KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome, OutcomeRow, ProcessRow,
+    AccountFilter, AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess,
+    CompleteOutcome, CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess,
+    KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome, OutcomeRow,
+    ProcessRow,
 };
 
 pub struct SqliteKycStore {
@@ -101,7 +102,9 @@ fn into_account(
 pub(super) const MEASURE_COLUMNS: &str =
     "serial, h_payto, start_time, jmeasures, display_priority, is_finished";
 
-pub(super) fn measure_row(row: &Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, i64, String, i64, bool)> {
+pub(super) fn measure_row(
+    row: &Row<'_>,
+) -> rusqlite::Result<(i64, Vec<u8>, i64, String, i64, bool)> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -179,7 +182,10 @@ fn into_process(t: ProcessTuple) -> Result<ProcessRow, StoreError> {
     })
 }
 
-pub(super) fn measure_by_serial(conn: &Connection, serial: u64) -> Result<Option<MeasureRow>, StoreError> {
+pub(super) fn measure_by_serial(
+    conn: &Connection,
+    serial: u64,
+) -> Result<Option<MeasureRow>, StoreError> {
     let Some(serial) = serial_to_sql(serial) else {
         return Ok(None);
     };
@@ -313,8 +319,7 @@ pub(super) fn insert_account(
     Ok(())
 }
 
-const OUTCOME_COLUMNS: &str =
-    "serial, h_payto, decision_time, expiration_time, jproperties, to_investigate, is_active, jnew_rules";
+const OUTCOME_COLUMNS: &str = "serial, h_payto, decision_time, expiration_time, jproperties, to_investigate, is_active, jnew_rules";
 
 type OutcomeTuple = (
     i64,
@@ -407,12 +412,21 @@ impl KycStore for SqliteKycStore {
             let serial = match open.filter(|m| m.measures == request.measures) {
                 Some(identical) => identical.serial,
                 None => {
-                    let serial = insert_measure(conn, &request.h_payto, &request.measures, request.display_priority, request.now)?;
+                    let serial = insert_measure(
+                        conn,
+                        &request.h_payto,
+                        &request.measures,
+                        request.display_priority,
+                        request.now,
+                    )?;
                     id_from_sql(serial)?
                 }
             };
             bump_changes(conn)?;
-            Ok(Activated { access_token: AccessToken(token), measure_serial: serial })
+            Ok(Activated {
+                access_token: AccessToken(token),
+                measure_serial: serial,
+            })
         })
     }
 
@@ -668,7 +682,8 @@ impl KycStore for SqliteKycStore {
     }
 
     fn apply_decision(&self, decision: DecisionWrite) -> Result<DecisionOutcome, StoreError> {
-        self.db.write(move |conn| kyc_decisions::apply(conn, &decision))
+        self.db
+            .write(move |conn| kyc_decisions::apply(conn, &decision))
     }
 
     fn store_program_outcome(
@@ -708,18 +723,26 @@ impl KycStore for SqliteKycStore {
         &self,
         h_payto: &NormalizedPaytoHash,
     ) -> Result<Vec<AmlHistoryEntry>, StoreError> {
-        self.db.read(|conn| kyc_decisions::aml_history(conn, h_payto))
+        self.db
+            .read(|conn| kyc_decisions::aml_history(conn, h_payto))
     }
 
     fn kyc_history(
         &self,
         h_payto: &NormalizedPaytoHash,
     ) -> Result<Vec<KycHistoryEntry>, StoreError> {
-        self.db.read(|conn| kyc_decisions::kyc_history(conn, h_payto))
+        self.db
+            .read(|conn| kyc_decisions::kyc_history(conn, h_payto))
     }
 
-    fn count_events(&self, name: &str, start: Timestamp, end: Timestamp) -> Result<u64, StoreError> {
-        self.db.read(|conn| kyc_decisions::count_events(conn, name, start, end))
+    fn count_events(
+        &self,
+        name: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.db
+            .read(|conn| kyc_decisions::count_events(conn, name, start, end))
     }
 
     fn list_measures(
@@ -727,7 +750,8 @@ impl KycStore for SqliteKycStore {
         listing: &MeasureListing,
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<MeasureRow>, StoreError> {
-        self.db.read(|conn| kyc_decisions::list_measures(conn, listing, page))
+        self.db
+            .read(|conn| kyc_decisions::list_measures(conn, listing, page))
     }
 
     fn list_accounts(
@@ -735,7 +759,8 @@ impl KycStore for SqliteKycStore {
         filter: &AccountFilter,
         page: &crate::domain::aml::Page,
     ) -> Result<Vec<AccountSummary>, StoreError> {
-        self.db.read(|conn| kyc_decisions::list_accounts(conn, filter, page))
+        self.db
+            .read(|conn| kyc_decisions::list_accounts(conn, filter, page))
     }
 
     fn change_counter(&self) -> Result<u64, StoreError> {

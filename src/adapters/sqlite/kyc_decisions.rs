@@ -4,7 +4,9 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::convert::{expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql, micros_to_sql};
+use super::convert::{
+    expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql, micros_to_sql,
+};
 use super::kyc::{
     MEASURE_COLUMNS, active_outcome, bump_changes, corrupt, finish_measure, hash_from_sql,
     insert_account, insert_events, insert_measure, into_measure, into_outcome, measure_by_serial,
@@ -15,8 +17,8 @@ use crate::domain::kyc::AccessToken;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::kyc::{
-    AccountFilter, AccountSummary, AmlHistoryEntry, DecisionOutcome, DecisionWrite, KycHistoryEntry,
-    MeasureListing, MeasureRow,
+    AccountFilter, AccountSummary, AmlHistoryEntry, DecisionOutcome, DecisionWrite,
+    KycHistoryEntry, MeasureListing, MeasureRow,
 };
 
 /// Steps 14–16 of §3.5, then every effect of §3.6.
@@ -102,7 +104,13 @@ pub(super) fn apply(conn: &Connection, d: &DecisionWrite) -> Result<DecisionOutc
             };
             Some(match identical {
                 Some(serial) => serial,
-                None => id_from_sql(insert_measure(conn, &d.h_payto, measures, 1, d.decision_time)?)?,
+                None => id_from_sql(insert_measure(
+                    conn,
+                    &d.h_payto,
+                    measures,
+                    1,
+                    d.decision_time,
+                )?)?,
             })
         }
         None => {
@@ -229,10 +237,9 @@ pub(super) fn count_events(
             "SELECT COUNT(*) FROM kyc_events WHERE event_type = ?1 \
              AND event_timestamp >= ?2 AND event_timestamp < ?3",
         )?
-        .query_row(
-            params![name, clamp_micros(start), clamp_micros(end)],
-            |r| r.get(0),
-        )?;
+        .query_row(params![name, clamp_micros(start), clamp_micros(end)], |r| {
+            r.get(0)
+        })?;
     u64::try_from(count).map_err(|_| corrupt("count"))
 }
 

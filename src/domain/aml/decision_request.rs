@@ -113,7 +113,10 @@ impl DecisionRequest {
         let attributes = object(&members, "attributes")?;
         let attributes_expiration = timestamp(&members, "attributes_expiration")?;
         // Step 6: hashed members have one canonical form only without reals.
-        for (name, value) in [("new_rules", Some(&new_rules)), ("properties", properties.as_ref())] {
+        for (name, value) in [
+            ("new_rules", Some(&new_rules)),
+            ("properties", properties.as_ref()),
+        ] {
             if value.is_some_and(CanonicalJson::contains_real) {
                 return Err(malformed(name, "numbers must be integers"));
             }
@@ -166,11 +169,16 @@ impl DecisionRequest {
 
     /// Step 9: the officer's signature over the block (403/1825 otherwise).
     pub fn verify(&self, officer_pub: &EddsaPublicKey) -> Result<(), TalerError> {
-        verify_purpose(officer_pub, purpose::AML_DECISION, &self.signed_body(), &self.officer_sig)
-            .map_err(|_| {
-                TalerError::new(ErrorCode::ExchangeAmlDecisionAddSignatureInvalid)
-                    .with_hint("officer_sig does not sign this decision")
-            })
+        verify_purpose(
+            officer_pub,
+            purpose::AML_DECISION,
+            &self.signed_body(),
+            &self.officer_sig,
+        )
+        .map_err(|_| {
+            TalerError::new(ErrorCode::ExchangeAmlDecisionAddSignatureInvalid)
+                .with_hint("officer_sig does not sign this decision")
+        })
     }
 }
 

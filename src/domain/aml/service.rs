@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
 use crate::ports::aml::{AttributeStore, DecisionStore, OfficerStore};
-use crate::ports::kyc::KycStore;
 use crate::ports::attribute_cipher::{AttributeCipher, NONCE_LEN};
 use crate::ports::clock::Clock;
+use crate::ports::kyc::KycStore;
 use crate::ports::pdf::PdfRenderer;
 use crate::ports::random::{Random, random_bytes};
 

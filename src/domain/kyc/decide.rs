@@ -9,7 +9,9 @@ use super::ruleset::check_event_names;
 use super::service::{KycService, error};
 use crate::domain::aml::decision_request::{DecisionRequest, malformed};
 use crate::domain::primitives::canonical_json::CanonicalJson;
-use crate::domain::primitives::{EddsaPublicKey, ErrorCode, NormalizedPaytoHash, TalerError, Timestamp};
+use crate::domain::primitives::{
+    EddsaPublicKey, ErrorCode, NormalizedPaytoHash, TalerError, Timestamp,
+};
 use crate::ports::kyc::{DecisionOutcome, DecisionWrite, NewAttributes, NewKycAccount};
 use crate::ports::random::random_bytes;
 
@@ -66,7 +68,10 @@ impl KycService {
             decision_time: request.decision_time,
             expiration_time: new_rules.expiration_time,
             new_rules: request.new_rules.canonical_text(),
-            properties: request.properties.as_ref().map(CanonicalJson::canonical_text),
+            properties: request
+                .properties
+                .as_ref()
+                .map(CanonicalJson::canonical_text),
             new_measures: request.new_measures.clone(),
             to_investigate: request.keep_investigating,
             justification: request.justification.clone(),
@@ -76,27 +81,28 @@ impl KycService {
             attributes,
             events: request.events.clone(),
         };
-        let (outcome_serial, measure_serial, access_token) = match self.store.apply_decision(write)? {
-            DecisionOutcome::Applied {
-                outcome_serial,
-                measure_serial,
-                access_token,
-            } => (outcome_serial, measure_serial, access_token),
-            DecisionOutcome::Replayed => return Ok(Decided::Replayed),
-            DecisionOutcome::MoreRecentPresent => {
-                return Err(error(
-                    ErrorCode::ExchangeAmlDecisionMoreRecentPresent,
-                    "a more recent decision is in force",
-                ));
-            }
-            DecisionOutcome::AccountUnknown => {
-                return Err(error(
-                    ErrorCode::ExchangeGenericBankAccountUnknown,
-                    "the exchange does not know this account; send payto_uri",
-                )
-                .with_detail("h_payto"));
-            }
-        };
+        let (outcome_serial, measure_serial, access_token) =
+            match self.store.apply_decision(write)? {
+                DecisionOutcome::Applied {
+                    outcome_serial,
+                    measure_serial,
+                    access_token,
+                } => (outcome_serial, measure_serial, access_token),
+                DecisionOutcome::Replayed => return Ok(Decided::Replayed),
+                DecisionOutcome::MoreRecentPresent => {
+                    return Err(error(
+                        ErrorCode::ExchangeAmlDecisionMoreRecentPresent,
+                        "a more recent decision is in force",
+                    ));
+                }
+                DecisionOutcome::AccountUnknown => {
+                    return Err(error(
+                        ErrorCode::ExchangeGenericBankAccountUnknown,
+                        "the exchange does not know this account; send payto_uri",
+                    )
+                    .with_detail("h_payto"));
+                }
+            };
         tracing::info!(
             account = %request.h_payto,
             outcome = outcome_serial,

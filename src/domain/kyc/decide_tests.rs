@@ -58,7 +58,9 @@ fn desk_with(extra: &str, programs: Arc<dyn crate::ports::programs::ProgramRunne
     let rules = Config::from_ini(ini).unwrap().kyc.rules;
     let store = Arc::new(InMemoryKycStore::default());
     let officers = Arc::new(InMemoryAmlStore::default());
-    let clock = Arc::new(FakeClock::at(Timestamp::from_seconds(1_700_000_500).unwrap()));
+    let clock = Arc::new(FakeClock::at(
+        Timestamp::from_seconds(1_700_000_500).unwrap(),
+    ));
     let service = KycService::new(
         Arc::clone(&store) as Arc<dyn KycStore>,
         Arc::new(ScriptedProviderHttp::default()),
@@ -149,13 +151,18 @@ fn code<T: std::fmt::Debug>(result: Result<T, TalerError>) -> (u32, Option<Strin
 }
 
 fn token_of(desk: &Desk, h_payto: &str) -> String {
-    let account = desk.store.account(&h_payto.parse().unwrap()).unwrap().unwrap();
+    let account = desk
+        .store
+        .account(&h_payto.parse().unwrap())
+        .unwrap()
+        .unwrap();
     account.access_token.to_base32()
 }
 
 #[test]
 fn the_vectors_verify() {
-    let officer = parse_officer_pub("0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0").unwrap();
+    let officer =
+        parse_officer_pub("0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0").unwrap();
     assert_eq!(officer, officer_a().public_key());
     let d1 = DecisionRequest::parse(d1().to_string().as_bytes()).unwrap();
     let block = d1.signed_body();
@@ -193,7 +200,14 @@ fn wrong_signatures_are_1825_and_checked_before_the_officer() {
     }
     // A valid signature by a key that is not an officer.
     let stranger = desk_with("", Arc::new(crate::ports::programs::NoPrograms));
-    stranger.officers.operator_update(&officer_a().public_key(), &crate::domain::aml::OperatorAction::Disable, Timestamp::from_seconds(1_800_000_000).unwrap()).unwrap();
+    stranger
+        .officers
+        .operator_update(
+            &officer_a().public_key(),
+            &crate::domain::aml::OperatorAction::Disable,
+            Timestamp::from_seconds(1_800_000_000).unwrap(),
+        )
+        .unwrap();
     assert_eq!(code(stranger.decide(&d1())).0, 1826);
     let read_only = self::desk();
     read_only.enable(&officer_a(), true);
@@ -206,34 +220,162 @@ fn wrong_signatures_are_1825_and_checked_before_the_officer() {
 fn malformed_members_and_semantic_errors() {
     let desk = desk();
     let cases: Vec<(Value, u32, &str)> = vec![
-        ({ let mut b = d1(); b.as_object_mut().unwrap().remove("justification"); b }, 22, "justification"),
-        ({ let mut b = d1(); b["keep_investigating"] = json!("yes"); b }, 22, "keep_investigating"),
-        ({ let mut b = d1(); b["h_payto"] = json!("short"); b }, 22, "h_payto"),
-        ({ let mut b = d1(); b["payto_uri"] = json!("mailto:x"); b }, 22, "payto_uri"),
-        ({ let mut b = d1(); b["payto_uri"] = json!("payto://x-taler-bank/localhost:8080/alice?receiver-name=A"); b }, 26, "payto_uri"),
-        ({ let mut b = d1(); b["decision_time"] = json!({"t_s": "never"}); b }, 26, "decision_time"),
-        ({ let mut b = d1(); b["properties"]["score"] = json!(0.5); b }, 26, "properties"),
+        (
+            {
+                let mut b = d1();
+                b.as_object_mut().unwrap().remove("justification");
+                b
+            },
+            22,
+            "justification",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["keep_investigating"] = json!("yes");
+                b
+            },
+            22,
+            "keep_investigating",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["h_payto"] = json!("short");
+                b
+            },
+            22,
+            "h_payto",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["payto_uri"] = json!("mailto:x");
+                b
+            },
+            22,
+            "payto_uri",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["payto_uri"] = json!("payto://x-taler-bank/localhost:8080/alice?receiver-name=A");
+                b
+            },
+            26,
+            "payto_uri",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["decision_time"] = json!({"t_s": "never"});
+                b
+            },
+            26,
+            "decision_time",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["properties"]["score"] = json!(0.5);
+                b
+            },
+            26,
+            "properties",
+        ),
     ];
     for (body, expected, detail) in cases {
         let (got, got_detail) = code(desk.decide(&body));
-        assert_eq!((got, got_detail.as_deref()), (expected, Some(detail)), "{body}");
+        assert_eq!(
+            (got, got_detail.as_deref()),
+            (expected, Some(detail)),
+            "{body}"
+        );
     }
-    assert_eq!(code(desk.service.decide(&officer_a().public_key(), b"{\"a\":1,\"a\":2}")).0, 22);
-    assert_eq!(code(desk.service.decide(&officer_a().public_key(), b"[]")).0, 22);
+    assert_eq!(
+        code(
+            desk.service
+                .decide(&officer_a().public_key(), b"{\"a\":1,\"a\":2}")
+        )
+        .0,
+        22
+    );
+    assert_eq!(
+        code(desk.service.decide(&officer_a().public_key(), b"[]")).0,
+        22
+    );
     let semantic: Vec<(Value, &str)> = vec![
-        ({ let mut b = d1(); b["new_rules"]["rules"][0]["threshold"] = json!("EUR:1"); signed(b) }, "new_rules"),
-        ({ let mut b = d1(); b["new_rules"]["rules"][0]["measures"] = json!(["nope"]); signed(b) }, "new_rules"),
-        ({ let mut b = d1(); b["new_rules"]["rules"][0]["operation_type"] = json!("SHOPPING"); signed(b) }, "new_rules"),
-        ({ let mut b = d1(); b["new_measures"] = json!("nope"); signed(b) }, "new_measures"),
-        ({ let mut b = d1(); b["new_measures"] = json!("freeze freeze"); signed(b) }, "new_measures"),
-        ({ let mut b = d1(); b["events"] = json!(["two words"]); signed(b) }, "events"),
-        ({ let mut b = d1(); b["attributes"] = json!({"no_form": 1}); signed(b) }, "attributes"),
+        (
+            {
+                let mut b = d1();
+                b["new_rules"]["rules"][0]["threshold"] = json!("EUR:1");
+                signed(b)
+            },
+            "new_rules",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["new_rules"]["rules"][0]["measures"] = json!(["nope"]);
+                signed(b)
+            },
+            "new_rules",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["new_rules"]["rules"][0]["operation_type"] = json!("SHOPPING");
+                signed(b)
+            },
+            "new_rules",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["new_measures"] = json!("nope");
+                signed(b)
+            },
+            "new_measures",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["new_measures"] = json!("freeze freeze");
+                signed(b)
+            },
+            "new_measures",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["events"] = json!(["two words"]);
+                signed(b)
+            },
+            "events",
+        ),
+        (
+            {
+                let mut b = d1();
+                b["attributes"] = json!({"no_form": 1});
+                signed(b)
+            },
+            "attributes",
+        ),
     ];
     for (body, detail) in semantic {
-        assert_eq!(code(desk.decide(&body)), (26, Some(detail.to_owned())), "{body}");
+        assert_eq!(
+            code(desk.decide(&body)),
+            (26, Some(detail.to_owned())),
+            "{body}"
+        );
     }
     // Nothing of it was stored.
-    assert!(desk.store.account(&IBAN_HASH.parse().unwrap()).unwrap().is_none());
+    assert!(
+        desk.store
+            .account(&IBAN_HASH.parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -241,7 +383,10 @@ fn freeze_replay_conflict_and_unknown_accounts() {
     let desk = desk();
     let mut anonymous = d1();
     anonymous.as_object_mut().unwrap().remove("payto_uri");
-    assert_eq!(code(desk.decide(&anonymous)), (1041, Some("h_payto".into())));
+    assert_eq!(
+        code(desk.decide(&anonymous)),
+        (1041, Some("h_payto".into()))
+    );
     let Decided::Applied { outcome_serial, .. } = desk.decide(&d1()).unwrap() else {
         panic!("applied expected");
     };
@@ -250,35 +395,60 @@ fn freeze_replay_conflict_and_unknown_accounts() {
     let active = desk.store.active_outcome(&h_payto).unwrap().unwrap();
     assert_eq!(active.serial, outcome_serial);
     assert!(active.to_investigate);
-    assert!(active.new_rules.unwrap().rules.iter().all(|r| r.measures == ["verboten"]));
+    assert!(
+        active
+            .new_rules
+            .unwrap()
+            .rules
+            .iter()
+            .all(|r| r.measures == ["verboten"])
+    );
     let mut older = d1();
     older["decision_time"] = json!({"t_s": 1699999999});
     assert_eq!(code(desk.decide(&signed(older))).0, 1827);
     // Equal times are accepted: a later decision lifts the freeze.
     let mut lift = d1();
-    lift["new_rules"] = json!({"expiration_time": {"t_s": 1700000000}, "rules": [], "custom_measures": {}});
+    lift["new_rules"] =
+        json!({"expiration_time": {"t_s": 1700000000}, "rules": [], "custom_measures": {}});
     lift["keep_investigating"] = json!(false);
     desk.decide(&signed(lift)).unwrap();
     let (_, rules) = desk.service.current_rules(&h_payto).unwrap();
     assert_eq!(rules, desk.service.rules().default_rule_set());
-    assert!(!desk.store.active_outcome(&h_payto).unwrap().unwrap().to_investigate);
+    assert!(
+        !desk
+            .store
+            .active_outcome(&h_payto)
+            .unwrap()
+            .unwrap()
+            .to_investigate
+    );
 }
 
 #[test]
 fn new_measures_open_a_set_and_a_decision_without_them_closes_it() {
     let desk = desk();
-    let Decided::Applied { measure_serial, access_token, .. } = desk.decide(&d2()).unwrap() else {
+    let Decided::Applied {
+        measure_serial,
+        access_token,
+        ..
+    } = desk.decide(&d2()).unwrap()
+    else {
         panic!("applied expected");
     };
     assert!(measure_serial.is_some());
     let info = desk.service.kyc_info(&access_token.to_base32()).unwrap();
     let requirement = &info.information.unwrap().requirements[0];
     assert_eq!(requirement.form, "full_name_and_birthdate");
-    assert_eq!(requirement.context, Some(json!({"limit": 1000, "note": "Tab\there"})));
+    assert_eq!(
+        requirement.context,
+        Some(json!({"limit": 1000, "note": "Tab\there"}))
+    );
     // The customer completes the form: the program's outcome supersedes the decision.
     let id = requirement.id.clone().unwrap();
     let form = json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": "Alice", "DATE_OF_BIRTH": "2000-01-01"});
-    desk.service.upload(&id, form.as_object().unwrap().clone()).unwrap();
+    desk.service
+        .upload(&id, form.as_object().unwrap().clone())
+        .unwrap();
     let h_payto = ALICE_HASH.parse().unwrap();
     let active = desk.store.active_outcome(&h_payto).unwrap().unwrap();
     assert!(active.serial > 1, "the program outcome is active");
@@ -295,7 +465,13 @@ fn new_measures_open_a_set_and_a_decision_without_them_closes_it() {
     close["decision_time"] = json!({"t_s": 1700000700});
     desk.decide(&signed(close)).unwrap();
     assert!(desk.store.open_measure(&h_payto).unwrap().is_none());
-    assert!(desk.service.kyc_info(&access_token.to_base32()).unwrap().information.is_none());
+    assert!(
+        desk.service
+            .kyc_info(&access_token.to_base32())
+            .unwrap()
+            .information
+            .is_none()
+    );
 }
 
 #[test]
@@ -305,17 +481,28 @@ fn expired_rules_give_way_to_their_successor_measure() {
     let h_payto = ALICE_HASH.parse().unwrap();
     let token = token_of(&desk, ALICE_HASH);
     // Past the expiration (2100-01-01) the successor `freeze` (a SKIP measure) runs.
-    desk.clock.set(Timestamp::from_seconds(4_102_444_801).unwrap());
+    desk.clock
+        .set(Timestamp::from_seconds(4_102_444_801).unwrap());
     desk.service.kyc_info(&token).unwrap();
     let active = desk.store.active_outcome(&h_payto).unwrap().unwrap();
     assert!(active.to_investigate, "frozen by the successor's program");
-    assert!(active.new_rules.unwrap().rules.iter().all(|r| r.threshold.is_zero()));
+    assert!(
+        active
+            .new_rules
+            .unwrap()
+            .rules
+            .iter()
+            .all(|r| r.threshold.is_zero())
+    );
     // Rules without successor fall back to the defaults once expired.
     let mut short = d1();
     short["new_rules"]["expiration_time"] = json!({"t_s": 1700000400});
     let desk = desk_with("", Arc::new(crate::ports::programs::NoPrograms));
     desk.decide(&signed(short)).unwrap();
-    let (_, rules) = desk.service.current_rules(&IBAN_HASH.parse().unwrap()).unwrap();
+    let (_, rules) = desk
+        .service
+        .current_rules(&IBAN_HASH.parse().unwrap())
+        .unwrap();
     assert_eq!(rules, desk.service.rules().default_rule_set());
 }
 
@@ -328,10 +515,17 @@ fn a_non_skip_successor_is_opened_while_the_expired_rules_apply() {
     desk.decide(&signed(body)).unwrap();
     let token = token_of(&desk, ALICE_HASH);
     assert!(desk.service.kyc_info(&token).unwrap().information.is_none());
-    desk.clock.set(Timestamp::from_seconds(4_102_444_801).unwrap());
+    desk.clock
+        .set(Timestamp::from_seconds(4_102_444_801).unwrap());
     let info = desk.service.kyc_info(&token).unwrap();
-    assert_eq!(info.information.unwrap().requirements[0].form, "full_name_and_birthdate");
-    let (_, rules) = desk.service.current_rules(&ALICE_HASH.parse().unwrap()).unwrap();
+    assert_eq!(
+        info.information.unwrap().requirements[0].form,
+        "full_name_and_birthdate"
+    );
+    let (_, rules) = desk
+        .service
+        .current_rules(&ALICE_HASH.parse().unwrap())
+        .unwrap();
     assert_eq!(rules.successor_measure.as_deref(), Some("personal"));
 }
 
@@ -342,7 +536,10 @@ fn a_decision_wins_over_a_program_still_running() {
         panic!("applied expected");
     };
     let info = desk.service.kyc_info(&access_token.to_base32()).unwrap();
-    let id = info.information.unwrap().requirements[0].id.clone().unwrap();
+    let id = info.information.unwrap().requirements[0]
+        .id
+        .clone()
+        .unwrap();
     // The officer closes the requirement before the customer's upload completes.
     let mut close = d2();
     close.as_object_mut().unwrap().remove("new_measures");
@@ -351,18 +548,29 @@ fn a_decision_wins_over_a_program_still_running() {
     let h_payto = ALICE_HASH.parse().unwrap();
     let decided = desk.store.active_outcome(&h_payto).unwrap().unwrap();
     let form = json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": "Alice", "DATE_OF_BIRTH": "2000-01-01"});
-    assert_eq!(code(desk.service.upload(&id, form.as_object().unwrap().clone())).0, 1941);
-    assert_eq!(desk.store.active_outcome(&h_payto).unwrap().unwrap(), decided);
+    assert_eq!(
+        code(desk.service.upload(&id, form.as_object().unwrap().clone())).0,
+        1941
+    );
+    assert_eq!(
+        desk.store.active_outcome(&h_payto).unwrap().unwrap(),
+        decided
+    );
     // A program outcome of the past cannot replace a decision stored after it started.
     let stale = desk
         .store
-        .store_program_outcome(&h_payto, Some(decided.serial - 1), crate::ports::kyc::NewOutcome {
-            expiration_time: Timestamp::never(),
-            properties: None,
-            to_investigate: false,
-            new_rules: desk.service.rules().default_rule_set(),
-            events: Vec::new(),
-        }, desk.clock.now())
+        .store_program_outcome(
+            &h_payto,
+            Some(decided.serial - 1),
+            crate::ports::kyc::NewOutcome {
+                expiration_time: Timestamp::never(),
+                properties: None,
+                to_investigate: false,
+                new_rules: desk.service.rules().default_rule_set(),
+                events: Vec::new(),
+            },
+            desk.clock.now(),
+        )
         .unwrap();
     assert!(!stale);
 }
@@ -387,7 +595,9 @@ fn instant_measures_and_external_programs() {
     let active = desk.store.active_outcome(&h_payto).unwrap().unwrap();
     assert!(active.new_rules.unwrap().rules.is_empty());
     assert_eq!(
-        desk.store.count_events("checked", Timestamp::EPOCH, Timestamp::never()).unwrap(),
+        desk.store
+            .count_events("checked", Timestamp::EPOCH, Timestamp::never())
+            .unwrap(),
         1
     );
     // Garbage, failures and timeouts all apply the fallback (freeze) and answer 1945.
@@ -402,9 +612,19 @@ fn instant_measures_and_external_programs() {
         assert_eq!(code(desk.decide(&signed(body.clone()))).0, 1945);
         let active = desk.store.active_outcome(&h_payto).unwrap().unwrap();
         assert!(active.to_investigate);
-        assert!(active.new_rules.unwrap().rules.iter().all(|r| r.threshold.is_zero()));
+        assert!(
+            active
+                .new_rules
+                .unwrap()
+                .rules
+                .iter()
+                .all(|r| r.threshold.is_zero())
+        );
         // The decision itself stays: a retry is a replay.
-        assert_eq!(desk.decide(&signed(body.clone())).unwrap(), Decided::Replayed);
+        assert_eq!(
+            desk.decide(&signed(body.clone())).unwrap(),
+            Decided::Replayed
+        );
     }
 }
 
@@ -415,7 +635,22 @@ fn events_are_counted_at_the_decision_time() {
     body["events"] = json!(["sar-filed", "sar-filed"]);
     desk.decide(&signed(body)).unwrap();
     let at = |s| Timestamp::from_seconds(s).unwrap();
-    assert_eq!(desk.store.count_events("sar-filed", at(0), at(1_700_000_001)).unwrap(), 2);
-    assert_eq!(desk.store.count_events("sar-filed", at(1_700_000_001), Timestamp::never()).unwrap(), 0);
-    assert_eq!(desk.store.count_events("other", at(0), Timestamp::never()).unwrap(), 0);
+    assert_eq!(
+        desk.store
+            .count_events("sar-filed", at(0), at(1_700_000_001))
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        desk.store
+            .count_events("sar-filed", at(1_700_000_001), Timestamp::never())
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        desk.store
+            .count_events("other", at(0), Timestamp::never())
+            .unwrap(),
+        0
+    );
 }

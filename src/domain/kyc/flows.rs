@@ -404,7 +404,11 @@ impl KycService {
             .measure(process.measure_serial)?
             .ok_or_else(unexpected)?;
         let index = usize::try_from(process.measure_index).unwrap_or(usize::MAX);
-        let info = measure.measures.measures.get(index).ok_or_else(unexpected)?;
+        let info = measure
+            .measures
+            .measures
+            .get(index)
+            .ok_or_else(unexpected)?;
         let (_, current) = self.current_rules(&h_payto)?;
         let run = self.run_aml_program(
             &info.prog_name,

@@ -17,16 +17,16 @@ pub use oauth2::{
     ConvertedAttributes, Initiation, access_token, authorize_url_with_nonce,
     convert_challenger_info, provider_refusal, redirect_uri,
 };
+pub use programs::{INTROSPECTION_TIMEOUT, ProgramRun};
 pub use requirement::{AccessToken, RequirementId, RequirementIdError, measure_authorization_hash};
 pub use rules::{
     AmlOutcome, CustomMeasure, KycRule, LegitimizationMeasures, LegitimizationRuleSet,
     MeasureInformation, run_builtin,
 };
-pub use programs::{INTROSPECTION_TIMEOUT, ProgramRun};
 pub use ruleset::{RuleSetError, check_event_names};
 pub use service::{KycInfo, KycProcessInformation, KycService, Requirement, Triggered};
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod decide_tests;
+#[cfg(test)]
+mod tests;

@@ -34,9 +34,15 @@ impl ProgramRun {
     pub fn caller_error(&self) -> Option<TalerError> {
         let (code, message) = self.failure.as_ref()?;
         let answer = if self.fallback_failed {
-            error(ErrorCode::ExchangeGenericKycFallbackFailed, "the fallback AML program failed")
+            error(
+                ErrorCode::ExchangeGenericKycFallbackFailed,
+                "the fallback AML program failed",
+            )
         } else {
-            error(ErrorCode::ExchangeKycAmlProgramFailure, "the AML program failed")
+            error(
+                ErrorCode::ExchangeKycAmlProgramFailure,
+                "the AML program failed",
+            )
         };
         Some(answer.with_detail(format!("{}: {message}", code.name())))
     }
@@ -118,9 +124,12 @@ impl KycService {
             ));
         }
         match &program.command {
-            ProgramCommand::Builtin(builtin) => {
-                Ok(run_builtin(program, *builtin, input.current, self.clock.now()))
-            }
+            ProgramCommand::Builtin(builtin) => Ok(run_builtin(
+                program,
+                *builtin,
+                input.current,
+                self.clock.now(),
+            )),
             ProgramCommand::External(command) => {
                 let stdin = self
                     .program_input(program, input, attributes)
@@ -147,12 +156,20 @@ impl KycService {
                     "default_rules",
                     Some(to_json(&self.rules.default_rule_set())?),
                 ),
-                ProgramInput::AmlHistory(n) => {
-                    ("aml_history", Some(Value::Array(window(self.aml_history_json(input.h_payto)?, *n))))
-                }
-                ProgramInput::KycHistory(n) => {
-                    ("kyc_history", Some(Value::Array(window(self.kyc_history_json(input.h_payto)?, *n))))
-                }
+                ProgramInput::AmlHistory(n) => (
+                    "aml_history",
+                    Some(Value::Array(window(
+                        self.aml_history_json(input.h_payto)?,
+                        *n,
+                    ))),
+                ),
+                ProgramInput::KycHistory(n) => (
+                    "kyc_history",
+                    Some(Value::Array(window(
+                        self.kyc_history_json(input.h_payto)?,
+                        *n,
+                    ))),
+                ),
             };
             if let Some(value) = value.filter(|v| !v.is_null()) {
                 object.insert(name.to_owned(), value);
@@ -175,7 +192,8 @@ impl KycService {
                     "to_investigate": entry.to_investigate,
                     "is_active": entry.is_active,
                 });
-                if let (Some(properties), Some(object)) = (entry.properties, value.as_object_mut()) {
+                if let (Some(properties), Some(object)) = (entry.properties, value.as_object_mut())
+                {
                     object.insert("properties".to_owned(), properties);
                 }
                 value
@@ -201,7 +219,10 @@ impl KycService {
                     let optional = [
                         ("error_message", entry.error_message),
                         ("provider_user_id", entry.provider_user_id),
-                        ("provider_legitimization_id", entry.provider_legitimization_id),
+                        (
+                            "provider_legitimization_id",
+                            entry.provider_legitimization_id,
+                        ),
                     ];
                     for (name, text) in optional {
                         if let Some(text) = text {
@@ -237,9 +258,10 @@ impl KycService {
                     ErrorCode::ExchangeKycGenericAmlProgramTimeout,
                     e.to_string(),
                 ),
-                ProgramRunError::OutputTooLarge(_) => {
-                    (ErrorCode::ExchangeKycAmlProgramMalformedResult, e.to_string())
-                }
+                ProgramRunError::OutputTooLarge(_) => (
+                    ErrorCode::ExchangeKycAmlProgramMalformedResult,
+                    e.to_string(),
+                ),
                 ProgramRunError::Failed(_) | ProgramRunError::Spawn(_) => {
                     (ErrorCode::ExchangeKycAmlProgramFailure, e.to_string())
                 }
@@ -319,7 +341,11 @@ impl KycService {
             .with_detail(fallback.to_owned())
         };
         let measure = self.rules.measures.get(fallback).ok_or_else(unknown)?;
-        let program = self.rules.programs.get(&measure.program).ok_or_else(unknown)?;
+        let program = self
+            .rules
+            .programs
+            .get(&measure.program)
+            .ok_or_else(unknown)?;
         let outcome = match &program.command {
             ProgramCommand::Builtin(builtin) => {
                 Ok(run_builtin(program, *builtin, current, self.clock.now()))
@@ -343,10 +369,17 @@ impl KycService {
     /// `talerbox aml program test`: runs program `name` over `input` as the server would,
     /// without the database and without the fallback.
     pub fn test_program(&self, name: &str, input: &Value) -> Result<AmlOutcome, TalerError> {
-        let program = self.rules.programs.get(&name.to_ascii_lowercase()).ok_or_else(|| {
-            error(ErrorCode::ExchangeKycGenericAmlProgramGone, "no such AML program")
+        let program = self
+            .rules
+            .programs
+            .get(&name.to_ascii_lowercase())
+            .ok_or_else(|| {
+                error(
+                    ErrorCode::ExchangeKycGenericAmlProgramGone,
+                    "no such AML program",
+                )
                 .with_detail(name.to_owned())
-        })?;
+            })?;
         let fail = |(code, message): Failure| TalerError::new(code).with_detail(message);
         match &program.command {
             ProgramCommand::Builtin(builtin) => {
@@ -354,9 +387,11 @@ impl KycService {
                     Some(rules) => {
                         let json = CanonicalJson::parse(rules.to_string().as_bytes())
                             .map_err(|e| fail((ErrorCode::GenericJsonInvalid, e.to_string())))?;
-                        self.rules.parse_rule_set(&json, "current_rules").map_err(|e| {
-                            fail((ErrorCode::GenericParameterMalformed, e.to_string()))
-                        })?
+                        self.rules
+                            .parse_rule_set(&json, "current_rules")
+                            .map_err(|e| {
+                                fail((ErrorCode::GenericParameterMalformed, e.to_string()))
+                            })?
                     }
                     None => self.rules.default_rule_set(),
                 };

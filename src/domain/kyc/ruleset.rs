@@ -118,18 +118,17 @@ impl KycRules {
             required(members, "operation_type", path)?,
             &field("operation_type"),
         )?;
-        let operation_type = OperationType::parse(operation)
-            .map_or_else(|| refuse(field("operation_type"), "unknown operation type"), Ok)?;
+        let operation_type = OperationType::parse(operation).map_or_else(
+            || refuse(field("operation_type"), "unknown operation type"),
+            Ok,
+        )?;
         let threshold: Amount = string(required(members, "threshold", path)?, &field("threshold"))?
             .parse()
             .or_else(|e: crate::domain::primitives::AmountError| {
                 refuse(field("threshold"), e.to_string())
             })?;
         if threshold.currency().as_str() != self.currency {
-            return refuse(
-                field("threshold"),
-                format!("must be in {}", self.currency),
-            );
+            return refuse(field("threshold"), format!("must be in {}", self.currency));
         }
         let timeframe: RelativeTime =
             decoded(required(members, "timeframe", path)?, &field("timeframe"))?;
@@ -146,7 +145,12 @@ impl KycRules {
             _ => None,
         }
         .map_or_else(
-            || refuse(field("display_priority"), "must be an integer from 0 to 2^32-1"),
+            || {
+                refuse(
+                    field("display_priority"),
+                    "must be an integer from 0 to 2^32-1",
+                )
+            },
             Ok,
         )?;
         let rule_name = optional(members, "rule_name")
@@ -207,7 +211,10 @@ impl KycRules {
     ) -> Result<(), RuleSetError> {
         let has_key = |key: &str| context.and_then(|c| c.get(key)).is_some();
         let Some(program) = self.programs.get(&prog_name.to_ascii_lowercase()) else {
-            return refuse(format!("{path}.prog_name"), format!("no AML program {prog_name}"));
+            return refuse(
+                format!("{path}.prog_name"),
+                format!("no AML program {prog_name}"),
+            );
         };
         if let Some(missing) = program.required_context.iter().find(|k| !has_key(k)) {
             return refuse(
@@ -225,7 +232,10 @@ impl KycRules {
             return Ok(());
         }
         let Some(check) = self.checks.get(&check_name.to_ascii_lowercase()) else {
-            return refuse(format!("{path}.check_name"), format!("no check {check_name}"));
+            return refuse(
+                format!("{path}.check_name"),
+                format!("no check {check_name}"),
+            );
         };
         if let Some(missing) = program
             .required_attributes

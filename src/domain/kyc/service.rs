@@ -9,12 +9,12 @@ use super::model::{CheckKind, KycRules, MeasureSpec, SKIP};
 use super::programs::RunInput;
 use super::requirement::{AccessToken, RequirementId, RequirementIdError};
 use super::rules::{LegitimizationMeasures, LegitimizationRuleSet};
-use crate::ports::aml::{InMemoryAmlStore, OfficerStore};
-use crate::ports::programs::{NoPrograms, ProgramRunner};
 use crate::domain::primitives::{ErrorCode, NormalizedPaytoHash, Payto, TalerError};
+use crate::ports::aml::{InMemoryAmlStore, OfficerStore};
 use crate::ports::attribute_cipher::AttributeCipher;
 use crate::ports::clock::Clock;
 use crate::ports::kyc::{ActivateMeasures, KycAccount, KycStore, MeasureRow};
+use crate::ports::programs::{NoPrograms, ProgramRunner};
 use crate::ports::provider_http::ProviderHttp;
 use crate::ports::random::{Random, random_bytes};
 
@@ -190,10 +190,10 @@ impl KycService {
                 Some(rules) => rules,
                 None => return Ok((outcome.serial, self.rules.default_rule_set())),
             };
-            let successor = expired
-                .successor_measure
-                .as_deref()
-                .and_then(|name| self.rules.measure_information(name, &expired.custom_measures));
+            let successor = expired.successor_measure.as_deref().and_then(|name| {
+                self.rules
+                    .measure_information(name, &expired.custom_measures)
+            });
             let Some(successor) = successor else {
                 return Ok((outcome.serial, self.rules.default_rule_set()));
             };
@@ -218,6 +218,30 @@ impl KycService {
             ErrorCode::ExchangeGenericAmlProgramRecursionDetected,
             "successor measures kept replacing each other",
         ))
+    }
+
+    /// The active outcome's rules while they have not expired (the CLI's `--rules keep`).
+    pub fn active_rules(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<LegitimizationRuleSet>, TalerError> {
+        let now = self.clock.now();
+        Ok(self
+            .store
+            .active_outcome(h_payto)?
+            .and_then(|o| o.new_rules)
+            .filter(|r| r.expiration_time > now))
+    }
+
+    /// The access token of a known account (`talerbox kyc token`).
+    pub fn account_token(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<Option<String>, TalerError> {
+        Ok(self
+            .store
+            .account(h_payto)?
+            .map(|a| a.access_token.to_base32()))
     }
 
     /// Opens an expired rule set's successor measure, unless it is open already.
@@ -385,8 +409,12 @@ impl KycService {
                 current: &current,
             },
         )?;
-        self.store
-            .settle(h_payto, measure_serial, run.outcome.clone(), self.clock.now())?;
+        self.store.settle(
+            h_payto,
+            measure_serial,
+            run.outcome.clone(),
+            self.clock.now(),
+        )?;
         run.caller_error().map_or(Ok(()), Err)
     }
 }

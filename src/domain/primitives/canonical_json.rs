@@ -222,7 +222,11 @@ impl Parser<'_> {
         }
     }
 
-    fn literal(&mut self, word: &str, value: CanonicalJson) -> Result<CanonicalJson, JsonSyntaxError> {
+    fn literal(
+        &mut self,
+        word: &str,
+        value: CanonicalJson,
+    ) -> Result<CanonicalJson, JsonSyntaxError> {
         if self.text[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(value)
@@ -404,7 +408,9 @@ impl Parser<'_> {
 
     fn escape(&mut self) -> Result<char, JsonSyntaxError> {
         let at = self.pos;
-        let byte = self.peek().ok_or_else(|| self.error("unterminated string"))?;
+        let byte = self
+            .peek()
+            .ok_or_else(|| self.error("unterminated string"))?;
         self.pos += 1;
         let simple = match byte {
             b'"' => '"',
@@ -458,7 +464,9 @@ mod tests {
     use crate::domain::primitives::base32;
 
     fn canonical(text: &str) -> String {
-        CanonicalJson::parse(text.as_bytes()).unwrap().canonical_text()
+        CanonicalJson::parse(text.as_bytes())
+            .unwrap()
+            .canonical_text()
     }
 
     fn hash32(text: &str) -> String {
@@ -512,12 +520,19 @@ mod tests {
     fn escapes_and_numbers() {
         assert_eq!(canonical(r#""a\/b\u00e9\u001F""#), "\"a/bé\\u001f\"");
         assert_eq!(canonical("[-0, 10, -7]"), "[0,10,-7]");
-        assert_eq!(canonical(" { \"b\" : 1 , \"a\" : [ ] } "), r#"{"a":[],"b":1}"#);
+        assert_eq!(
+            canonical(" { \"b\" : 1 , \"a\" : [ ] } "),
+            r#"{"a":[],"b":1}"#
+        );
         assert_eq!(canonical("\"\\b\\t\\n\\f\\r\""), "\"\\b\\t\\n\\f\\r\"");
         let real = CanonicalJson::parse(b"[1, {\"x\": 1.5}]").unwrap();
         assert!(real.contains_real());
         assert!(CanonicalJson::parse(b"[1e2]").unwrap().contains_real());
-        assert!(!CanonicalJson::parse(b"[1, \"1.5\"]").unwrap().contains_real());
+        assert!(
+            !CanonicalJson::parse(b"[1, \"1.5\"]")
+                .unwrap()
+                .contains_real()
+        );
     }
 
     #[test]

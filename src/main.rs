@@ -131,7 +131,7 @@ enum AmlCommand {
     #[command(subcommand)]
     Officer(OfficerCommand),
     /// Sign and apply an AML decision as an officer (like POST /aml/$PUB/decision).
-    Decide(DecideArgs),
+    Decide(Box<DecideArgs>),
     /// Inspect and try the configured AML programs.
     #[command(subcommand)]
     Program(ProgramCommand),
@@ -361,7 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => kyc_trigger(config, &payto, &measures, all),
         Command::Challenger(args) => challenger(config, args),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
-        Command::Aml(AmlCommand::Decide(args)) => decide(config, args),
+        Command::Aml(AmlCommand::Decide(args)) => decide(config, *args),
         Command::Aml(AmlCommand::Program(command)) => program(config, command),
         Command::Kyc(KycCommand::Token { account }) => kyc_token(config, &account),
         Command::Exchange(ExchangeCommand::MasterPub) => {

@@ -49,10 +49,11 @@ fn d2() -> Value {
 
 /// `body` signed anew by officer A, with its decision time moved to now.
 fn fresh(mut body: Value) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    use talerbox::ports::clock::Clock as _;
+    let now = talerbox::adapters::system::SystemClock
+        .now()
+        .as_seconds()
+        .unwrap();
     body["decision_time"] = json!({"t_s": now});
     let request = DecisionRequest::parse(body.to_string().as_bytes()).unwrap();
     let signature = sign_decision(&officer_a(), &request.signed_body());

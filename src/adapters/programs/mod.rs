@@ -101,7 +101,7 @@ pub fn introspect(command: &str, config: Option<&str>) -> Result<Requirements, S
             .run(&argv, &[], INTROSPECTION_TIMEOUT)
             .map_err(|e| format!("`{command} {flag}` {e}"))?;
         Ok(String::from_utf8_lossy(&output)
-            .split(|c: char| c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ';')
+            .split([' ', '\t', '\n', '\r', ';'])
             .filter(|t| !t.is_empty())
             .map(str::to_owned)
             .collect())

@@ -386,7 +386,7 @@ impl Parser<'_> {
             let rest = &self.text[self.pos..];
             let plain = rest
                 .find(|c: char| c == '"' || c == '\\' || (c as u32) < 0x20)
-                .ok_or_else(|| JsonSyntaxError {
+                .ok_or(JsonSyntaxError {
                     offset: self.text.len(),
                     problem: "unterminated string",
                 })?;

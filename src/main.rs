@@ -644,7 +644,7 @@ fn program(config: Config, command: ProgramCommand) -> anyhow::Result<ExitCode> 
             let inputs: Vec<String> = program
                 .required_inputs
                 .iter()
-                .map(|i| format!("{i:?}").to_ascii_lowercase())
+                .map(ToString::to_string)
                 .collect();
             println!("context: {}", program.required_context.join(" "));
             println!("attributes: {}", program.required_attributes.join(" "));

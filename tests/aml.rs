@@ -542,10 +542,10 @@ async fn management_registers_officers_with_master_signatures() {
     let body = setup(1_700_000_000, true, true, MASTER_SIG_1700000000).to_string();
     assert_error(post(body).await.unwrap(), 403, 1830).await;
     assert_error(post("{oops".into()).await.unwrap(), 400, 22).await;
-    assert_error(post("{}".into()).await.unwrap(), 400, 26).await;
+    assert_error(post("{}".into()).await.unwrap(), 400, 22).await;
     let mut wrong_type = setup(1_700_000_000, true, false, MASTER_SIG_1700000000);
     wrong_type["is_active"] = json!("yes");
-    assert_error(post(wrong_type.to_string()).await.unwrap(), 400, 26).await;
+    assert_error(post(wrong_type.to_string()).await.unwrap(), 400, 22).await;
     assert_error(server.attributes("").await, 404, 1034).await;
 
     let good = setup(1_700_000_000, true, false, MASTER_SIG_1700000000).to_string();

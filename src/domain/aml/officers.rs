@@ -38,8 +38,10 @@ impl AmlService {
     pub fn register_officer(&self, body: &[u8]) -> Result<(), AmlError> {
         let value: serde_json::Value =
             serde_json::from_slice(body).map_err(|e| AmlError::JsonInvalid(e.to_string()))?;
-        let setup: AmlOfficerSetup = serde_json::from_value(value)
-            .map_err(|e| AmlError::ParameterMalformed(e.to_string()))?;
+        // A missing or mistyped member is 400/22, as the exchange answers it
+        // (exchange-aml-decisions.md §11 item 2).
+        let setup: AmlOfficerSetup =
+            serde_json::from_value(value).map_err(|e| AmlError::JsonInvalid(e.to_string()))?;
         if setup.change_date.is_never() {
             return Err(AmlError::ParameterMalformed(
                 "change_date must not be never".into(),

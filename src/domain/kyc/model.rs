@@ -143,6 +143,23 @@ pub enum ProgramInput {
     KycHistory(Option<i64>),
 }
 
+impl std::fmt::Display for ProgramInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let history = |f: &mut std::fmt::Formatter<'_>, name, n: &Option<i64>| match n {
+            Some(n) => write!(f, "{name}[{n}]"),
+            None => write!(f, "{name}"),
+        };
+        match self {
+            ProgramInput::Context => write!(f, "context"),
+            ProgramInput::Attributes => write!(f, "attributes"),
+            ProgramInput::CurrentRules => write!(f, "current_rules"),
+            ProgramInput::DefaultRules => write!(f, "default_rules"),
+            ProgramInput::AmlHistory(n) => history(f, "aml_history", n),
+            ProgramInput::KycHistory(n) => history(f, "kyc_history", n),
+        }
+    }
+}
+
 impl ProgramInput {
     /// Parses one `-i` token (case-insensitive).
     pub fn parse(token: &str) -> Option<ProgramInput> {
@@ -320,6 +337,14 @@ impl KycRules {
             None => format!("no measure {fallback}"),
             Some(measure) if measure.check_name != SKIP => {
                 format!("measure {fallback} must use CHECK_NAME = SKIP to be a fallback")
+            }
+            // `talerbox-none` needs the current rules as input, which a fallback never gets.
+            Some(measure)
+                if self.programs.get(&measure.program).is_some_and(|p| {
+                    p.command == ProgramCommand::Builtin(BuiltinProgram::None)
+                }) =>
+            {
+                format!("measure {fallback} runs talerbox-none, which cannot be a fallback")
             }
             Some(_) => return Ok(()),
         };

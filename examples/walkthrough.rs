@@ -1,7 +1,8 @@
 //! The whole offline flow, in process, against the real HTTP server on a free port:
 //! a bank account, a KYC requirement for it, the built-in challenger as the provider (address
 //! and PIN entered as a browser would, the PIN read from the outbox), the proof, and an AML
-//! officer exporting the account's attribute history as a PDF.
+//! officer exporting the account's attribute history as a PDF, then deciding: a freeze the
+//! customer sees, a request for more information, and closing the case.
 //!
 //! Run: `cargo run --example walkthrough`
 
@@ -11,8 +12,9 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
+use talerbox::domain::aml::decision_request::{DecisionRequest, sign_decision};
 use talerbox::domain::kyc::MeasureSpec;
-use talerbox::domain::primitives::{Payto, purpose, sign_purpose};
+use talerbox::domain::primitives::{EddsaPrivateKey, Payto, base32, purpose, sign_purpose};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -166,9 +168,110 @@ async fn main() -> anyhow::Result<()> {
     anyhow::ensure!(pdf.starts_with(b"%PDF"), "the export is not a PDF");
     println!("AML attribute history: {} bytes of PDF", pdf.len());
 
+    // The officer acts: freeze (the customer sees the review), ask for more information,
+    // then close the case with the configured default rules.
+    let decide = |body: Value| {
+        let browser = browser.clone();
+        let url = format!(
+            "{base}exchange/aml/{}/decision",
+            officer.officer.officer_pub
+        );
+        let key = officer.private_key.clone();
+        async move {
+            let signed = signed_decision(&key, body)?;
+            let answer = browser.post(url).json(&signed).send().await?;
+            anyhow::ensure!(
+                answer.status() == 204,
+                "decision answered {}",
+                answer.status()
+            );
+            anyhow::Ok(())
+        }
+    };
+    let now = now_seconds();
+    let frozen = json!({"expiration_time": {"t_s": "never"}, "custom_measures": {}, "rules": [
+        {"operation_type": "WITHDRAW", "threshold": "KUDOS:0", "timeframe": {"d_us": 86_400_000_000u64},
+         "measures": ["verboten"], "display_priority": 1, "exposed": true}]});
+    decide(
+        json!({"h_payto": h_payto, "decision_time": {"t_s": now}, "justification": "Review",
+        "new_rules": frozen, "new_measures": "frozen", "keep_investigating": true}),
+    )
+    .await?;
+    let info: Value = browser
+        .get(format!("{base}exchange/kyc-info/{token}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!(
+        "frozen; the customer reads: {}",
+        info["requirements"][0]["description"]
+    );
+    decide(json!({"h_payto": h_payto, "decision_time": {"t_s": now + 1}, "justification": "Who are you?",
+        "new_rules": frozen, "new_measures": "personal", "keep_investigating": true})).await?;
+    let info: Value = browser
+        .get(format!("{base}exchange/kyc-info/{token}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = info["requirements"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let upload = browser
+        .post(format!("{base}exchange/kyc-upload/{id}"))
+        .json(
+            &json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": "Alice Example",
+            "DATE_OF_BIRTH": "1990-01-01"}),
+        )
+        .send()
+        .await?;
+    println!(
+        "more information asked for and uploaded: {}",
+        upload.status()
+    );
+    let defaults = json!({"expiration_time": {"t_s": now + 2}, "rules": [], "custom_measures": {}});
+    decide(
+        json!({"h_payto": h_payto, "decision_time": {"t_s": now + 2}, "justification": "Cleared",
+        "new_rules": defaults, "keep_investigating": false}),
+    )
+    .await?;
+    let decisions: Value = browser
+        .get(format!(
+            "{base}exchange/aml/{}/decisions?h_payto={h_payto}&limit=10",
+            officer.officer.officer_pub
+        ))
+        .header("Taler-AML-Officer-Signature", signature.to_string())
+        .send()
+        .await?
+        .json()
+        .await?;
+    let count = decisions["records"].as_array().map_or(0, Vec::len);
+    println!("case closed: {count} decisions and outcomes on record");
+
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), server).await???;
     Ok(())
+}
+
+/// `body` with the officer's signature over it (purpose 1350).
+fn signed_decision(key: &EddsaPrivateKey, mut body: Value) -> anyhow::Result<Value> {
+    body["officer_sig"] = json!(base32::encode(&[0u8; 64]));
+    let request =
+        DecisionRequest::parse(body.to_string().as_bytes()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    body["officer_sig"] = json!(base32::encode(
+        &sign_decision(key, &request.signed_body()).0
+    ));
+    Ok(body)
+}
+
+fn now_seconds() -> u64 {
+    use talerbox::ports::clock::Clock as _;
+    talerbox::adapters::system::SystemClock
+        .now()
+        .as_seconds()
+        .unwrap_or_default()
 }
 
 /// The only run of 8 digits in the newest message of the outbox.

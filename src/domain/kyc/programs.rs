@@ -2,6 +2,8 @@
 //! ones through the program runner port with the exchange's helper contract. A failed run
 //! is recorded and its program's fallback measure decides instead.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
@@ -59,6 +61,32 @@ pub(super) struct RunInput<'a> {
 
 type Failure = (ErrorCode, String);
 
+/// One lock per account with a program running; entries go when their last holder does.
+#[derive(Default)]
+pub struct AccountLocks {
+    locks: Mutex<HashMap<NormalizedPaytoHash, Arc<Mutex<()>>>>,
+}
+
+impl AccountLocks {
+    /// Runs `work` while no other program run of the account does.
+    fn exclusive<T>(&self, h_payto: &NormalizedPaytoHash, work: impl FnOnce() -> T) -> T {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(locks.entry(*h_payto).or_default())
+        };
+        let result = {
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            work()
+        };
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // Two references: the map's and ours; nobody else waits.
+        if Arc::strong_count(&lock) == 2 {
+            locks.remove(h_payto);
+        }
+        result
+    }
+}
+
 impl KycService {
     /// Runs program `prog_name`; on failure its fallback's outcome is returned with the
     /// failure. Only a missing fallback, or a failing one, is an error.
@@ -74,7 +102,10 @@ impl KycService {
             )
             .with_detail(prog_name.to_owned())
         })?;
-        match self.try_program(program, input) {
+        let tried = self
+            .running
+            .exclusive(input.h_payto, || self.try_program(program, input));
+        match tried {
             Ok(outcome) => Ok(ProgramRun {
                 outcome: new_outcome(outcome),
                 failure: None,
@@ -460,5 +491,46 @@ pub(super) fn new_outcome(outcome: AmlOutcome) -> NewOutcome {
         to_investigate: outcome.to_investigate,
         new_rules: outcome.new_rules,
         events: outcome.events,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn one_run_per_account_at_a_time() {
+        let locks = Arc::new(AccountLocks::default());
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let account = NormalizedPaytoHash([1; 32]);
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (locks, inside, most) = (locks.clone(), inside.clone(), most.clone());
+                std::thread::spawn(move || {
+                    locks.exclusive(&account, || {
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(5));
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    })
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), 1);
+        assert!(locks.locks.lock().unwrap().is_empty(), "no lock is kept");
+    }
+
+    #[test]
+    fn history_windows() {
+        let entries: Vec<Value> = (0..5).map(|n| json!(n)).collect();
+        assert_eq!(window(entries.clone(), None).len(), 5);
+        assert_eq!(window(entries.clone(), Some(-2)), vec![json!(0), json!(1)]);
+        assert_eq!(window(entries.clone(), Some(2)), vec![json!(3), json!(4)]);
+        assert_eq!(window(entries, Some(9)).len(), 5);
     }
 }

@@ -33,6 +33,8 @@ pub struct KycService {
     pub(super) programs: Arc<dyn ProgramRunner>,
     /// The configuration file external programs get as `-c`.
     pub(super) program_config: Option<String>,
+    /// Accounts whose AML program is running: one run per account at a time.
+    pub(super) running: super::programs::AccountLocks,
 }
 
 /// Successor measures evaluated in a row before the rules are declared recursive.
@@ -108,6 +110,7 @@ impl KycService {
             officers: Arc::new(InMemoryAmlStore::default()),
             programs: Arc::new(NoPrograms),
             program_config: None,
+            running: Default::default(),
         }
     }
 

@@ -21,10 +21,16 @@ use talerbox::domain::primitives::{
 )]
 struct Cli {
     /// Configuration file (GNU Taler INI format) on top of the embedded defaults.
-    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        value_name = "FILE",
+        env = "TALERBOX_CONFIG"
+    )]
     config: Option<PathBuf>,
     /// Data directory (database, key files); overrides [talerbox] DATA_DIR.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "TALERBOX_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (RUST_LOG filters take precedence).
     #[arg(
@@ -51,6 +57,8 @@ enum Command {
         #[arg(long)]
         accept_new_attribute_key: bool,
     },
+    /// Create an installation (database, key files) in the data directory; `serve` does too.
+    Init,
     /// Inspect the configuration (like taler-config).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -254,6 +262,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }
+    // Only `serve` and `init` may create an installation; commands that read no installation
+    // need none.
+    let signing = matches!(
+        &cli.command,
+        Command::Aml(AmlCommand::Officer(OfficerCommand::SignQuery { .. }))
+    );
+    if !matches!(
+        cli.command,
+        Command::Serve { .. } | Command::Init | Command::Config(_)
+    ) && !signing
+    {
+        app::require_installation(&config)?;
+    }
     match cli.command {
         Command::Serve {
             accept_new_attribute_key,
@@ -264,6 +285,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 accept_new_attribute_key,
             },
         ),
+        Command::Init => {
+            let existed = app::database_path(&config).exists();
+            let dir = config.server.data_dir.clone();
+            App::open(config)?;
+            let what = if existed {
+                "already holds"
+            } else {
+                "now holds"
+            };
+            println!("{} {what} a talerbox installation", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Get { section, option }) => {
             match config.ini.get_string(&section, &option)? {
                 Some(value) => {
@@ -489,6 +522,7 @@ fn serve(config: Config, options: StartOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
+        let _lock = app::lock_data_dir(&config.server.data_dir)?;
         let app = App::open_with(config, options)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await

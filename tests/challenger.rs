@@ -828,13 +828,14 @@ async fn each_instance_has_its_own_prefix_and_clients() {
 // ---- the admin CLI ----
 
 #[test]
-fn client_admin_commands_work_on_a_fresh_data_dir() {
+fn client_admin_commands_work_on_a_fresh_installation() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("talerbox.conf"),
         "[challenger-sms]\nADDRESS_TYPE = phone\n",
     )
     .unwrap();
+    assert_eq!(talerbox(dir.path(), &["init"]).0, 0);
     let first = add_client(dir.path(), &[]);
     let second = add_client(dir.path(), &[]);
     assert!(second.parse::<u64>().unwrap() > first.parse::<u64>().unwrap());

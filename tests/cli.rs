@@ -157,7 +157,7 @@ fn a_corrupt_database_fails_the_check() {
 }
 
 #[test]
-fn bank_admin_commands_work_before_the_first_start() {
+fn bank_admin_commands_work_after_init() {
     let dir = tempfile::tempdir().unwrap();
     let file = config_file(
         dir.path(),
@@ -173,6 +173,9 @@ fn bank_admin_commands_work_before_the_first_start() {
     let with = |args: &[&str]| -> Vec<String> {
         common.iter().chain(args).map(|a| (*a).to_owned()).collect()
     };
+    let (code, out, err) = run(&with(&["init"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("now holds a talerbox installation"), "{out}");
     let (code, out, err) = run(&with(&["bank", "passwd", "admin", "admin-secret-1"]));
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = run(&with(&[

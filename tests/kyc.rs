@@ -443,6 +443,7 @@ async fn kyc_info_long_poll_wakes_on_a_cli_trigger() {
 fn cli_trigger_prints_token_then_url() {
     let dir = tempfile::tempdir().unwrap();
     crate::support::config_file(dir.path(), "");
+    assert_eq!(talerbox(dir.path(), &["init"]).0, 0);
     let (code, out, err) = talerbox(dir.path(), &["kyc", "trigger", BOB, "--measure", "email"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();

@@ -1,0 +1,134 @@
+//! What an operator meets at the command line: installations, locks, pipes, backups.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+fn talerbox() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_talerbox"));
+    command
+        .env_remove("TALERBOX_DATA_DIR")
+        .env_remove("TALERBOX_CONFIG");
+    command
+}
+
+fn output(command: &mut Command) -> (i32, String, String) {
+    let output = command.output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Runs `talerbox --data-dir DATA ARGS…`.
+fn on(data: &Path, args: &[&str]) -> (i32, String, String) {
+    output(talerbox().arg("--data-dir").arg(data).args(args))
+}
+
+/// Starts `talerbox serve` on a free port and `data`; answers the child and its address.
+fn spawn_server(data: &Path) -> (Child, String) {
+    let mut child = talerbox()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            return (child, rest.trim_end_matches('/').to_owned());
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no 'listening on' line");
+}
+
+fn terminate(mut child: Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn commands_refuse_a_directory_without_installation_and_init_creates_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nothing-here");
+    let commands: &[&[&str]] = &[
+        &["challenger", "outbox"],
+        &["challenger", "client", "list"],
+        &["aml", "officer", "list"],
+        &["aml", "officer", "new", "--name", "X"],
+        &["exchange", "master-pub"],
+        &["db", "check"],
+        &["db", "backup", "/tmp/never-written.sqlite3"],
+        &["bank", "passwd", "admin", "some-password"],
+        &[
+            "kyc",
+            "trigger",
+            "payto://x-taler-bank/localhost/a?receiver-name=A",
+            "--measure",
+            "email",
+        ],
+    ];
+    for args in commands {
+        let (code, out, err) = on(&data, args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(
+            err.contains(&format!("data directory {}", data.display()))
+                && err.contains("--data-dir")
+                && err.contains("TALERBOX_DATA_DIR"),
+            "{args:?}: {err}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+    // `init` creates it; the installation's key stays the same from then on.
+    let (code, out, err) = on(&data, &["init"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("now holds"), "{out}");
+    assert!(data.join("talerbox.sqlite3").exists());
+    let (code, first, _) = on(&data, &["exchange", "master-pub"]);
+    assert_eq!(code, 0);
+    assert_eq!(first.trim().len(), 52, "{first}");
+    let (code, out, _) = on(&data, &["init"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("already holds"), "{out}");
+    // TALERBOX_DATA_DIR points at it as --data-dir does.
+    let (code, second, err) = output(
+        talerbox()
+            .env("TALERBOX_DATA_DIR", &data)
+            .args(["exchange", "master-pub"]),
+    );
+    assert_eq!((code, &second), (0, &first), "{err}");
+}
+
+#[test]
+fn a_second_server_on_one_data_directory_refuses_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (first, _) = spawn_server(&data);
+    let (code, _, err) = output(
+        talerbox()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data),
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("PID {}", first.id())) && err.contains(&data.display().to_string()),
+        "{err}"
+    );
+    // Admin commands still work while the server runs.
+    let (code, out, err) = on(&data, &["aml", "officer", "new", "--name", "Olivia"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    terminate(first);
+    // Once the first has stopped, a server starts again.
+    let (again, _) = spawn_server(&data);
+    terminate(again);
+}

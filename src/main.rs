@@ -1,5 +1,6 @@
 //! The `talerbox` command line: `serve` and the admin commands.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,6 +13,13 @@ use talerbox::domain::aml::{Officer, iso8601_utc};
 use talerbox::domain::primitives::{
     EddsaPrivateKey, EddsaPublicKey, base32, purpose, sign_purpose,
 };
+
+/// Writes a line to standard output; a write error (a closed pipe) ends the command.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
 
 #[derive(Parser)]
 #[command(
@@ -229,11 +237,21 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     match run(cli) {
         Ok(code) => code,
+        // `talerbox … | head`: the reader has all it wanted.
+        Err(error) if broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("talerbox: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_logging(level: &str) {
@@ -294,13 +312,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 "now holds"
             };
-            println!("{} {what} a talerbox installation", dir.display());
+            out!("{} {what} a talerbox installation", dir.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Get { section, option }) => {
             match config.ini.get_string(&section, &option)? {
                 Some(value) => {
-                    println!("{value}");
+                    out!("{value}");
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -310,13 +328,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Config(ConfigCommand::Dump) => {
-            print!("{}", config.ini.dump());
+            write!(std::io::stdout().lock(), "{}", config.ini.dump())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Check) => {
             let problems = talerbox::adapters::sqlite::check(&app::database_path(&config))?;
             if problems.is_empty() {
-                println!("ok");
+                out!("ok");
                 return Ok(ExitCode::SUCCESS);
             }
             for problem in problems {
@@ -334,12 +352,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Exchange(ExchangeCommand::MasterPub) => {
             let app = App::open(config)?;
-            println!("{}", app.master_key.public);
+            out!("{}", app.master_key.public);
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Backup { file }) => {
             talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
-            println!("{}", file.display());
+            out!("{}", file.display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -350,7 +368,7 @@ fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
     match command {
         BankCommand::Passwd { username, password } => {
             app.accounts.set_password(&username, &password)?;
-            println!("password of {username} changed");
+            out!("password of {username} changed");
         }
         BankCommand::CreateAccount {
             username,
@@ -376,7 +394,7 @@ fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
             let request = serde_json::from_value(request).context("building the request")?;
             let admin = talerbox::domain::accounts::Caller::operator();
             let created = app.accounts.register(Some(&admin), request)?;
-            println!("{}", created.internal_payto_uri);
+            out!("{}", created.internal_payto_uri);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -398,13 +416,15 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
             redirect_uri,
         }) => {
             let client = service.add_client(&secret, &redirect_uri)?;
-            println!("{}", client.id);
+            out!("{}", client.id);
         }
         ChallengerCommand::Client(ClientCommand::List) => {
             for client in service.clients()? {
-                println!(
+                out!(
                     "{}\t{}\t{}",
-                    client.id, client.redirect_uri, client.validation_counter
+                    client.id,
+                    client.redirect_uri,
+                    client.validation_counter
                 );
             }
         }
@@ -413,7 +433,7 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
                 eprintln!("talerbox: no client {id} in [{}]", instance.config.section);
                 return Ok(ExitCode::FAILURE);
             }
-            println!("client {id} deleted");
+            out!("client {id} deleted");
         }
         ChallengerCommand::Outbox => {
             let messages = talerbox::adapters::delivery::OutboxSender::list(&instance.outbox)
@@ -422,12 +442,12 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
                 let seconds = message.time.as_seconds().unwrap_or_default();
                 let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
                 let cut = if message.truncated { "…" } else { "" };
-                println!("== {}", message.file.display());
-                println!("Date: {}", httpdate::fmt_http_date(time));
-                println!("To: {}{cut}", message.address);
-                println!();
-                println!("{}", message.message.trim_end());
-                println!();
+                out!("== {}", message.file.display());
+                out!("Date: {}", httpdate::fmt_http_date(time));
+                out!("To: {}{cut}", message.address);
+                out!();
+                out!("{}", message.message.trim_end());
+                out!();
             }
         }
     }
@@ -465,7 +485,7 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
             .trim()
             .parse()
             .map_err(|_| anyhow::anyhow!("not a private key (52 base32 characters)"))?;
-        println!("{}", sign_purpose(&key, purpose::AML_QUERY, &[]));
+        out!("{}", sign_purpose(&key, purpose::AML_QUERY, &[]));
         return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(config)?;
@@ -477,10 +497,10 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
             read_only,
         } => {
             let officer = aml.enable_officer(&officer_key(&officer_pub)?, &name, read_only)?;
-            println!("{}", officer_line(&officer));
+            out!("{}", officer_line(&officer));
         }
         OfficerCommand::Disable { key } => match aml.disable_officer(&officer_key(&key)?)? {
-            Some(officer) => println!("{}", officer_line(&officer)),
+            Some(officer) => out!("{}", officer_line(&officer)),
             None => {
                 eprintln!("talerbox: no AML officer {key}");
                 return Ok(ExitCode::FAILURE);
@@ -488,13 +508,13 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
         },
         OfficerCommand::List => {
             for officer in aml.list_officers()? {
-                println!("{}", officer_line(&officer));
+                out!("{}", officer_line(&officer));
             }
         }
         OfficerCommand::New { name } => {
             let created = aml.new_officer(&name)?;
-            println!("{}", created.officer.officer_pub);
-            println!("{}", created.private_key.to_base32_secret());
+            out!("{}", created.officer.officer_pub);
+            out!("{}", created.private_key.to_base32_secret());
         }
         OfficerCommand::SignQuery { .. } => {}
     }
@@ -513,8 +533,8 @@ fn kyc_trigger(
     let kyc = app.kyc_trigger_service(&urls.exchange);
     let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
     let triggered = kyc.trigger(payto, &talerbox::domain::kyc::MeasureSpec::parse(&spec))?;
-    println!("{}", triggered.access_token);
-    println!("{}kyc-info/{}", urls.exchange, triggered.access_token);
+    out!("{}", triggered.access_token);
+    out!("{}kyc-info/{}", urls.exchange, triggered.access_token);
     Ok(ExitCode::SUCCESS)
 }
 

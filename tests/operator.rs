@@ -132,3 +132,24 @@ fn a_second_server_on_one_data_directory_refuses_naming_the_first() {
     let (again, _) = spawn_server(&data);
     terminate(again);
 }
+
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert_eq!(on(&data, &["init"]).0, 0);
+    for args in [&["config", "dump"][..], &["exchange", "master-pub"]] {
+        // The reading end is gone before the command writes: every write fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let (code, _, err) = output(
+            talerbox()
+                .arg("--data-dir")
+                .arg(&data)
+                .args(args)
+                .stdout(Stdio::from(writer)),
+        );
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}

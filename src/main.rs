@@ -14,6 +14,8 @@ use talerbox::domain::primitives::{
     EddsaPrivateKey, EddsaPublicKey, base32, purpose, sign_purpose,
 };
 
+mod cli;
+
 /// Writes a line to standard output; a write error (a closed pipe) ends the command.
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -84,14 +86,24 @@ enum Command {
     /// The exchange's keys.
     #[command(subcommand)]
     Exchange(ExchangeCommand),
+    /// Payto URIs.
+    #[command(subcommand)]
+    Payto(PaytoCommand),
     /// The exchange's KYC process (like taler-exchange-kyc-trigger).
     #[command(subcommand)]
     Kyc(KycCommand),
 }
 
 #[derive(Subcommand)]
+enum PaytoCommand {
+    /// Print the normalised payto URI, then its H_NORMALIZED_PAYTO (base32).
+    Hash { payto: String },
+}
+
+#[derive(Subcommand)]
 enum KycCommand {
-    /// Open KYC measures for an account; prints its access token, then its kyc-info URL.
+    /// Open KYC measures for an account; prints its access token, its H_NORMALIZED_PAYTO and
+    /// the customer's kyc-info URL (when the exchange's public URL is known).
     Trigger {
         /// The account's full payto URI (with receiver-name).
         payto: String,
@@ -288,7 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     if !matches!(
         cli.command,
-        Command::Serve { .. } | Command::Init | Command::Config(_)
+        Command::Serve { .. } | Command::Init | Command::Config(_) | Command::Payto(_)
     ) && !signing
     {
         app::require_installation(&config)?;
@@ -347,7 +359,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             payto,
             measures,
             all,
-        }) => kyc_trigger(config, &payto, &measures, all),
+        }) => {
+            cli::kyc::trigger(
+                config,
+                &payto,
+                &measures,
+                all,
+                &mut std::io::stdout().lock(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Payto(PaytoCommand::Hash { payto }) => {
+            cli::payto::hash(&payto, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Challenger(args) => challenger(config, args),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Exchange(ExchangeCommand::MasterPub) => {
@@ -518,23 +543,6 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
         }
         OfficerCommand::SignQuery { .. } => {}
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn kyc_trigger(
-    config: Config,
-    payto: &str,
-    measures: &[String],
-    all: bool,
-) -> anyhow::Result<ExitCode> {
-    let listen = config.server.listen;
-    let app = App::open(config)?;
-    let urls = app.urls(listen);
-    let kyc = app.kyc_trigger_service(&urls.exchange);
-    let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
-    let triggered = kyc.trigger(payto, &talerbox::domain::kyc::MeasureSpec::parse(&spec))?;
-    out!("{}", triggered.access_token);
-    out!("{}kyc-info/{}", urls.exchange, triggered.access_token);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -153,3 +153,57 @@ fn a_closed_pipe_ends_a_command_quietly() {
         assert!(err.is_empty(), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn payto_hash_prints_the_normalised_uri_and_its_hash() {
+    let (code, out, err) = output(talerbox().args([
+        "payto",
+        "hash",
+        "PAYTO://IBAN/COBADEFFXXX/de89370400440532013000?receiver-name=A",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "payto://iban/DE89370400440532013000\nA2260CZAX2QSJ6J5GW753ZVBBDAYRS904SZHJ05G5QZXYVJKP37G\n"
+    );
+    let (code, out, err) = output(talerbox().args(["payto", "hash", "mailto:a@example.com"]));
+    assert_eq!((code, out.as_str()), (1, ""));
+    assert!(err.contains("not a payto URI"), "{err}");
+}
+
+#[test]
+fn kyc_trigger_prints_no_url_it_cannot_know() {
+    const PAYTO: &str = "payto://x-taler-bank/localhost:8080/alice?receiver-name=a";
+    const HASH: &str = "F8YT6T7NJN3M1TEM3NC0DWKPRZB3MEYW5NK9S9SBEP7JR7C4ERS0";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert_eq!(on(&data, &["init"]).0, 0);
+    let trigger = |config: &str| {
+        let file = crate::support::config_file(dir.path(), config);
+        output(
+            talerbox()
+                .arg("-c")
+                .arg(file)
+                .arg("--data-dir")
+                .arg(&data)
+                .args(["kyc", "trigger", PAYTO, "--measure", "email"]),
+        )
+    };
+    // A listener on port 0: the server's address is unknown here.
+    let (code, out, err) = trigger("[talerbox]\nLISTEN = 127.0.0.1:0\n");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[1], HASH);
+    assert!(err.contains("public URL is unknown"), "{err}");
+    // The exchange's configured base URL wins.
+    let (code, out, err) = trigger(
+        "[talerbox]\nLISTEN = 127.0.0.1:0\n[exchange]\nBASE_URL = https://ex.example.com/\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[2],
+        format!("https://ex.example.com/kyc-info/{}", lines[0])
+    );
+}

@@ -1,0 +1,4 @@
+//! Larger admin commands, kept out of `main.rs` (which only parses and dispatches).
+
+pub mod kyc;
+pub mod payto;

@@ -16,6 +16,8 @@ use talerbox::domain::primitives::{
 
 mod cli;
 
+use cli::secret::SecretSource;
+
 /// Writes a line to standard output; a write error (a closed pipe) ends the command.
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -138,9 +140,13 @@ enum ChallengerCommand {
 enum ClientCommand {
     /// Register a client; prints its id (the client_id) alone on the first line.
     Add {
-        /// The client secret (any non-empty string; `secret-token:…` recommended).
+        /// Read the client secret (`secret-token:…` recommended) from the first line of
+        /// standard input; without this option it is prompted for on a terminal.
         #[arg(long)]
-        secret: String,
+        secret_stdin: bool,
+        /// The client secret itself (unsafe: visible in the process list and the shell history).
+        #[arg(long, value_name = "SECRET", conflicts_with = "secret_stdin")]
+        secret_unsafe: Option<String>,
         /// The one redirect URI of the client (http:// or https://).
         #[arg(long = "redirect-uri", value_name = "URI")]
         redirect_uri: String,
@@ -200,8 +206,16 @@ enum ExchangeCommand {
 
 #[derive(Subcommand)]
 enum BankCommand {
-    /// Set the password of an account (also `admin`).
-    Passwd { username: String, password: String },
+    /// Set the password of an account (also `admin`); prompts for it on a terminal.
+    Passwd {
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The password itself (unsafe: visible in the process list and the shell history).
+        #[arg(long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
+        password_unsafe: Option<String>,
+    },
     /// Create an account, with the rights of the admin.
     CreateAccount {
         #[arg(long)]
@@ -391,7 +405,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
     let app = App::open(config)?;
     match command {
-        BankCommand::Passwd { username, password } => {
+        BankCommand::Passwd {
+            username,
+            password_stdin,
+            password_unsafe,
+        } => {
+            let source = SecretSource {
+                stdin: password_stdin,
+                value: password_unsafe,
+            };
+            let password = cli::secret::read("password", "--password-stdin", source)?;
             app.accounts.set_password(&username, &password)?;
             out!("password of {username} changed");
         }
@@ -437,9 +460,15 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
     let service = &instance.service;
     match args.command {
         ChallengerCommand::Client(ClientCommand::Add {
-            secret,
+            secret_stdin,
+            secret_unsafe,
             redirect_uri,
         }) => {
+            let source = SecretSource {
+                stdin: secret_stdin,
+                value: secret_unsafe,
+            };
+            let secret = cli::secret::read("client secret", "--secret-stdin", source)?;
             let client = service.add_client(&secret, &redirect_uri)?;
             out!("{}", client.id);
         }

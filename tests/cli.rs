@@ -176,7 +176,13 @@ fn bank_admin_commands_work_after_init() {
     let (code, out, err) = run(&with(&["init"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("now holds a talerbox installation"), "{out}");
-    let (code, out, err) = run(&with(&["bank", "passwd", "admin", "admin-secret-1"]));
+    let (code, out, err) = run(&with(&[
+        "bank",
+        "passwd",
+        "admin",
+        "--password-unsafe",
+        "admin-secret-1",
+    ]));
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = run(&with(&[
         "bank",
@@ -210,10 +216,22 @@ fn bank_admin_commands_work_after_init() {
         "X",
     ]));
     assert_ne!(code, 0);
-    let (code, _, err) = run(&with(&["bank", "passwd", "nobody", "some-password"]));
+    let (code, _, err) = run(&with(&[
+        "bank",
+        "passwd",
+        "nobody",
+        "--password-unsafe",
+        "some-password",
+    ]));
     assert_ne!(code, 0);
     assert!(err.contains("UNKNOWN_ACCOUNT"), "{err}");
-    let (code, _, err) = run(&with(&["bank", "passwd", "shop", "short"]));
+    let (code, _, err) = run(&with(&[
+        "bank",
+        "passwd",
+        "shop",
+        "--password-unsafe",
+        "short",
+    ]));
     assert_ne!(code, 0);
     assert!(err.contains("PASSWORD_TOO_SHORT"), "{err}");
     // The account is there, with the admin-only threshold.

@@ -67,7 +67,13 @@ fn commands_refuse_a_directory_without_installation_and_init_creates_one() {
         &["exchange", "master-pub"],
         &["db", "check"],
         &["db", "backup", "/tmp/never-written.sqlite3"],
-        &["bank", "passwd", "admin", "some-password"],
+        &[
+            "bank",
+            "passwd",
+            "admin",
+            "--password-unsafe",
+            "some-password",
+        ],
         &[
             "kyc",
             "trigger",
@@ -206,4 +212,84 @@ fn kyc_trigger_prints_no_url_it_cannot_know() {
         lines[2],
         format!("https://ex.example.com/kyc-info/{}", lines[0])
     );
+}
+
+/// Runs `talerbox` on a test server's directory with `input` on standard input.
+fn with_stdin(dir: &Path, args: &[&str], input: &str) -> (i32, String, String) {
+    use std::io::Write as _;
+    let mut child = talerbox()
+        .arg("-c")
+        .arg(dir.join("talerbox.conf"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn secrets_come_from_standard_input_not_the_command_line() {
+    let server = crate::support::TestServer::start().await;
+    let dir = server.dir.path();
+    // The password argument of old is gone; without a terminal nothing is prompted for.
+    let (code, _, _) = crate::support::talerbox(dir, &["bank", "passwd", "admin", "x-password"]);
+    assert_eq!(code, 2);
+    let (code, _, err) = crate::support::talerbox(dir, &["bank", "passwd", "admin"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--password-stdin"), "{err}");
+    let (code, _, err) = with_stdin(
+        dir,
+        &["bank", "passwd", "admin", "--password-stdin"],
+        "from-standard-input\nignored\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let token = server
+        .client
+        .post(server.url("bank/accounts/admin/token"))
+        .basic_auth("admin", Some("from-standard-input"))
+        .json(&serde_json::json!({"scope": "readonly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 200);
+
+    let (code, out, err) = with_stdin(
+        dir,
+        &[
+            "challenger",
+            "client",
+            "add",
+            "--secret-stdin",
+            "--redirect-uri",
+            "https://ex.example/cb",
+        ],
+        "secret-token:piped\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = out.trim();
+    let setup = |secret: &'static str| {
+        server
+            .client
+            .post(server.url(&format!("challenger/setup/{id}")))
+            .bearer_auth(secret)
+            .send()
+    };
+    assert_eq!(setup("secret-token:piped").await.unwrap().status(), 200);
+    assert_ne!(setup("secret-token:other").await.unwrap().status(), 200);
+    server.stop().await;
 }

@@ -2,3 +2,4 @@
 
 pub mod kyc;
 pub mod payto;
+pub mod secret;

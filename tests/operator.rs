@@ -293,3 +293,27 @@ async fn secrets_come_from_standard_input_not_the_command_line() {
     assert_ne!(setup("secret-token:other").await.unwrap().status(), 200);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_exchange_registers_with_the_challenger_once_per_installation() {
+    use crate::support::TestServer;
+    use talerbox::app::StartOptions;
+    let first = TestServer::start().await;
+    let dir = first.stop_keeping_data().await;
+    // The second start listens on another port: the same client follows it.
+    let second = TestServer::start_in(dir, "", StartOptions::default()).await;
+    // Answering means started (the client is registered before the first connection).
+    assert_eq!(second.get("exchange/config").await.status(), 200);
+    let (code, out, err) =
+        crate::support::talerbox(second.dir.path(), &["challenger", "client", "list"]);
+    assert_eq!(code, 0, "{err}");
+    let clients: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(clients.len(), 1, "{out}");
+    assert_eq!(clients[0][0], "1");
+    assert_eq!(
+        clients[0][1],
+        format!("{}exchange/kyc-proof/challenger", second.base),
+        "{out}"
+    );
+    second.stop().await;
+}

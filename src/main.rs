@@ -71,6 +71,9 @@ enum Command {
     },
     /// Create an installation (database, key files) in the data directory; `serve` does too.
     Init,
+    /// Bring back the installation backed up in DIR (by `db backup`) into the data directory,
+    /// which must hold none.
+    Restore { dir: PathBuf },
     /// Inspect the configuration (like taler-config).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -254,8 +257,9 @@ enum ConfigCommand {
 enum DbCommand {
     /// Check the database's integrity; exits non-zero on any problem.
     Check,
-    /// Write a consistent copy of the database to FILE (safe while the server runs).
-    Backup { file: PathBuf },
+    /// Write a consistent copy of the installation (database, key files, manifest) into DIR,
+    /// which must be new or empty (safe while the server runs).
+    Backup { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -314,7 +318,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     );
     if !matches!(
         cli.command,
-        Command::Serve { .. } | Command::Init | Command::Config(_) | Command::Payto(_)
+        Command::Serve { .. }
+            | Command::Init
+            | Command::Restore { .. }
+            | Command::Config(_)
+            | Command::Payto(_)
     ) && !signing
     {
         app::require_installation(&config)?;
@@ -394,9 +402,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out!("{}", app.master_key.public);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Db(DbCommand::Backup { file }) => {
-            talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
-            out!("{}", file.display());
+        Command::Db(DbCommand::Backup { dir }) => {
+            cli::backup::backup(&config.server.data_dir, &dir)?;
+            out!("{}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { dir } => {
+            cli::backup::restore(&dir, &config.server.data_dir)?;
+            out!("{}", config.server.data_dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }

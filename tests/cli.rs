@@ -129,10 +129,10 @@ fn db_check_and_backup() {
     drop(talerbox::app::App::open(config).unwrap());
     let (code, out, err) = run(&["--data-dir", data, "db", "check"]);
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
-    let copy = dir.path().join("copy.sqlite3");
-    let (code, _, err) = run(&["db", "backup", copy.to_str().unwrap(), "--data-dir", data]);
+    let backup = dir.path().join("backup");
+    let (code, _, err) = run(&["db", "backup", backup.to_str().unwrap(), "--data-dir", data]);
     assert_eq!(code, 0, "{err}");
-    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let conn = rusqlite::Connection::open(backup.join("talerbox.sqlite3")).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -141,7 +141,7 @@ fn db_check_and_backup() {
         talerbox::adapters::sqlite::latest_version()
     );
     // An existing target is never overwritten.
-    let (code, _, err) = run(&["db", "backup", copy.to_str().unwrap(), "--data-dir", data]);
+    let (code, _, err) = run(&["db", "backup", backup.to_str().unwrap(), "--data-dir", data]);
     assert_ne!(code, 0);
     assert!(err.contains("already exists"), "{err}");
 }

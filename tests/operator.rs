@@ -317,3 +317,158 @@ async fn the_exchange_registers_with_the_challenger_once_per_installation() {
     );
     second.stop().await;
 }
+
+#[tokio::test]
+async fn a_backup_under_write_load_restores_accounts_keys_and_attributes() {
+    use crate::support::{ADMIN_PASSWORD, TestServer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use talerbox::app::StartOptions;
+    use talerbox::domain::aml::{AttributeSource, StoreAttributes};
+    use talerbox::domain::primitives::{
+        EddsaPrivateKey, NormalizedPaytoHash, Timestamp, purpose, sign_purpose,
+    };
+
+    let server = TestServer::start().await;
+    let officer = EddsaPrivateKey::from_seed([5; 32]);
+    server
+        .aml
+        .enable_officer(&officer.public_key(), "Olivia", false)
+        .unwrap();
+    let account = NormalizedPaytoHash([3; 32]);
+    server
+        .aml
+        .store_attributes(StoreAttributes {
+            h_payto: account,
+            attributes: serde_json::from_value(serde_json::json!({"FULL_NAME": "Łukasz Čapek"}))
+                .unwrap(),
+            source: AttributeSource::Customer { provider: None },
+            expiration_time: Timestamp::never(),
+            process_serial: None,
+        })
+        .unwrap();
+    let register = |client: reqwest::Client, url: String, name: String| async move {
+        let body = serde_json::json!({"username": name, "password": "some-password", "name": name});
+        client.post(url).json(&body).send().await.unwrap().status()
+    };
+    let accounts = server.url("bank/accounts");
+    assert_eq!(
+        register(server.client.clone(), accounts.clone(), "before".into()).await,
+        200
+    );
+    // Writers keep registering accounts while the backup runs.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let (client, url, stop) = (server.client.clone(), accounts.clone(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                assert_eq!(
+                    register(client.clone(), url.clone(), format!("load{n}")).await,
+                    200
+                );
+                n += 1;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let backup = server.dir.path().join("backup");
+    let (dir, target) = (server.dir.path().to_owned(), backup.clone());
+    let (code, _, err) = tokio::task::spawn_blocking(move || {
+        crate::support::talerbox(&dir, &["db", "backup", target.to_str().unwrap()])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{err}");
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap() > 0);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(backup.join("manifest.json")).unwrap()).unwrap();
+    let names: Vec<&str> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["talerbox.sqlite3", "attribute-key", "master-key"],
+        "{manifest}"
+    );
+    assert_eq!(manifest["version"], 1);
+    let original = server.dir.path().to_owned();
+    let master = on(&original.join("data"), &["exchange", "master-pub"]).1;
+
+    // Never over an existing installation; never from a tampered backup.
+    let (code, _, err) =
+        crate::support::talerbox(&original, &["restore", backup.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already holds"), "{err}");
+    let tampered = tempfile::tempdir().unwrap();
+    for name in [
+        "manifest.json",
+        "talerbox.sqlite3",
+        "attribute-key",
+        "master-key",
+    ] {
+        std::fs::copy(backup.join(name), tampered.path().join(name)).unwrap();
+    }
+    std::fs::write(tampered.path().join("attribute-key"), "OTHER\n").unwrap();
+    let fresh = tempfile::tempdir().unwrap();
+    let (code, _, err) = on(
+        &fresh.path().join("data"),
+        &["restore", tampered.path().to_str().unwrap()],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("does not match the manifest"), "{err}");
+    assert!(!fresh.path().join("data/talerbox.sqlite3").exists());
+    let _kept = server.stop_keeping_data().await;
+
+    // Restored into a new directory, it starts with the same keys, accounts and attributes.
+    let (code, _, err) = on(
+        &fresh.path().join("data"),
+        &["restore", backup.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{err}");
+    #[cfg(unix)]
+    for file in ["master-key", "attribute-key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(fresh.path().join("data").join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    assert_eq!(
+        on(&fresh.path().join("data"), &["exchange", "master-pub"]).1,
+        master
+    );
+    let restored = TestServer::start_in(fresh, "", StartOptions::default()).await;
+    let before = restored
+        .client
+        .get(restored.url("bank/accounts/before"))
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(before.status(), 200);
+    let signature = sign_purpose(&officer, purpose::AML_QUERY, &[]);
+    let attributes = restored
+        .client
+        .get(restored.url(&format!(
+            "exchange/aml/{}/attributes/{account}",
+            officer.public_key()
+        )))
+        .header("Taler-AML-Officer-Signature", signature.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attributes.status(), 200);
+    let body: serde_json::Value = attributes.json().await.unwrap();
+    assert_eq!(
+        body["details"][0]["attributes"]["FULL_NAME"], "Łukasz Čapek",
+        "{body}"
+    );
+    restored.stop().await;
+}

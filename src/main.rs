@@ -135,8 +135,12 @@ enum ChallengerCommand {
     /// OAuth clients of the instance.
     #[command(subcommand)]
     Client(ClientCommand),
-    /// List the messages (with their PINs) that the outbox sender has written.
-    Outbox,
+    /// List the messages (with their PINs) that the outbox sender has written, newest first.
+    Outbox {
+        /// Only the messages to this address.
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -502,10 +506,16 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
             }
             out!("client {id} deleted");
         }
-        ChallengerCommand::Outbox => {
+        ChallengerCommand::Outbox { address } => {
             let messages = talerbox::adapters::delivery::OutboxSender::list(&instance.outbox)
                 .with_context(|| format!("reading {}", instance.outbox.display()))?;
-            for message in messages {
+            // A long address is cut in the file name: it matches by its beginning.
+            let wanted = |m: &talerbox::adapters::delivery::OutboxMessage| {
+                address.as_deref().is_none_or(|a| {
+                    m.address == a || (m.truncated && a.starts_with(m.address.as_str()))
+                })
+            };
+            for message in messages.into_iter().rev().filter(wanted) {
                 let seconds = message.time.as_seconds().unwrap_or_default();
                 let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
                 let cut = if message.truncated { "…" } else { "" };

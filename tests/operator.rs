@@ -472,3 +472,43 @@ async fn a_backup_under_write_load_restores_accounts_keys_and_attributes() {
     );
     restored.stop().await;
 }
+
+#[test]
+fn the_outbox_lists_the_newest_first_and_filters_by_address() {
+    use std::sync::Arc;
+    use talerbox::adapters::delivery::OutboxSender;
+    use talerbox::domain::primitives::{RelativeTime, Timestamp};
+    use talerbox::ports::clock::FakeClock;
+    use talerbox::ports::sender::Sender as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    assert_eq!(on(&data, &["init"]).0, 0);
+    let clock = Arc::new(FakeClock::at(
+        Timestamp::from_seconds(1_700_000_000).unwrap(),
+    ));
+    let outbox = OutboxSender::new(data.join("outbox"), clock.clone());
+    for (address, text) in [
+        ("a@example.com", "first"),
+        ("b@example.com", "second"),
+        ("a@example.com", "third"),
+    ] {
+        outbox.send(address, text).unwrap();
+        clock.advance(RelativeTime::from_seconds(60));
+    }
+    let (code, out, err) = on(&data, &["challenger", "outbox"]);
+    assert_eq!(code, 0, "{err}");
+    let bodies: Vec<&str> = out
+        .lines()
+        .filter(|l| ["first", "second", "third"].contains(l))
+        .collect();
+    assert_eq!(bodies, ["third", "second", "first"], "{out}");
+    let (code, out, _) = on(
+        &data,
+        &["challenger", "outbox", "--address", "a@example.com"],
+    );
+    assert_eq!(code, 0);
+    let to: Vec<&str> = out.lines().filter(|l| l.starts_with("To: ")).collect();
+    assert_eq!(to, ["To: a@example.com", "To: a@example.com"], "{out}");
+    assert!(out.contains("third") && !out.contains("second"), "{out}");
+}

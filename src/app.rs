@@ -470,6 +470,27 @@ pub async fn serve(
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect()));
+    let urls = app.urls(bound);
+    let instances: Vec<String> = app
+        .challengers
+        .iter()
+        .skip(1)
+        .map(|c| {
+            let own = c.config.base_url.clone();
+            let public = app.config.server.public_base_url(bound);
+            let url = own.unwrap_or_else(|| format!("{public}{}/", c.config.section));
+            format!("{} {url}", c.config.section)
+        })
+        .collect();
+    tracing::info!(
+        data_dir = %app.config.server.data_dir.display(),
+        config_files = ?app.config.files(),
+        bank = %urls.bank,
+        exchange = %urls.exchange,
+        challenger = %urls.challenger,
+        challenger_instances = ?instances,
+        "talerbox started"
+    );
     let _ = writeln!(std::io::stderr(), "talerbox: listening on http://{bound}/");
     let served = http::serve(listener, router, shutdown).await;
     purge.abort();

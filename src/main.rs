@@ -268,7 +268,6 @@ enum DbCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
     match run(cli) {
         Ok(code) => code,
         // `talerbox … | head`: the reader has all it wanted.
@@ -288,17 +287,26 @@ fn broken_pipe(error: &anyhow::Error) -> bool {
     })
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        // The migration library's own lines repeat ours: one line per migration.
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!("{level},rusqlite_migration=warn"))
+        })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A closed standard error must not bring the server down: by default the subscriber
     // reports its own write errors with eprintln!, which panics when stderr is gone.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    if json {
+        builder.json().init();
+    } else {
+        // Colour codes only for a person at a terminal, never into files and collectors.
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -311,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         data_dir: cli.data_dir.clone(),
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
+    init_logging(&cli.log, config.server.log_json);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -512,3 +512,146 @@ fn the_outbox_lists_the_newest_first_and_filters_by_address() {
     assert_eq!(to, ["To: a@example.com", "To: a@example.com"], "{out}");
     assert!(out.contains("third") && !out.contains("second"), "{out}");
 }
+
+/// Sends one HTTP/1.1 request to `address`; answers the status line.
+fn http(address: &str, request: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+/// Runs a server with `config`, sends requests carrying a password, a token and an address,
+/// stops it and answers everything it logged.
+fn log_of_a_session(config: &str) -> (String, std::path::PathBuf, tempfile::TempDir) {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::support::config_file(
+        dir.path(),
+        &format!(
+            "[talerbox]\nLISTEN = 127.0.0.1:0\n[libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_HASH_ITERATIONS = 1\n{config}"
+        ),
+    );
+    let data = dir.path().join("data");
+    let mut child = talerbox()
+        .arg("-c")
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut log = String::new();
+    let address = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{log}");
+        log.push_str(&line);
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().trim_end_matches('/').to_owned();
+        }
+    };
+    let body = r#"{"username":"logged","password":"pw-SECRET-1234","name":"Log Ged"}"#;
+    let status = http(
+        &address,
+        &format!(
+            "POST /bank/accounts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(status.contains("200"), "{status}");
+    // base64("logged:pw-SECRET-1234")
+    let status = http(
+        &address,
+        "GET /bank/accounts/logged HTTP/1.1\r\nHost: x\r\nAuthorization: Basic bG9nZ2VkOnB3LVNFQ1JFVC0xMjM0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(status.contains("200"), "{status}");
+    http(
+        &address,
+        "GET /exchange/kyc-info/TOKENVALUE000000000000000000000000000000000000000000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    http(
+        &address,
+        "GET /nowhere?email=alice@example.com HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(child.wait().unwrap().success(), "{log}");
+    (log, file, dir)
+}
+
+fn assert_no_secrets(log: &str) {
+    for secret in [
+        "pw-SECRET-1234",
+        "bG9nZ2VkOnB3LVNFQ1JFVC0xMjM0",
+        "TOKENVALUE",
+        "alice@example.com",
+        "\u{1b}[",
+    ] {
+        assert!(!log.contains(secret), "{secret:?} in the log:\n{log}");
+    }
+}
+
+#[test]
+fn the_log_names_the_start_and_each_request_without_secrets() {
+    let (log, file, dir) = log_of_a_session("");
+    assert_no_secrets(&log);
+    let start = log
+        .lines()
+        .find(|l| l.contains("talerbox started"))
+        .unwrap();
+    let data = dir.path().join("data");
+    for part in [
+        format!("data_dir={}", data.display()),
+        file.display().to_string(),
+        "bank=http://127.0.0.1:".into(),
+        "/exchange/".into(),
+        "challenger=http://127.0.0.1:".into(),
+    ] {
+        assert!(start.contains(&part), "{part} not in {start}");
+    }
+    let requests: Vec<&str> = log.lines().filter(|l| l.contains(" request ")).collect();
+    assert_eq!(requests.len(), 4, "{log}");
+    assert!(
+        requests[0].contains("method=POST route=/bank/accounts status=200 duration_ms="),
+        "{}",
+        requests[0]
+    );
+    assert!(
+        requests[2].contains("method=GET route=/exchange/kyc-info/{"),
+        "{}",
+        requests[2]
+    );
+    assert!(
+        requests[3].contains("route=- status=404"),
+        "{}",
+        requests[3]
+    );
+    let migrations = log.lines().filter(|l| l.contains("version=1")).count();
+    assert_eq!(migrations, 1, "{log}");
+}
+
+#[test]
+fn log_format_json_writes_one_object_a_line() {
+    let (log, _, _) = log_of_a_session("[talerbox]\nLOG_FORMAT = json\n");
+    assert_no_secrets(&log);
+    let objects: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.starts_with("talerbox: listening"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let request = objects
+        .iter()
+        .find(|o| o["fields"]["route"] == "/bank/accounts")
+        .unwrap();
+    assert_eq!(request["fields"]["method"], "POST");
+    assert_eq!(request["fields"]["status"], 200);
+    assert!(request["fields"]["duration_ms"].is_number(), "{request}");
+}

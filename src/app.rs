@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -31,12 +31,12 @@ use crate::ports::attribute_cipher::{AttributeCipher, TalerAttributeCipher};
 use crate::ports::sender::Sender;
 
 mod kyc;
+mod lock;
+
+pub use lock::{DataDirLock, LOCK_FILE, RunningServer, lock_data_dir, running_server};
 
 /// File name of the database inside the data directory.
 pub const DATABASE_FILE: &str = "talerbox.sqlite3";
-
-/// File in the data directory that a running server holds locked; it holds the server's PID.
-pub const LOCK_FILE: &str = "talerbox.lock";
 
 /// Directory of the outbox sender inside the data directory (`[challenger-NAME]` uses its
 /// subdirectory `NAME`).
@@ -411,50 +411,6 @@ pub fn require_installation(config: &Config) -> anyhow::Result<()> {
          `talerbox init` or `talerbox serve`",
         config.server.data_dir.display()
     )
-}
-
-/// The exclusive lock of a data directory, held while a server runs on it; released when
-/// dropped or when the process ends, however it ends.
-#[derive(Debug)]
-pub struct DataDirLock {
-    _file: std::fs::File,
-}
-
-/// Locks `data_dir` (created if missing) for one server and writes this process's PID into
-/// the lock file; a second server gets an error naming the first one's PID.
-pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let path = data_dir.join(LOCK_FILE);
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let holder = std::fs::read_to_string(&path).unwrap_or_default();
-            let holder = match holder.trim() {
-                "" => String::new(),
-                pid => format!(" (PID {pid})"),
-            };
-            anyhow::bail!(
-                "another talerbox server{holder} is running on the data directory {}",
-                data_dir.display()
-            );
-        }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking {}", path.display()));
-        }
-    }
-    file.set_len(0)
-        .and_then(|()| writeln!(file, "{}", std::process::id()))
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(DataDirLock { _file: file })
 }
 
 /// Serves the app on `listener` until `shutdown` resolves; in-flight requests are finished.

@@ -611,11 +611,14 @@ fn serve(config: Config, options: StartOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
-        let _lock = app::lock_data_dir(&config.server.data_dir)?;
+        let mut lock = app::lock_data_dir(&config.server.data_dir)?;
         let app = App::open_with(config, options)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
+        let exchange = app.urls(listener.local_addr()?).exchange;
+        lock.record_exchange_url(&exchange)
+            .context("writing the lock file")?;
         let shutdown = app::shutdown_signal().context("installing signal handlers")?;
         app::serve(&app, listener, shutdown).await?;
         Ok(ExitCode::SUCCESS)

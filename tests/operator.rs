@@ -118,7 +118,7 @@ fn commands_refuse_a_directory_without_installation_and_init_creates_one() {
 fn a_second_server_on_one_data_directory_refuses_naming_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (first, _) = spawn_server(&data);
+    let (first, address) = spawn_server(&data);
     let (code, _, err) = output(
         talerbox()
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -133,6 +133,24 @@ fn a_second_server_on_one_data_directory_refuses_naming_the_first() {
     let (code, out, err) = on(&data, &["aml", "officer", "new", "--name", "Olivia"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.lines().count(), 2, "{out}");
+    // kyc trigger learns the running server's address (port 0 in the configuration).
+    let (code, out, err) = on(
+        &data,
+        &[
+            "kyc",
+            "trigger",
+            "payto://x-taler-bank/localhost/a?receiver-name=A",
+            "--measure",
+            "email",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[2],
+        format!("http://{address}/exchange/kyc-info/{}", lines[0]),
+        "{out}"
+    );
     terminate(first);
     // Once the first has stopped, a server starts again.
     let (again, _) = spawn_server(&data);

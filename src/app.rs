@@ -32,6 +32,9 @@ use crate::ports::sender::Sender;
 
 mod decide;
 mod kyc;
+mod lock;
+
+pub use lock::{DataDirLock, LOCK_FILE, RunningServer, lock_data_dir, running_server};
 
 pub use decide::{DecideOutput, DecideRequest, parse_duration};
 
@@ -407,6 +410,20 @@ pub fn database_path(config: &Config) -> PathBuf {
     config.server.data_dir.join(DATABASE_FILE)
 }
 
+/// Refuses to go on unless the data directory holds an installation (its database), so an
+/// admin command pointed at the wrong directory never creates a second installation there.
+pub fn require_installation(config: &Config) -> anyhow::Result<()> {
+    if database_path(config).exists() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "no talerbox installation in the data directory {} (it holds no {DATABASE_FILE}); \
+         point to one with --data-dir DIR or TALERBOX_DATA_DIR, or create one with \
+         `talerbox init` or `talerbox serve`",
+        config.server.data_dir.display()
+    )
+}
+
 /// Serves the app on `listener` until `shutdown` resolves; in-flight requests are finished.
 /// Prints `listening on http://ADDR/` to standard error once connections are accepted.
 pub async fn serve(
@@ -420,6 +437,27 @@ pub async fn serve(
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect()));
+    let urls = app.urls(bound);
+    let instances: Vec<String> = app
+        .challengers
+        .iter()
+        .skip(1)
+        .map(|c| {
+            let own = c.config.base_url.clone();
+            let public = app.config.server.public_base_url(bound);
+            let url = own.unwrap_or_else(|| format!("{public}{}/", c.config.section));
+            format!("{} {url}", c.config.section)
+        })
+        .collect();
+    tracing::info!(
+        data_dir = %app.config.server.data_dir.display(),
+        config_files = ?app.config.files(),
+        bank = %urls.bank,
+        exchange = %urls.exchange,
+        challenger = %urls.challenger,
+        challenger_instances = ?instances,
+        "talerbox started"
+    );
     let _ = writeln!(std::io::stderr(), "talerbox: listening on http://{bound}/");
     let served = http::serve(listener, router, shutdown).await;
     purge.abort();

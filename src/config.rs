@@ -30,6 +30,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "BANK_PREFIX",
             "EXCHANGE_PREFIX",
             "CHALLENGER_PREFIX",
+            "LOG_FORMAT",
         ],
     ),
     (
@@ -153,6 +154,8 @@ pub struct ServerConfig {
     pub bank_prefix: String,
     pub exchange_prefix: String,
     pub challenger_prefix: String,
+    /// `[talerbox] LOG_FORMAT`: `json` writes one JSON object per log line.
+    pub log_json: bool,
 }
 
 /// `[libeufin-bank]`: the Corebank options talerbox supports.
@@ -262,6 +265,20 @@ pub struct CurrencySpecification {
 }
 
 impl Config {
+    /// The configuration files that set at least one option, in the order first seen.
+    pub fn files(&self) -> Vec<String> {
+        let mut files: Vec<String> = Vec::new();
+        for section in self.ini.sections() {
+            for entry in self.ini.options(section) {
+                let source = &entry.origin.source;
+                if !source.starts_with('<') && !files.contains(source) {
+                    files.push(source.clone());
+                }
+            }
+        }
+        files
+    }
+
     /// Loads the embedded defaults, then `file` if given, then the command-line overrides.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut ini = Ini::new();
@@ -359,6 +376,9 @@ impl ServerConfig {
             bank_prefix: bank_prefix?,
             exchange_prefix: exchange_prefix?,
             challenger_prefix: challenger_prefix?,
+            log_json: ini
+                .get_choice("talerbox", "LOG_FORMAT", &["text", "json"])?
+                .is_some_and(|format| format == "json"),
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)

@@ -1,5 +1,6 @@
 //! The `talerbox` command line: `serve` and the admin commands.
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,6 +14,17 @@ use talerbox::domain::primitives::{
     EddsaPrivateKey, EddsaPublicKey, base32, purpose, sign_purpose,
 };
 
+mod cli;
+
+use cli::secret::SecretSource;
+
+/// Writes a line to standard output; a write error (a closed pipe) ends the command.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    };
+}
+
 #[derive(Parser)]
 #[command(
     name = "talerbox",
@@ -21,10 +33,16 @@ use talerbox::domain::primitives::{
 )]
 struct Cli {
     /// Configuration file (GNU Taler INI format) on top of the embedded defaults.
-    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        value_name = "FILE",
+        env = "TALERBOX_CONFIG"
+    )]
     config: Option<PathBuf>,
     /// Data directory (database, key files); overrides [talerbox] DATA_DIR.
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", env = "TALERBOX_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace (RUST_LOG filters take precedence).
     #[arg(
@@ -51,6 +69,11 @@ enum Command {
         #[arg(long)]
         accept_new_attribute_key: bool,
     },
+    /// Create an installation (database, key files) in the data directory; `serve` does too.
+    Init,
+    /// Bring back the installation backed up in DIR (by `db backup`) into the data directory,
+    /// which must hold none.
+    Restore { dir: PathBuf },
     /// Inspect the configuration (like taler-config).
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -68,16 +91,26 @@ enum Command {
     /// The exchange's keys.
     #[command(subcommand)]
     Exchange(ExchangeCommand),
+    /// Payto URIs.
+    #[command(subcommand)]
+    Payto(PaytoCommand),
     /// The exchange's KYC process (like taler-exchange-kyc-trigger).
     #[command(subcommand)]
     Kyc(KycCommand),
 }
 
 #[derive(Subcommand)]
+enum PaytoCommand {
+    /// Print the normalised payto URI, then its H_NORMALIZED_PAYTO (base32).
+    Hash { payto: String },
+}
+
+#[derive(Subcommand)]
 enum KycCommand {
     /// Print an account's access token and kyc-info URL (ACCOUNT: payto URI or hash).
     Token { account: String },
-    /// Open KYC measures for an account; prints its access token, then its kyc-info URL.
+    /// Open KYC measures for an account; prints its access token, its H_NORMALIZED_PAYTO and
+    /// the customer's kyc-info URL (when the exchange's public URL is known).
     Trigger {
         /// The account's full payto URI (with receiver-name).
         payto: String,
@@ -104,17 +137,25 @@ enum ChallengerCommand {
     /// OAuth clients of the instance.
     #[command(subcommand)]
     Client(ClientCommand),
-    /// List the messages (with their PINs) that the outbox sender has written.
-    Outbox,
+    /// List the messages (with their PINs) that the outbox sender has written, newest first.
+    Outbox {
+        /// Only the messages to this address.
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register a client; prints its id (the client_id) alone on the first line.
     Add {
-        /// The client secret (any non-empty string; `secret-token:…` recommended).
+        /// Read the client secret (`secret-token:…` recommended) from the first line of
+        /// standard input; without this option it is prompted for on a terminal.
         #[arg(long)]
-        secret: String,
+        secret_stdin: bool,
+        /// The client secret itself (unsafe: visible in the process list and the shell history).
+        #[arg(long, value_name = "SECRET", conflicts_with = "secret_stdin")]
+        secret_unsafe: Option<String>,
         /// The one redirect URI of the client (http:// or https://).
         #[arg(long = "redirect-uri", value_name = "URI")]
         redirect_uri: String,
@@ -234,8 +275,16 @@ enum ExchangeCommand {
 
 #[derive(Subcommand)]
 enum BankCommand {
-    /// Set the password of an account (also `admin`).
-    Passwd { username: String, password: String },
+    /// Set the password of an account (also `admin`); prompts for it on a terminal.
+    Passwd {
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// The password itself (unsafe: visible in the process list and the shell history).
+        #[arg(long, value_name = "PASSWORD", conflicts_with = "password_stdin")]
+        password_unsafe: Option<String>,
+    },
     /// Create an account, with the rights of the admin.
     CreateAccount {
         #[arg(long)]
@@ -274,15 +323,17 @@ enum ConfigCommand {
 enum DbCommand {
     /// Check the database's integrity; exits non-zero on any problem.
     Check,
-    /// Write a consistent copy of the database to FILE (safe while the server runs).
-    Backup { file: PathBuf },
+    /// Write a consistent copy of the installation (database, key files, manifest) into DIR,
+    /// which must be new or empty (safe while the server runs).
+    Backup { dir: PathBuf },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
     match run(cli) {
         Ok(code) => code,
+        // `talerbox … | head`: the reader has all it wanted.
+        Err(error) if broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("talerbox: {error:#}");
             ExitCode::FAILURE
@@ -290,17 +341,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(level: &str, json: bool) {
+    use std::io::IsTerminal as _;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        // The migration library's own lines repeat ours: one line per migration.
+        .or_else(|_| {
+            tracing_subscriber::EnvFilter::try_new(format!("{level},rusqlite_migration=warn"))
+        })
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A closed standard error must not bring the server down: by default the subscriber
     // reports its own write errors with eprintln!, which panics when stderr is gone.
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .log_internal_errors(false)
-        .init();
+        .log_internal_errors(false);
+    if json {
+        builder.json().init();
+    } else {
+        // Colour codes only for a person at a terminal, never into files and collectors.
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -313,8 +381,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         data_dir: cli.data_dir.clone(),
     };
     let config = Config::load(cli.config.as_deref(), &overrides)?;
+    init_logging(&cli.log, config.server.log_json);
     for warning in &config.warnings {
         tracing::warn!("{warning}");
+    }
+    // Only `serve` and `init` may create an installation; commands that read no installation
+    // need none.
+    let signing = matches!(
+        &cli.command,
+        Command::Aml(AmlCommand::Officer(OfficerCommand::SignQuery { .. }))
+    );
+    if !matches!(
+        cli.command,
+        Command::Serve { .. }
+            | Command::Init
+            | Command::Restore { .. }
+            | Command::Config(_)
+            | Command::Payto(_)
+    ) && !signing
+    {
+        app::require_installation(&config)?;
     }
     match cli.command {
         Command::Serve {
@@ -326,10 +412,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 accept_new_attribute_key,
             },
         ),
+        Command::Init => {
+            let existed = app::database_path(&config).exists();
+            let dir = config.server.data_dir.clone();
+            App::open(config)?;
+            let what = if existed {
+                "already holds"
+            } else {
+                "now holds"
+            };
+            out!("{} {what} a talerbox installation", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Get { section, option }) => {
             match config.ini.get_string(&section, &option)? {
                 Some(value) => {
-                    println!("{value}");
+                    out!("{value}");
                     Ok(ExitCode::SUCCESS)
                 }
                 None => {
@@ -339,13 +437,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Config(ConfigCommand::Dump) => {
-            print!("{}", config.ini.dump());
+            write!(std::io::stdout().lock(), "{}", config.ini.dump())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Check) => {
             let problems = talerbox::adapters::sqlite::check(&app::database_path(&config))?;
             if problems.is_empty() {
-                println!("ok");
+                out!("ok");
                 return Ok(ExitCode::SUCCESS);
             }
             for problem in problems {
@@ -358,7 +456,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             payto,
             measures,
             all,
-        }) => kyc_trigger(config, &payto, &measures, all),
+        }) => {
+            cli::kyc::trigger(
+                config,
+                &payto,
+                &measures,
+                all,
+                &mut std::io::stdout().lock(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Payto(PaytoCommand::Hash { payto }) => {
+            cli::payto::hash(&payto, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Challenger(args) => challenger(config, args),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Aml(AmlCommand::Decide(args)) => decide(config, *args),
@@ -366,12 +477,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kyc(KycCommand::Token { account }) => kyc_token(config, &account),
         Command::Exchange(ExchangeCommand::MasterPub) => {
             let app = App::open(config)?;
-            println!("{}", app.master_key.public);
+            out!("{}", app.master_key.public);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Db(DbCommand::Backup { file }) => {
-            talerbox::adapters::sqlite::backup(&app::database_path(&config), &file)?;
-            println!("{}", file.display());
+        Command::Db(DbCommand::Backup { dir }) => {
+            cli::backup::backup(&config.server.data_dir, &dir)?;
+            out!("{}", dir.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Restore { dir } => {
+            cli::backup::restore(&dir, &config.server.data_dir)?;
+            out!("{}", config.server.data_dir.display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -380,9 +496,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
     let app = App::open(config)?;
     match command {
-        BankCommand::Passwd { username, password } => {
+        BankCommand::Passwd {
+            username,
+            password_stdin,
+            password_unsafe,
+        } => {
+            let source = SecretSource {
+                stdin: password_stdin,
+                value: password_unsafe,
+            };
+            let password = cli::secret::read("password", "--password-stdin", source)?;
             app.accounts.set_password(&username, &password)?;
-            println!("password of {username} changed");
+            out!("password of {username} changed");
         }
         BankCommand::CreateAccount {
             username,
@@ -408,7 +533,7 @@ fn bank(config: Config, command: BankCommand) -> anyhow::Result<ExitCode> {
             let request = serde_json::from_value(request).context("building the request")?;
             let admin = talerbox::domain::accounts::Caller::operator();
             let created = app.accounts.register(Some(&admin), request)?;
-            println!("{}", created.internal_payto_uri);
+            out!("{}", created.internal_payto_uri);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -426,17 +551,25 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
     let service = &instance.service;
     match args.command {
         ChallengerCommand::Client(ClientCommand::Add {
-            secret,
+            secret_stdin,
+            secret_unsafe,
             redirect_uri,
         }) => {
+            let source = SecretSource {
+                stdin: secret_stdin,
+                value: secret_unsafe,
+            };
+            let secret = cli::secret::read("client secret", "--secret-stdin", source)?;
             let client = service.add_client(&secret, &redirect_uri)?;
-            println!("{}", client.id);
+            out!("{}", client.id);
         }
         ChallengerCommand::Client(ClientCommand::List) => {
             for client in service.clients()? {
-                println!(
+                out!(
                     "{}\t{}\t{}",
-                    client.id, client.redirect_uri, client.validation_counter
+                    client.id,
+                    client.redirect_uri,
+                    client.validation_counter
                 );
             }
         }
@@ -445,21 +578,27 @@ fn challenger(config: Config, args: ChallengerArgs) -> anyhow::Result<ExitCode> 
                 eprintln!("talerbox: no client {id} in [{}]", instance.config.section);
                 return Ok(ExitCode::FAILURE);
             }
-            println!("client {id} deleted");
+            out!("client {id} deleted");
         }
-        ChallengerCommand::Outbox => {
+        ChallengerCommand::Outbox { address } => {
             let messages = talerbox::adapters::delivery::OutboxSender::list(&instance.outbox)
                 .with_context(|| format!("reading {}", instance.outbox.display()))?;
-            for message in messages {
+            // A long address is cut in the file name: it matches by its beginning.
+            let wanted = |m: &talerbox::adapters::delivery::OutboxMessage| {
+                address.as_deref().is_none_or(|a| {
+                    m.address == a || (m.truncated && a.starts_with(m.address.as_str()))
+                })
+            };
+            for message in messages.into_iter().rev().filter(wanted) {
                 let seconds = message.time.as_seconds().unwrap_or_default();
                 let time = std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds);
                 let cut = if message.truncated { "…" } else { "" };
-                println!("== {}", message.file.display());
-                println!("Date: {}", httpdate::fmt_http_date(time));
-                println!("To: {}{cut}", message.address);
-                println!();
-                println!("{}", message.message.trim_end());
-                println!();
+                out!("== {}", message.file.display());
+                out!("Date: {}", httpdate::fmt_http_date(time));
+                out!("To: {}{cut}", message.address);
+                out!();
+                out!("{}", message.message.trim_end());
+                out!();
             }
         }
     }
@@ -497,7 +636,7 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
             .trim()
             .parse()
             .map_err(|_| anyhow::anyhow!("not a private key (52 base32 characters)"))?;
-        println!("{}", sign_purpose(&key, purpose::AML_QUERY, &[]));
+        out!("{}", sign_purpose(&key, purpose::AML_QUERY, &[]));
         return Ok(ExitCode::SUCCESS);
     }
     let app = App::open(config)?;
@@ -509,10 +648,10 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
             read_only,
         } => {
             let officer = aml.enable_officer(&officer_key(&officer_pub)?, &name, read_only)?;
-            println!("{}", officer_line(&officer));
+            out!("{}", officer_line(&officer));
         }
         OfficerCommand::Disable { key } => match aml.disable_officer(&officer_key(&key)?)? {
-            Some(officer) => println!("{}", officer_line(&officer)),
+            Some(officer) => out!("{}", officer_line(&officer)),
             None => {
                 eprintln!("talerbox: no AML officer {key}");
                 return Ok(ExitCode::FAILURE);
@@ -520,33 +659,16 @@ fn officer(config: Config, command: OfficerCommand) -> anyhow::Result<ExitCode> 
         },
         OfficerCommand::List => {
             for officer in aml.list_officers()? {
-                println!("{}", officer_line(&officer));
+                out!("{}", officer_line(&officer));
             }
         }
         OfficerCommand::New { name } => {
             let created = aml.new_officer(&name)?;
-            println!("{}", created.officer.officer_pub);
-            println!("{}", created.private_key.to_base32_secret());
+            out!("{}", created.officer.officer_pub);
+            out!("{}", created.private_key.to_base32_secret());
         }
         OfficerCommand::SignQuery { .. } => {}
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn kyc_trigger(
-    config: Config,
-    payto: &str,
-    measures: &[String],
-    all: bool,
-) -> anyhow::Result<ExitCode> {
-    let listen = config.server.listen;
-    let app = App::open(config)?;
-    let urls = app.urls(listen);
-    let kyc = app.kyc_trigger_service(&urls.exchange);
-    let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
-    let triggered = kyc.trigger(payto, &talerbox::domain::kyc::MeasureSpec::parse(&spec))?;
-    println!("{}", triggered.access_token);
-    println!("{}kyc-info/{}", urls.exchange, triggered.access_token);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -581,16 +703,16 @@ fn decide(config: Config, args: DecideArgs) -> anyhow::Result<ExitCode> {
         attributes_expiration: args.attributes_expiration,
     };
     match app.decide(&kyc, &request, args.print_request)? {
-        Ok(talerbox::app::DecideOutput::Request(text)) => println!("{text}"),
-        Ok(talerbox::app::DecideOutput::Replayed) => println!("replayed: nothing changed"),
+        Ok(talerbox::app::DecideOutput::Request(text)) => out!("{text}"),
+        Ok(talerbox::app::DecideOutput::Replayed) => out!("replayed: nothing changed"),
         Ok(talerbox::app::DecideOutput::Applied {
             outcome_serial,
             opened,
         }) => {
-            println!("{outcome_serial}");
+            out!("{outcome_serial}");
             if let Some((token, url)) = opened {
-                println!("{token}");
-                println!("{url}");
+                out!("{token}");
+                out!("{url}");
             }
         }
         Err(error) => return Ok(refused(&error)),
@@ -615,8 +737,8 @@ fn kyc_token(config: Config, account: &str) -> anyhow::Result<ExitCode> {
     };
     match kyc.account_token(&h_payto)? {
         Some(token) => {
-            println!("{token}");
-            println!("{exchange}kyc-info/{token}");
+            out!("{token}");
+            out!("{exchange}kyc-info/{token}");
             Ok(ExitCode::SUCCESS)
         }
         None => {
@@ -646,9 +768,9 @@ fn program(config: Config, command: ProgramCommand) -> anyhow::Result<ExitCode> 
                 .iter()
                 .map(ToString::to_string)
                 .collect();
-            println!("context: {}", program.required_context.join(" "));
-            println!("attributes: {}", program.required_attributes.join(" "));
-            println!("inputs: {}", inputs.join(" "));
+            out!("context: {}", program.required_context.join(" "));
+            out!("attributes: {}", program.required_attributes.join(" "));
+            out!("inputs: {}", inputs.join(" "));
             Ok(ExitCode::SUCCESS)
         }
         ProgramCommand::Test { input, .. } => {
@@ -664,7 +786,7 @@ fn program(config: Config, command: ProgramCommand) -> anyhow::Result<ExitCode> 
             match kyc.test_program(&name, &input) {
                 Ok(outcome) => {
                     let value = serde_json::to_value(&outcome)?;
-                    println!(
+                    out!(
                         "{}",
                         talerbox::domain::primitives::canonical_json::canonical_text_of(&value)
                     );
@@ -680,10 +802,14 @@ fn serve(config: Config, options: StartOptions) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let listen = config.server.listen;
+        let mut lock = app::lock_data_dir(&config.server.data_dir)?;
         let app = App::open_with(config, options)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;
+        let exchange = app.urls(listener.local_addr()?).exchange;
+        lock.record_exchange_url(&exchange)
+            .context("writing the lock file")?;
         let shutdown = app::shutdown_signal().context("installing signal handlers")?;
         app::serve(&app, listener, shutdown).await?;
         Ok(ExitCode::SUCCESS)

@@ -636,6 +636,7 @@ fn run(command: &mut Command) -> (i32, String, String) {
 fn officer_commands() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert_eq!(run(talerbox(&data).arg("init")).0, 0);
     let (code, out, err) = run(talerbox(&data).args(["aml", "officer", "new", "--name", "Nina"]));
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
@@ -690,6 +691,7 @@ fn officer_commands() {
 fn master_pub_is_generated_once_or_configured() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    assert_eq!(run(talerbox(&data).arg("init")).0, 0);
     let (code, first, _) = run(talerbox(&data).args(["exchange", "master-pub"]));
     assert_eq!(code, 0);
     assert_eq!(first.trim().len(), 52);

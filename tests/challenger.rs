@@ -27,7 +27,7 @@ fn add_client(dir: &Path, extra: &[&str]) -> String {
         "challenger",
         "client",
         "add",
-        "--secret",
+        "--secret-unsafe",
         SECRET,
         "--redirect-uri",
         REDIRECT,
@@ -828,13 +828,14 @@ async fn each_instance_has_its_own_prefix_and_clients() {
 // ---- the admin CLI ----
 
 #[test]
-fn client_admin_commands_work_on_a_fresh_data_dir() {
+fn client_admin_commands_work_on_a_fresh_installation() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("talerbox.conf"),
         "[challenger-sms]\nADDRESS_TYPE = phone\n",
     )
     .unwrap();
+    assert_eq!(talerbox(dir.path(), &["init"]).0, 0);
     let first = add_client(dir.path(), &[]);
     let second = add_client(dir.path(), &[]);
     assert!(second.parse::<u64>().unwrap() > first.parse::<u64>().unwrap());
@@ -864,7 +865,7 @@ fn client_admin_commands_work_on_a_fresh_data_dir() {
         "challenger",
         "client",
         "add",
-        "--secret",
+        "--secret-unsafe",
         "s",
         "--redirect-uri",
         "ftp://x/",

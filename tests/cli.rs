@@ -129,10 +129,10 @@ fn db_check_and_backup() {
     drop(talerbox::app::App::open(config).unwrap());
     let (code, out, err) = run(&["--data-dir", data, "db", "check"]);
     assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
-    let copy = dir.path().join("copy.sqlite3");
-    let (code, _, err) = run(&["db", "backup", copy.to_str().unwrap(), "--data-dir", data]);
+    let backup = dir.path().join("backup");
+    let (code, _, err) = run(&["db", "backup", backup.to_str().unwrap(), "--data-dir", data]);
     assert_eq!(code, 0, "{err}");
-    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let conn = rusqlite::Connection::open(backup.join("talerbox.sqlite3")).unwrap();
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
@@ -141,7 +141,7 @@ fn db_check_and_backup() {
         talerbox::adapters::sqlite::latest_version()
     );
     // An existing target is never overwritten.
-    let (code, _, err) = run(&["db", "backup", copy.to_str().unwrap(), "--data-dir", data]);
+    let (code, _, err) = run(&["db", "backup", backup.to_str().unwrap(), "--data-dir", data]);
     assert_ne!(code, 0);
     assert!(err.contains("already exists"), "{err}");
 }
@@ -157,7 +157,7 @@ fn a_corrupt_database_fails_the_check() {
 }
 
 #[test]
-fn bank_admin_commands_work_before_the_first_start() {
+fn bank_admin_commands_work_after_init() {
     let dir = tempfile::tempdir().unwrap();
     let file = config_file(
         dir.path(),
@@ -173,7 +173,16 @@ fn bank_admin_commands_work_before_the_first_start() {
     let with = |args: &[&str]| -> Vec<String> {
         common.iter().chain(args).map(|a| (*a).to_owned()).collect()
     };
-    let (code, out, err) = run(&with(&["bank", "passwd", "admin", "admin-secret-1"]));
+    let (code, out, err) = run(&with(&["init"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("now holds a talerbox installation"), "{out}");
+    let (code, out, err) = run(&with(&[
+        "bank",
+        "passwd",
+        "admin",
+        "--password-unsafe",
+        "admin-secret-1",
+    ]));
     assert_eq!(code, 0, "{out}{err}");
     let (code, out, err) = run(&with(&[
         "bank",
@@ -207,10 +216,22 @@ fn bank_admin_commands_work_before_the_first_start() {
         "X",
     ]));
     assert_ne!(code, 0);
-    let (code, _, err) = run(&with(&["bank", "passwd", "nobody", "some-password"]));
+    let (code, _, err) = run(&with(&[
+        "bank",
+        "passwd",
+        "nobody",
+        "--password-unsafe",
+        "some-password",
+    ]));
     assert_ne!(code, 0);
     assert!(err.contains("UNKNOWN_ACCOUNT"), "{err}");
-    let (code, _, err) = run(&with(&["bank", "passwd", "shop", "short"]));
+    let (code, _, err) = run(&with(&[
+        "bank",
+        "passwd",
+        "shop",
+        "--password-unsafe",
+        "short",
+    ]));
     assert_ne!(code, 0);
     assert!(err.contains("PASSWORD_TOO_SHORT"), "{err}");
     // The account is there, with the admin-only threshold.

@@ -395,14 +395,15 @@ async fn kyc_info_long_poll_wakes_on_a_cli_trigger() {
     let exited = Instant::now();
     assert_eq!(code, 0, "{err}");
 
-    // Line 1: the token alone (the account's, unchanged); line 2: the kyc-info URL.
+    // Line 1: the token alone (the account's, unchanged); line 2: the hash; line 3: the URL.
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
     assert_eq!(lines[0].len(), 52);
     assert_eq!(lines[0], opened.token);
-    assert!(lines[1].starts_with("http"), "{out}");
+    assert_eq!(lines[1].len(), 52);
+    assert!(lines[2].starts_with("http"), "{out}");
     assert!(
-        lines[1].ends_with(&format!("/exchange/kyc-info/{}", opened.token)),
+        lines[2].ends_with(&format!("/exchange/kyc-info/{}", opened.token)),
         "{out}"
     );
 
@@ -443,21 +444,30 @@ async fn kyc_info_long_poll_wakes_on_a_cli_trigger() {
 fn cli_trigger_prints_token_then_url() {
     let dir = tempfile::tempdir().unwrap();
     crate::support::config_file(dir.path(), "");
+    assert_eq!(talerbox(dir.path(), &["init"]).0, 0);
     let (code, out, err) = talerbox(dir.path(), &["kyc", "trigger", BOB, "--measure", "email"]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines.len(), 3, "{out}");
     let token = lines[0];
     assert_eq!(token.len(), 52);
     assert!(AccessToken::parse(token).is_some(), "{token}");
+    let hash = talerbox::domain::primitives::Payto::parse_full(BOB)
+        .unwrap()
+        .h_normalized();
+    assert_eq!(lines[1], hash.to_string());
     assert_eq!(
-        lines[1],
+        lines[2],
         format!("http://127.0.0.1:8080/exchange/kyc-info/{token}")
     );
 
-    let (code, _, err) = talerbox(dir.path(), &["kyc", "trigger", BOB, "--measure", "nope"]);
-    assert_ne!(code, 0);
-    assert!(!err.is_empty());
+    // A misspelled measure is named, with the valid ones.
+    let (code, _, err) = talerbox(dir.path(), &["kyc", "trigger", BOB, "--measure", "emial"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("\"emial\"") && err.contains("email") && err.contains("personal"),
+        "{err}"
+    );
 }
 
 // ---- kyc-start (§5) ----

@@ -14,3 +14,4 @@ mod cli;
 mod http_basics;
 mod kyc;
 mod offline_flow;
+mod operator;

@@ -48,6 +48,7 @@ async fn the_offline_flow_works_out_of_the_box() {
     let mut lines = out.lines();
     let token = lines.next().unwrap().to_owned();
     assert_eq!(token.len(), 52);
+    assert_eq!(lines.next().unwrap().len(), 52);
     assert!(
         lines
             .next()

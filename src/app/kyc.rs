@@ -185,8 +185,9 @@ impl App {
         })
     }
 
-    /// The exchange's client at the built-in challenger for `provider`: the one registered
-    /// before if it still exists with the right redirect URI, else a fresh registration.
+    /// The exchange's client at the built-in challenger for `provider`: one per installation,
+    /// registered at the first start. A later start on another address keeps the client and
+    /// points its redirect URI at the new one; only a deleted client is registered afresh.
     fn builtin_client(
         &self,
         provider: &str,
@@ -198,10 +199,20 @@ impl App {
         let stored = self.db.meta(&key)?;
         if let Some((id, secret)) = stored.as_deref().and_then(|s| s.split_once(' ')) {
             let current = challenger.clients().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let usable = current.iter().any(|c| {
-                c.id.to_string() == id && c.redirect_uri == redirect_uri && c.secret_matches(secret)
-            });
-            if usable {
+            let kept = current
+                .iter()
+                .find(|c| c.id.to_string() == id && c.secret_matches(secret));
+            if let Some(client) = kept {
+                if client.redirect_uri != redirect_uri {
+                    challenger
+                        .set_redirect_uri(client.id, &redirect_uri)
+                        .map_err(|e| anyhow::anyhow!("updating the exchange's client: {e}"))?;
+                    tracing::info!(
+                        provider,
+                        client_id = client.id,
+                        "the exchange's challenger client follows the exchange's new address"
+                    );
+                }
                 return Ok((id.to_owned(), secret.to_owned()));
             }
         }

@@ -118,6 +118,20 @@ pub fn clients_are_added_listed_and_deleted(store: &dyn ChallengeStore) {
         store.clients().unwrap(),
         vec![first.clone(), second.clone()]
     );
+    assert!(
+        store
+            .set_redirect_uri(second.id, "https://moved.example/")
+            .unwrap()
+    );
+    assert_eq!(
+        store.client(second.id).unwrap().unwrap().redirect_uri,
+        "https://moved.example/"
+    );
+    assert!(
+        !store
+            .set_redirect_uri(999_999, "https://x.example/")
+            .unwrap()
+    );
     assert!(store.delete_client(first.id).unwrap());
     assert!(!store.delete_client(first.id).unwrap());
     assert_eq!(store.client(first.id).unwrap(), None);

@@ -34,6 +34,8 @@ pub trait ChallengeStore: Send + Sync {
     fn clients(&self) -> Result<Vec<Client>, StoreError>;
     /// Deletes a client with its validations and grants; `false` if there was none.
     fn delete_client(&self, id: i64) -> Result<bool, StoreError>;
+    /// Points a client at a new redirect URI; `false` if there is no such client.
+    fn set_redirect_uri(&self, id: i64, redirect_uri: &str) -> Result<bool, StoreError>;
 
     /// Stores a new validation and counts it for its client; `false` (nothing stored) if the
     /// client does not exist.
@@ -103,6 +105,15 @@ impl ChallengeStore for InMemoryChallengeStore {
 
     fn clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(self.lock().clients.values().cloned().collect())
+    }
+
+    fn set_redirect_uri(&self, id: i64, redirect_uri: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(client) = state.clients.get_mut(&id) else {
+            return Ok(false);
+        };
+        redirect_uri.clone_into(&mut client.redirect_uri);
+        Ok(true)
     }
 
     fn delete_client(&self, id: i64) -> Result<bool, StoreError> {

@@ -88,6 +88,7 @@ pub fn router(context: HttpContext) -> Router {
         .fallback(error::endpoint_unknown)
         .layer(middleware::map_response(error::method_invalid_body))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(middleware::from_fn(log_request))
         // Our own buffer enforces the limits; axum's 2 MiB default must not cut in first.
         .layer(DefaultBodyLimit::disable())
 }
@@ -131,6 +132,27 @@ fn static_json<S: Clone + Send + Sync + 'static>(value: &serde_json::Value) -> M
             )
         }
     })
+}
+
+/// One line per request at info level: method, matched route (the template, so no token or
+/// address of the path), status and duration. Never the query, the headers or the body.
+async fn log_request(request: Request, next: middleware::Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "talerbox::request",
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
 
 fn request_span(request: &Request) -> tracing::Span {

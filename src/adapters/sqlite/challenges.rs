@@ -82,6 +82,19 @@ impl ChallengeStore for SqliteChallengeStore {
         })
     }
 
+    fn set_redirect_uri(&self, id: i64, redirect_uri: &str) -> Result<bool, StoreError> {
+        let instance = Arc::clone(&self.instance);
+        let redirect_uri = redirect_uri.to_owned();
+        self.db.write(move |conn| {
+            let updated = conn
+                .prepare_cached(
+                    "UPDATE challenger_clients SET redirect_uri = ?1 WHERE id = ?2 AND instance = ?3",
+                )?
+                .execute(params![redirect_uri, id, &*instance])?;
+            Ok(updated == 1)
+        })
+    }
+
     fn delete_client(&self, id: i64) -> Result<bool, StoreError> {
         let instance = Arc::clone(&self.instance);
         self.db.write(move |conn| {

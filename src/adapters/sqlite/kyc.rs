@@ -20,8 +20,8 @@ use crate::ports::StoreError;
 use crate::ports::kyc::{
     AccountFilter, AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess,
     CompleteOutcome, CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess,
-    KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewKycAccount, NewOutcome, OutcomeRow,
-    ProcessRow,
+    KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewKycAccount, NewOutcome,
+    OutcomeRow, ProcessRow,
 };
 
 pub struct SqliteKycStore {
@@ -709,7 +709,9 @@ impl KycStore for SqliteKycStore {
                 |r| r.get(0),
             )?;
             bump_changes(conn)?;
-            Ok(AccessToken(token.try_into().map_err(|_| corrupt("access_token"))?))
+            Ok(AccessToken(
+                token.try_into().map_err(|_| corrupt("access_token"))?,
+            ))
         })
     }
 

@@ -138,15 +138,22 @@ impl ChallengeService {
         if secret.is_empty() {
             return Err(malformed("secret").with_hint("the client secret must not be empty"));
         }
-        let valid_uri = (redirect_uri.starts_with("http://")
-            || redirect_uri.starts_with("https://"))
-            && !redirect_uri.chars().any(char::is_whitespace);
-        if !valid_uri {
+        if !valid_redirect_uri(redirect_uri) {
             return Err(malformed("redirect_uri")
                 .with_hint("the redirect URI must start with http:// or https://"));
         }
         let hash = crate::domain::primitives::secret_hash(secret.as_bytes());
         Ok(self.store.add_client(redirect_uri, hash)?)
+    }
+
+    /// Points a client at a new redirect URI (checked as in `add_client`); `false` if there
+    /// is no such client.
+    pub fn set_redirect_uri(&self, id: i64, redirect_uri: &str) -> Result<bool, TalerError> {
+        if !valid_redirect_uri(redirect_uri) {
+            return Err(malformed("redirect_uri")
+                .with_hint("the redirect URI must start with http:// or https://"));
+        }
+        Ok(self.store.set_redirect_uri(id, redirect_uri)?)
     }
 
     pub fn clients(&self) -> Result<Vec<Client>, TalerError> {
@@ -288,4 +295,10 @@ impl ChallengeService {
             "too many concurrent changes of this validation",
         ))
     }
+}
+
+/// A redirect URI a client may have: http(s), without whitespace.
+fn valid_redirect_uri(uri: &str) -> bool {
+    (uri.starts_with("http://") || uri.starts_with("https://"))
+        && !uri.chars().any(char::is_whitespace)
 }

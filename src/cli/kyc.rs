@@ -1,0 +1,62 @@
+//! `talerbox kyc trigger`: opens measures for an account, as taler-exchange-kyc-trigger does.
+
+use std::io::Write;
+
+use talerbox::app::{self, App};
+use talerbox::config::Config;
+use talerbox::domain::kyc::{MeasureSpec, VERBOTEN};
+
+/// Writes the access token, the account's `h_normalized_payto` and, when the exchange's public
+/// URL can be known, the customer's kyc-info URL: from the configured base URL, else from the
+/// server running on the data directory, else from the configured listen address.
+pub fn trigger(
+    config: Config,
+    payto: &str,
+    measures: &[String],
+    all: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let known = &config.kyc.rules.measures;
+    for name in measures {
+        let configured = known.keys().any(|k| k.eq_ignore_ascii_case(name));
+        if !configured && !name.eq_ignore_ascii_case(VERBOTEN) {
+            let valid: Vec<&str> = known.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "no measure {name:?} is configured; the measures are: {}",
+                valid.join(", ")
+            );
+        }
+    }
+    let listen = config.server.listen;
+    let configured = config.exchange.base_url.is_some() || config.server.public_base_url.is_some();
+    let running = app::running_server(&config.server.data_dir);
+    let app = App::open(config)?;
+    let from_config = app.urls(listen).exchange;
+    // With port 0 the address is known only to the server: no URL is better than a wrong one.
+    let exchange = match (&running, configured) {
+        (_, true) => Some(from_config.clone()),
+        (Some(server), false) if server.exchange_url.is_some() => server.exchange_url.clone(),
+        (None, false) if listen.port() != 0 => {
+            eprintln!(
+                "talerbox: no server is running on this data directory; the URL assumes \
+                 [talerbox] LISTEN = {listen}"
+            );
+            Some(from_config.clone())
+        }
+        _ => None,
+    };
+    let kyc = app.kyc_trigger_service(exchange.as_deref().unwrap_or(&from_config));
+    let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
+    let triggered = kyc.trigger(payto, &MeasureSpec::parse(&spec))?;
+    writeln!(out, "{}", triggered.access_token)?;
+    writeln!(out, "{}", triggered.h_normalized_payto)?;
+    match exchange {
+        Some(exchange) => writeln!(out, "{exchange}kyc-info/{}", triggered.access_token)?,
+        None => eprintln!(
+            "talerbox: the exchange's public URL is unknown (no server runs on this data \
+             directory, [talerbox] LISTEN has port 0, and neither [exchange] BASE_URL nor \
+             [talerbox] BASE_URL is set): the customer's page is EXCHANGE-BASE-URL/kyc-info/TOKEN"
+        ),
+    }
+    Ok(())
+}

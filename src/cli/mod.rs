@@ -1,0 +1,6 @@
+//! Larger admin commands, kept out of `main.rs` (which only parses and dispatches).
+
+pub mod backup;
+pub mod kyc;
+pub mod payto;
+pub mod secret;

@@ -674,3 +674,27 @@ async fn iban_banks_assign_ibans() {
     assert_error(server.register(reuse).await, 409, 5122).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_failed_logins_all_answer_401() {
+    let server = TestServer::start().await;
+    let attempts = (0..64).map(|i| {
+        // Known and unknown usernames alike go through the bounded hashing pool.
+        let user = if i % 2 == 0 { "admin" } else { "nobody" };
+        server
+            .bank(Method::GET, &format!("accounts/{user}"))
+            .basic_auth(user, Some(format!("guess-{i}")))
+            .send()
+    });
+    for response in futures_util::future::join_all(attempts).await {
+        assert_error(response.unwrap(), 401, 40).await;
+    }
+    let right = server
+        .bank(Method::GET, "accounts/admin")
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    server.stop().await;
+}

@@ -6,5 +6,6 @@ pub mod keys;
 pub mod oauth;
 pub mod password;
 pub mod pdf;
+pub mod private_files;
 pub mod sqlite;
 pub mod system;

@@ -229,9 +229,7 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = talerbox::adapters::logging::filter(level);
     // A closed standard error must not bring the server down: by default the subscriber
     // reports its own write errors with eprintln!, which panics when stderr is gone.
     tracing_subscriber::fmt()

@@ -3,6 +3,7 @@
 pub mod delivery;
 pub mod http;
 pub mod keys;
+pub mod logging;
 pub mod oauth;
 pub mod password;
 pub mod pdf;

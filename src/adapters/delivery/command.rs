@@ -98,9 +98,7 @@ impl Sender for CommandSender {
         // Read standard error on the side, so that a chatty helper cannot block on a full pipe.
         let stderr = child.stderr.take().map(|pipe| {
             std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = pipe.take(STDERR_LIMIT).read_to_string(&mut text);
-                text
+                std::io::copy(&mut pipe.take(STDERR_LIMIT), &mut std::io::sink()).unwrap_or(0)
             })
         });
         let status = self.wait(&mut child)?;
@@ -111,10 +109,10 @@ impl Sender for CommandSender {
                 std::thread::sleep(Duration::from_millis(2));
             }
             if reader.is_finished() {
-                let text = reader.join().unwrap_or_default();
-                if !text.trim().is_empty() {
-                    // Debug only: a helper may echo the message, which carries the PIN.
-                    tracing::debug!(stderr = %text.trim(), "helper output");
+                let bytes = reader.join().unwrap_or_default();
+                if bytes > 0 {
+                    // Not the text itself: a helper may echo the address or the PIN.
+                    tracing::debug!(bytes, "the helper wrote to its standard error");
                 }
             }
         }

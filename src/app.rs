@@ -412,7 +412,8 @@ pub async fn serve(
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect()));
     let _ = writeln!(std::io::stderr(), "talerbox: listening on http://{bound}/");
-    let served = http::serve(listener, router, shutdown).await;
+    let limits = app.config.server.limits;
+    let served = http::serve(listener, router, limits, shutdown).await;
     purge.abort();
     watcher.abort();
     served?;

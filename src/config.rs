@@ -11,6 +11,7 @@ pub mod kyc;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::domain::primitives::{Amount, Currency, EddsaPublicKey, RelativeTime};
 
@@ -30,6 +31,10 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "BANK_PREFIX",
             "EXCHANGE_PREFIX",
             "CHALLENGER_PREFIX",
+            "HEADER_READ_TIMEOUT",
+            "BODY_READ_TIMEOUT",
+            "IDLE_TIMEOUT",
+            "MAX_CONNECTIONS",
         ],
     ),
     (
@@ -153,6 +158,55 @@ pub struct ServerConfig {
     pub bank_prefix: String,
     pub exchange_prefix: String,
     pub challenger_prefix: String,
+    pub limits: ConnectionLimits,
+}
+
+/// How long and how many connections the listener keeps (`[talerbox]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `HEADER_READ_TIMEOUT`: from a request's first byte to the end of its head.
+    pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT`: to receive a whole request body.
+    pub body_read_timeout: Duration,
+    /// `IDLE_TIMEOUT`: how long a connection may wait for its (next) request.
+    pub idle_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    fn read(ini: &Ini) -> Result<ConnectionLimits, ConfigError> {
+        let timeout = |option: &str| -> Result<Duration, ConfigError> {
+            match ini.get_relative_time("talerbox", option)? {
+                Some(ini::RelativeDuration::Micros(micros)) if micros > 0 => {
+                    Ok(Duration::from_micros(micros))
+                }
+                Some(_) => Err(ini.invalid(
+                    "talerbox",
+                    option,
+                    "must be a time above zero and not forever",
+                )),
+                None => Err(ini.missing("talerbox", option)),
+            }
+        };
+        let max_connections = match ini.get_number("talerbox", "MAX_CONNECTIONS")? {
+            Some(n @ 1..=1_000_000) => n as usize,
+            Some(_) => {
+                return Err(ini.invalid(
+                    "talerbox",
+                    "MAX_CONNECTIONS",
+                    "must be between 1 and 1000000",
+                ));
+            }
+            None => return Err(ini.missing("talerbox", "MAX_CONNECTIONS")),
+        };
+        Ok(ConnectionLimits {
+            header_read_timeout: timeout("HEADER_READ_TIMEOUT")?,
+            body_read_timeout: timeout("BODY_READ_TIMEOUT")?,
+            idle_timeout: timeout("IDLE_TIMEOUT")?,
+            max_connections,
+        })
+    }
 }
 
 /// `[libeufin-bank]`: the Corebank options talerbox supports.
@@ -359,6 +413,7 @@ impl ServerConfig {
             bank_prefix: bank_prefix?,
             exchange_prefix: exchange_prefix?,
             challenger_prefix: challenger_prefix?,
+            limits: ConnectionLimits::read(ini)?,
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)

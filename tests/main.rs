@@ -10,6 +10,7 @@ mod aml;
 mod bank;
 mod challenger;
 mod cli;
+mod connections;
 mod http_basics;
 mod kyc;
 mod offline_flow;

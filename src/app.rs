@@ -179,6 +179,7 @@ impl App {
                 exchange: server.exchange_prefix.clone(),
                 challenger: server.challenger_prefix.clone(),
             },
+            throttle: Arc::new(http::Throttle::new(&server.throttle)),
         };
         Ok((http::router(context), kyc))
     }

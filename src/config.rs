@@ -35,6 +35,11 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "BODY_READ_TIMEOUT",
             "IDLE_TIMEOUT",
             "MAX_CONNECTIONS",
+            "THROTTLE_ADDRESS_BURST",
+            "THROTTLE_ADDRESS_INTERVAL",
+            "THROTTLE_ACCOUNT_BURST",
+            "THROTTLE_ACCOUNT_INTERVAL",
+            "TRUSTED_PROXIES",
         ],
     ),
     (
@@ -159,6 +164,68 @@ pub struct ServerConfig {
     pub exchange_prefix: String,
     pub challenger_prefix: String,
     pub limits: ConnectionLimits,
+    pub throttle: ThrottleSettings,
+}
+
+/// How fast failed guesses (passwords, officer signatures, PINs) may come (`[talerbox]`):
+/// each budget allows `burst` failures at once and one more per `interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// `THROTTLE_ADDRESS_BURST` / `_INTERVAL`: failures from one client address.
+    pub address_burst: u32,
+    pub address_interval: Duration,
+    /// `THROTTLE_ACCOUNT_BURST` / `_INTERVAL`: failures on one account (username, officer,
+    /// validation) from one client address.
+    pub account_burst: u32,
+    pub account_interval: Duration,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl ThrottleSettings {
+    fn read(ini: &Ini) -> Result<ThrottleSettings, ConfigError> {
+        let burst = |option: &str| match ini.get_number("talerbox", option)? {
+            Some(n @ 1..=1_000_000) => Ok(n as u32),
+            Some(_) => Err(ini.invalid("talerbox", option, "must be between 1 and 1000000")),
+            None => Err(ini.missing("talerbox", option)),
+        };
+        let trusted_proxies = ini
+            .get_string("talerbox", "TRUSTED_PROXIES")?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ini.invalid(
+                        "talerbox",
+                        "TRUSTED_PROXIES",
+                        format!("not an IP address: {text}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ThrottleSettings {
+            address_burst: burst("THROTTLE_ADDRESS_BURST")?,
+            address_interval: positive_duration(ini, "THROTTLE_ADDRESS_INTERVAL")?,
+            account_burst: burst("THROTTLE_ACCOUNT_BURST")?,
+            account_interval: positive_duration(ini, "THROTTLE_ACCOUNT_INTERVAL")?,
+            trusted_proxies,
+        })
+    }
+}
+
+/// A `[talerbox]` relative time that is set, above zero and not forever.
+fn positive_duration(ini: &Ini, option: &str) -> Result<Duration, ConfigError> {
+    match ini.get_relative_time("talerbox", option)? {
+        Some(ini::RelativeDuration::Micros(micros)) if micros > 0 => {
+            Ok(Duration::from_micros(micros))
+        }
+        Some(_) => Err(ini.invalid(
+            "talerbox",
+            option,
+            "must be a time above zero and not forever",
+        )),
+        None => Err(ini.missing("talerbox", option)),
+    }
 }
 
 /// How long and how many connections the listener keeps (`[talerbox]`).
@@ -176,19 +243,7 @@ pub struct ConnectionLimits {
 
 impl ConnectionLimits {
     fn read(ini: &Ini) -> Result<ConnectionLimits, ConfigError> {
-        let timeout = |option: &str| -> Result<Duration, ConfigError> {
-            match ini.get_relative_time("talerbox", option)? {
-                Some(ini::RelativeDuration::Micros(micros)) if micros > 0 => {
-                    Ok(Duration::from_micros(micros))
-                }
-                Some(_) => Err(ini.invalid(
-                    "talerbox",
-                    option,
-                    "must be a time above zero and not forever",
-                )),
-                None => Err(ini.missing("talerbox", option)),
-            }
-        };
+        let timeout = |option: &str| positive_duration(ini, option);
         let max_connections = match ini.get_number("talerbox", "MAX_CONNECTIONS")? {
             Some(n @ 1..=1_000_000) => n as usize,
             Some(_) => {
@@ -414,6 +469,7 @@ impl ServerConfig {
             exchange_prefix: exchange_prefix?,
             challenger_prefix: challenger_prefix?,
             limits: ConnectionLimits::read(ini)?,
+            throttle: ThrottleSettings::read(ini)?,
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)

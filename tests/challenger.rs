@@ -874,3 +874,24 @@ fn client_admin_commands_work_on_a_fresh_data_dir() {
     let (code, out, _) = talerbox(dir.path(), &["challenger", "outbox"]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+#[tokio::test]
+async fn wrong_pins_are_throttled_beyond_the_attempt_counter() {
+    let ch = Challenger::start_with(
+        "[challenger]\nMAX_AUTH_ATTEMPTS = 10\n\
+         [talerbox]\nTHROTTLE_ACCOUNT_BURST = 1\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n",
+    )
+    .await;
+    let nonce = ch.setup().await;
+    assert_eq!(ch.challenge(&nonce, "a@example.com").await.status(), 200);
+    let pin = ch.outbox_pin();
+    let wrong = if pin.starts_with('1') { "2" } else { "1" }.repeat(pin.len());
+    for _ in 0..2 {
+        assert_error(ch.solve(&nonce, &wrong).await, 403, 9758).await;
+    }
+    // Attempts are left, but this validation's budget from this address is spent.
+    let throttled = ch.solve(&nonce, &pin).await;
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_error(throttled, 429, 9757).await;
+    ch.server.stop().await;
+}

@@ -20,6 +20,7 @@ pub mod lanes;
 mod negotiate;
 mod pages;
 mod server;
+pub mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use crate::domain::primitives::ErrorCode;
 use crate::ports::health::HealthProbe;
 use body::{BodyLimit, BodyRules, GLOBAL_BODY_LIMIT};
 use error::ApiError;
+use throttle::Guess;
 
 /// Everything the HTTP layer needs, resolved at startup.
 #[derive(Clone)]
@@ -56,6 +58,8 @@ pub struct HttpContext {
     /// Each `[challenger-NAME]` with its prefix `/challenger-NAME/`.
     pub challenger_instances: Vec<(String, challenger::ChallengerHttp)>,
     pub prefixes: Prefixes,
+    /// Budgets of failed guesses, shared by all components.
+    pub throttle: Arc<throttle::Throttle>,
 }
 
 /// Where each component is mounted, e.g. `/bank/`.
@@ -70,24 +74,37 @@ pub use aml::AmlHttp;
 pub use bank::BankHttp;
 pub use challenger::ChallengerHttp;
 pub use exchange::ExchangeHttp;
+pub use throttle::Throttle;
 
 /// Builds the complete router of all components.
 pub fn router(context: HttpContext) -> Router {
     let mount = |prefix: &str| prefix.trim_end_matches('/').to_owned();
+    let throttle = context.throttle;
+    let guard = |guess: Guess| {
+        middleware::from_fn_with_state((Arc::clone(&throttle), guess), throttle::guard)
+    };
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .with_state(Arc::clone(&context.health))
-        .nest(&mount(&context.prefixes.bank), bank::router(context.bank))
+        .nest(
+            &mount(&context.prefixes.bank),
+            bank::router(context.bank).route_layer(guard(Guess::BankPassword)),
+        )
         .nest(
             &mount(&context.prefixes.exchange),
-            exchange::router(context.exchange).merge(kyc::router(context.kyc)),
+            exchange::router(context.exchange)
+                .merge(kyc::router(context.kyc))
+                .route_layer(guard(Guess::OfficerSignature)),
         )
         .nest(
             &mount(&context.prefixes.challenger),
-            challenger::router(context.challenger),
+            challenger::router(context.challenger).route_layer(guard(Guess::Pin)),
         );
     for (prefix, instance) in context.challenger_instances {
-        router = router.nest(&mount(&prefix), challenger::router(instance));
+        router = router.nest(
+            &mount(&prefix),
+            challenger::router(instance).route_layer(guard(Guess::Pin)),
+        );
     }
     router
         .fallback(error::endpoint_unknown)

@@ -765,3 +765,36 @@ async fn login_as(server: &TestServer, password: &str, forwarded_for: &str) -> r
         .await
         .unwrap()
 }
+
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_cannot_slip_past_the_budget() {
+    let server = TestServer::start_with(
+        "[talerbox]\nTHROTTLE_ACCOUNT_BURST = 3\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n",
+    )
+    .await;
+    let guesses = (0..64).map(|i| {
+        server
+            .bank(Method::GET, "accounts/admin")
+            .basic_auth("admin", Some(format!("guess-{i}")))
+            .send()
+    });
+    let mut statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|response| response.unwrap().status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    // The budget (3) and the failure that spends it are checked; the rest wait their turn
+    // and find the budget spent.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        60,
+        "{statuses:?}"
+    );
+    server.stop().await;
+}

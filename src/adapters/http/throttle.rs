@@ -5,7 +5,10 @@
 //! the right password from another address still gets in.
 //!
 //! The budgets are governor's GCRA limiters, spent by failures only; an exhausted budget
-//! blocks its key until governor would accept the next failure.
+//! blocks its key until governor would accept the next failure. Since a failure is known only
+//! once the guess has been checked, guesses take turns: one at a time per account from an
+//! address, a few at a time per address, so that a burst of parallel requests cannot slip
+//! past a budget before its failures are counted.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -20,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use crate::config::ThrottleSettings;
@@ -29,6 +33,8 @@ use crate::domain::primitives::ErrorCode;
 const PRUNE_AT: usize = 10_000;
 /// Accounts are keyed by at most this many bytes of their name.
 const ACCOUNT_KEY_BYTES: usize = 128;
+/// Guesses from one address checked at once (password checks run one per core anyway).
+const ADDRESS_TURNS: usize = 4;
 
 /// What is being guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,7 +94,34 @@ pub struct Throttle {
     accounts: DefaultKeyedRateLimiter<Key>,
     /// Keys whose budget is spent, until when.
     blocked: Mutex<HashMap<Key, Instant>>,
+    /// The turns of keys with guesses in flight.
+    turns: Mutex<HashMap<Key, Arc<Semaphore>>>,
     trusted_proxies: Vec<IpAddr>,
+}
+
+/// A guess's turn on one key; the key's entry goes when its last turn ends.
+struct Turn<'a> {
+    throttle: &'a Throttle,
+    key: Key,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut turns = self
+            .throttle
+            .turns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        drop(self.permit.take());
+        // Only the map's own reference left: nobody holds or awaits a turn.
+        if turns
+            .get(&self.key)
+            .is_some_and(|semaphore| Arc::strong_count(semaphore) == 1)
+        {
+            turns.remove(&self.key);
+        }
+    }
 }
 
 fn quota(burst: u32, interval: Duration) -> Quota {
@@ -104,6 +137,7 @@ impl Throttle {
             addresses: RateLimiter::keyed(quota(settings.address_burst, settings.address_interval)),
             accounts: RateLimiter::keyed(quota(settings.account_burst, settings.account_interval)),
             blocked: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
             trusted_proxies: settings.trusted_proxies.clone(),
         }
     }
@@ -131,6 +165,27 @@ impl Throttle {
             .rev()
             .find(|address| !self.trusted_proxies.contains(address))
             .unwrap_or(peer)
+    }
+
+    /// Waits for a turn on `key`, of which `turns` may be taken at once.
+    async fn turn(&self, key: &Key, turns: usize) -> Turn<'_> {
+        let semaphore = {
+            let mut map = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= PRUNE_AT {
+                // Entries left behind by guesses abandoned while they waited.
+                map.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
+            }
+            Arc::clone(
+                map.entry(key.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(turns))),
+            )
+        };
+        let permit = semaphore.acquire_owned().await.ok();
+        Turn {
+            throttle: self,
+            key: key.clone(),
+            permit,
+        }
     }
 
     fn keys(guess: Guess, account: &str, client: IpAddr) -> [Key; 2] {
@@ -181,6 +236,9 @@ pub async fn guard(
         return next.run(request).await;
     };
     let keys = Throttle::keys(guess, &account, throttle.client(&request));
+    // Always the address first, then the account: no two guesses wait for each other in turn.
+    let _address_turn = throttle.turn(&keys[0], ADDRESS_TURNS).await;
+    let _account_turn = throttle.turn(&keys[1], 1).await;
     if let Some(wait) = throttle.wait(&keys) {
         return too_many(guess, wait);
     }
@@ -290,6 +348,26 @@ mod tests {
         }
         assert!(throttle.wait(&keys("carol", here)).is_some());
         assert_eq!(throttle.wait(&keys("carol", there)), None);
+    }
+
+    #[tokio::test]
+    async fn turns_are_taken_one_at_a_time_and_forgotten_when_done() {
+        let throttle = Throttle::new(&settings(&[]));
+        let key = Key::Address("192.0.2.1".parse().unwrap());
+        let first = throttle.turn(&key, 1).await;
+        let second = throttle.turn(&key, 1);
+        tokio::pin!(second);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), second.as_mut())
+                .await
+                .is_err(),
+            "a second turn while the first is held"
+        );
+        drop(first);
+        let second = second.await;
+        assert_eq!(throttle.turns.lock().unwrap().len(), 1);
+        drop(second);
+        assert!(throttle.turns.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::adapters::http::{
 use crate::adapters::keys::{self, KeyCheck, MasterKey};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
 use crate::adapters::pdf::PrintPdfRenderer;
+use crate::adapters::private_files;
 use crate::adapters::sqlite::{
     Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteKycStore,
 };
@@ -95,7 +96,7 @@ impl App {
     /// Like `open`; refuses a changed attribute key unless `options` accept it.
     pub fn open_with(config: Config, options: StartOptions) -> anyhow::Result<App> {
         let data_dir = &config.server.data_dir;
-        std::fs::create_dir_all(data_dir)
+        private_files::create_dir(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let path = database_path(&config);
         let db = Database::open(&path, &DbOptions::default())
@@ -190,6 +191,7 @@ impl App {
                 exchange: server.exchange_prefix.clone(),
                 challenger: server.challenger_prefix.clone(),
             },
+            throttle: Arc::new(http::Throttle::new(&server.throttle)),
         };
         Ok((http::router(context), kyc))
     }
@@ -432,6 +434,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let bound = listener.local_addr()?;
+    private_files::warn_about_loose_modes(&app.config.server.data_dir);
     let (router, kyc) = app.router(bound)?;
     let watcher = kyc.watch_store();
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
@@ -459,7 +462,8 @@ pub async fn serve(
         "talerbox started"
     );
     let _ = writeln!(std::io::stderr(), "talerbox: listening on http://{bound}/");
-    let served = http::serve(listener, router, shutdown).await;
+    let limits = app.config.server.limits;
+    let served = http::serve(listener, router, limits, shutdown).await;
     purge.abort();
     watcher.abort();
     served?;

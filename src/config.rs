@@ -11,6 +11,7 @@ pub mod kyc;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::time::Duration;
 
 use crate::domain::primitives::{Amount, Currency, EddsaPublicKey, RelativeTime};
 
@@ -31,6 +32,15 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "EXCHANGE_PREFIX",
             "CHALLENGER_PREFIX",
             "LOG_FORMAT",
+            "HEADER_READ_TIMEOUT",
+            "BODY_READ_TIMEOUT",
+            "IDLE_TIMEOUT",
+            "MAX_CONNECTIONS",
+            "THROTTLE_ADDRESS_BURST",
+            "THROTTLE_ADDRESS_INTERVAL",
+            "THROTTLE_ACCOUNT_BURST",
+            "THROTTLE_ACCOUNT_INTERVAL",
+            "TRUSTED_PROXIES",
         ],
     ),
     (
@@ -156,6 +166,105 @@ pub struct ServerConfig {
     pub challenger_prefix: String,
     /// `[talerbox] LOG_FORMAT`: `json` writes one JSON object per log line.
     pub log_json: bool,
+    pub limits: ConnectionLimits,
+    pub throttle: ThrottleSettings,
+}
+
+/// How fast failed guesses (passwords, officer signatures, PINs) may come (`[talerbox]`):
+/// each budget allows `burst` failures at once and one more per `interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// `THROTTLE_ADDRESS_BURST` / `_INTERVAL`: failures from one client address.
+    pub address_burst: u32,
+    pub address_interval: Duration,
+    /// `THROTTLE_ACCOUNT_BURST` / `_INTERVAL`: failures on one account (username, officer,
+    /// validation) from one client address.
+    pub account_burst: u32,
+    pub account_interval: Duration,
+    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl ThrottleSettings {
+    fn read(ini: &Ini) -> Result<ThrottleSettings, ConfigError> {
+        let burst = |option: &str| match ini.get_number("talerbox", option)? {
+            Some(n @ 1..=1_000_000) => Ok(n as u32),
+            Some(_) => Err(ini.invalid("talerbox", option, "must be between 1 and 1000000")),
+            None => Err(ini.missing("talerbox", option)),
+        };
+        let trusted_proxies = ini
+            .get_string("talerbox", "TRUSTED_PROXIES")?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|text| {
+                text.parse().map_err(|_| {
+                    ini.invalid(
+                        "talerbox",
+                        "TRUSTED_PROXIES",
+                        format!("not an IP address: {text}"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ThrottleSettings {
+            address_burst: burst("THROTTLE_ADDRESS_BURST")?,
+            address_interval: positive_duration(ini, "THROTTLE_ADDRESS_INTERVAL")?,
+            account_burst: burst("THROTTLE_ACCOUNT_BURST")?,
+            account_interval: positive_duration(ini, "THROTTLE_ACCOUNT_INTERVAL")?,
+            trusted_proxies,
+        })
+    }
+}
+
+/// A `[talerbox]` relative time that is set, above zero and not forever.
+fn positive_duration(ini: &Ini, option: &str) -> Result<Duration, ConfigError> {
+    match ini.get_relative_time("talerbox", option)? {
+        Some(ini::RelativeDuration::Micros(micros)) if micros > 0 => {
+            Ok(Duration::from_micros(micros))
+        }
+        Some(_) => Err(ini.invalid(
+            "talerbox",
+            option,
+            "must be a time above zero and not forever",
+        )),
+        None => Err(ini.missing("talerbox", option)),
+    }
+}
+
+/// How long and how many connections the listener keeps (`[talerbox]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `HEADER_READ_TIMEOUT`: from a request's first byte to the end of its head.
+    pub header_read_timeout: Duration,
+    /// `BODY_READ_TIMEOUT`: to receive a whole request body.
+    pub body_read_timeout: Duration,
+    /// `IDLE_TIMEOUT`: how long a connection may wait for its (next) request.
+    pub idle_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+}
+
+impl ConnectionLimits {
+    fn read(ini: &Ini) -> Result<ConnectionLimits, ConfigError> {
+        let timeout = |option: &str| positive_duration(ini, option);
+        let max_connections = match ini.get_number("talerbox", "MAX_CONNECTIONS")? {
+            Some(n @ 1..=1_000_000) => n as usize,
+            Some(_) => {
+                return Err(ini.invalid(
+                    "talerbox",
+                    "MAX_CONNECTIONS",
+                    "must be between 1 and 1000000",
+                ));
+            }
+            None => return Err(ini.missing("talerbox", "MAX_CONNECTIONS")),
+        };
+        Ok(ConnectionLimits {
+            header_read_timeout: timeout("HEADER_READ_TIMEOUT")?,
+            body_read_timeout: timeout("BODY_READ_TIMEOUT")?,
+            idle_timeout: timeout("IDLE_TIMEOUT")?,
+            max_connections,
+        })
+    }
 }
 
 /// `[libeufin-bank]`: the Corebank options talerbox supports.
@@ -379,6 +488,8 @@ impl ServerConfig {
             log_json: ini
                 .get_choice("talerbox", "LOG_FORMAT", &["text", "json"])?
                 .is_some_and(|format| format == "json"),
+            limits: ConnectionLimits::read(ini)?,
+            throttle: ThrottleSettings::read(ini)?,
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)

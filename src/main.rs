@@ -351,12 +351,8 @@ fn broken_pipe(error: &anyhow::Error) -> bool {
 
 fn init_logging(level: &str, json: bool) {
     use std::io::IsTerminal as _;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // The migration library's own lines repeat ours: one line per migration.
-        .or_else(|_| {
-            tracing_subscriber::EnvFilter::try_new(format!("{level},rusqlite_migration=warn"))
-        })
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The migration library's own lines repeat ours: one line per migration.
+    let filter = talerbox::adapters::logging::filter(&format!("{level},rusqlite_migration=warn"));
     // A closed standard error must not bring the server down: by default the subscriber
     // reports its own write errors with eprintln!, which panics when stderr is gone.
     let builder = tracing_subscriber::fmt()

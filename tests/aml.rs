@@ -788,3 +788,24 @@ fn a_replaced_key_file_is_refused_naming_the_file() {
     assert_ne!(code, 0);
     assert!(err.contains(&file.display().to_string()), "{err}");
 }
+
+#[tokio::test]
+async fn wrong_signatures_are_throttled() {
+    let server = TestServer::start_with(
+        "[talerbox]\nTHROTTLE_ACCOUNT_BURST = 2\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n",
+    )
+    .await;
+    server.enable(A_PUB, "Olivia Officer");
+    let path = format!("{A_PUB}/attributes/{ACCOUNT}");
+    for _ in 0..3 {
+        let response = server.aml_get(&path, Some(B_SIG), None).await;
+        assert_error(response, 403, 1033).await;
+    }
+    let throttled = server.aml_get(&path, Some(A_SIG), None).await;
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_error(throttled, 429, 7004).await;
+    // Another officer's budget is its own.
+    let other = format!("{B_PUB}/attributes/{ACCOUNT}");
+    assert_error(server.aml_get(&other, Some(A_SIG), None).await, 403, 1033).await;
+    server.stop().await;
+}

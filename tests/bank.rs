@@ -674,3 +674,127 @@ async fn iban_banks_assign_ibans() {
     assert_error(server.register(reuse).await, 409, 5122).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn parallel_failed_logins_all_answer_401() {
+    // Budgets large enough for the burst: this is about memory, not throttling.
+    let server = TestServer::start_with(
+        "[talerbox]\nTHROTTLE_ADDRESS_BURST = 1000\nTHROTTLE_ACCOUNT_BURST = 1000\n",
+    )
+    .await;
+    let attempts = (0..64).map(|i| {
+        // Known and unknown usernames alike go through the bounded hashing pool.
+        let user = if i % 2 == 0 { "admin" } else { "nobody" };
+        server
+            .bank(Method::GET, &format!("accounts/{user}"))
+            .basic_auth(user, Some(format!("guess-{i}")))
+            .send()
+    });
+    for response in futures_util::future::join_all(attempts).await {
+        assert_error(response.unwrap(), 401, 40).await;
+    }
+    let right = server
+        .bank(Method::GET, "accounts/admin")
+        .basic_auth("admin", Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_address_and_account() {
+    let server = TestServer::start_with(
+        "[talerbox]\nTHROTTLE_ACCOUNT_BURST = 3\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n\
+         TRUSTED_PROXIES = 127.0.0.1\n",
+    )
+    .await;
+    let login = |password: &str, forwarded_for: Option<&str>| {
+        let mut request = server
+            .bank(Method::GET, "accounts/admin")
+            .basic_auth("admin", Some(password));
+        if let Some(client) = forwarded_for {
+            request = request.header("X-Forwarded-For", client);
+        }
+        request.send()
+    };
+    // The budget (3) and the failure that spends it.
+    for _ in 0..4 {
+        assert_error(login("wrong", None).await.unwrap(), 401, 40).await;
+    }
+    // Now even the right password from this address waits.
+    let throttled = login(ADMIN_PASSWORD, None).await.unwrap();
+    let retry: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3000..=3600).contains(&retry), "{retry}");
+    assert_error(throttled, 429, 5131).await;
+    // The right password from another address, named by the trusted proxy, gets in.
+    let elsewhere = login(ADMIN_PASSWORD, Some("198.51.100.7")).await.unwrap();
+    assert_eq!(elsewhere.status(), 200);
+    // A wrong one from there is judged on its own budget.
+    assert_error(login("wrong", Some("198.51.100.7")).await.unwrap(), 401, 40).await;
+    server.stop().await;
+
+    // Without trusted proxies, X-Forwarded-For changes nothing.
+    let server = TestServer::start_with(
+        "[talerbox]\nTHROTTLE_ACCOUNT_BURST = 1\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n",
+    )
+    .await;
+    for _ in 0..2 {
+        assert_error(login_as(&server, "wrong", "203.0.113.1").await, 401, 40).await;
+    }
+    assert_error(
+        login_as(&server, ADMIN_PASSWORD, "203.0.113.2").await,
+        429,
+        5131,
+    )
+    .await;
+    server.stop().await;
+}
+
+async fn login_as(server: &TestServer, password: &str, forwarded_for: &str) -> reqwest::Response {
+    server
+        .bank(Method::GET, "accounts/admin")
+        .basic_auth("admin", Some(password))
+        .header("X-Forwarded-For", forwarded_for)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_parallel_burst_of_guesses_cannot_slip_past_the_budget() {
+    let server = TestServer::start_with(
+        "[talerbox]\nTHROTTLE_ACCOUNT_BURST = 3\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n",
+    )
+    .await;
+    let guesses = (0..64).map(|i| {
+        server
+            .bank(Method::GET, "accounts/admin")
+            .basic_auth("admin", Some(format!("guess-{i}")))
+            .send()
+    });
+    let mut statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|response| response.unwrap().status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    // The budget (3) and the failure that spends it are checked; the rest wait their turn
+    // and find the budget spent.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 401).count(),
+        4,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        60,
+        "{statuses:?}"
+    );
+    server.stop().await;
+}

@@ -875,3 +875,71 @@ fn client_admin_commands_work_on_a_fresh_installation() {
     let (code, out, _) = talerbox(dir.path(), &["challenger", "outbox"]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+#[tokio::test]
+async fn wrong_pins_are_throttled_beyond_the_attempt_counter() {
+    let ch = Challenger::start_with(
+        "[challenger]\nMAX_AUTH_ATTEMPTS = 10\n\
+         [talerbox]\nTHROTTLE_ACCOUNT_BURST = 1\nTHROTTLE_ACCOUNT_INTERVAL = 1 h\n",
+    )
+    .await;
+    let nonce = ch.setup().await;
+    assert_eq!(ch.challenge(&nonce, "a@example.com").await.status(), 200);
+    let pin = ch.outbox_pin();
+    let wrong = if pin.starts_with('1') { "2" } else { "1" }.repeat(pin.len());
+    for _ in 0..2 {
+        assert_error(ch.solve(&nonce, &wrong).await, 403, 9758).await;
+    }
+    // Attempts are left, but this validation's budget from this address is spent.
+    let throttled = ch.solve(&nonce, &pin).await;
+    assert!(throttled.headers().contains_key("retry-after"));
+    assert_error(throttled, 429, 9757).await;
+    ch.server.stop().await;
+}
+
+#[tokio::test]
+async fn parallel_pin_submissions_take_turns() {
+    // Budgets out of the way: this is about the challenger's own rules.
+    let ch = Challenger::start_with(
+        "[talerbox]\nTHROTTLE_ADDRESS_BURST = 1000\nTHROTTLE_ACCOUNT_BURST = 1000\n",
+    )
+    .await;
+    let wrong_of = |pin: &str| if pin.starts_with('1') { "2" } else { "1" }.repeat(pin.len());
+
+    // 32 wrong PINs at once: the 3 attempts are spent by exactly 3, the rest find none left.
+    let nonce = ch.setup().await;
+    assert_eq!(ch.challenge(&nonce, "a@example.com").await.status(), 200);
+    let wrong = wrong_of(&ch.outbox_pin());
+    let answers = futures_util::future::join_all((0..32).map(|_| ch.solve(&nonce, &wrong))).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 403).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        29,
+        "{statuses:?}"
+    );
+
+    // 32 right PINs at once: each is answered with a code of its own.
+    let nonce = ch.setup().await;
+    assert_eq!(ch.challenge(&nonce, "b@example.com").await.status(), 200);
+    let pin = ch.outbox_pin();
+    let answers = futures_util::future::join_all((0..32).map(|_| ch.solve(&nonce, &pin))).await;
+    let mut codes = std::collections::HashSet::new();
+    for answer in &answers {
+        assert_eq!(answer.status(), 302, "{:?}", answer.headers());
+        let location = answer.headers()[LOCATION].to_str().unwrap();
+        codes.insert(param(location, "code").unwrap());
+    }
+    assert_eq!(codes.len(), 32);
+
+    // Solved: a wrong PIN gets no code.
+    let refused = ch.solve(&nonce, &wrong_of(&pin)).await;
+    assert!(!refused.headers().contains_key(LOCATION));
+    assert_error(refused, 403, 9758).await;
+    ch.server.stop().await;
+}

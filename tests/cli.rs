@@ -244,3 +244,113 @@ fn bank_admin_commands_work_after_init() {
     assert_eq!(shop.debit_threshold.to_string(), "KUDOS:50");
     assert!(shop.is_public);
 }
+
+/// Starts `talerbox ARGS` under umask 022 (the usual default, which makes new files
+/// world-readable) with standard error piped.
+fn under_umask_022(args: &[&str]) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("umask 022 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_talerbox"))
+        .args(args);
+    command
+}
+
+/// Starts `serve` on `data` under umask 022; answers the child and the log lines written
+/// before it listened.
+fn serve_under_umask_022(data: &std::path::Path) -> (std::process::Child, Vec<String>) {
+    let mut child = under_umask_022(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line.contains("listening on http://") {
+            return (child, lines);
+        }
+        lines.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("no 'listening on' line: {lines:?}");
+}
+
+fn stop(child: &mut std::process::Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_data_directory_and_backups_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, log) = serve_under_umask_022(&data);
+    assert!(!log.iter().any(|l| l.contains("WARN")), "{log:?}");
+    // While the server runs, the database has its -wal and -shm files.
+    for file in [
+        "talerbox.sqlite3",
+        "talerbox.sqlite3-wal",
+        "talerbox.sqlite3-shm",
+    ] {
+        assert_eq!(mode(&data.join(file)), 0o600, "{file}");
+    }
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(
+        talerbox::adapters::private_files::loose_modes(&data).unwrap(),
+        vec![]
+    );
+    let copy = dir.path().join("backup.sqlite3");
+    let status = under_umask_022(&[
+        "db",
+        "backup",
+        copy.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    // A backup is a directory of private files.
+    assert_eq!(mode(&copy), 0o700);
+    for entry in std::fs::read_dir(&copy).unwrap() {
+        assert_eq!(mode(&entry.unwrap().path()), 0o600);
+    }
+    stop(&mut child);
+
+    // Modes loosened by hand are reported at the next start.
+    let loosen = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    loosen(&data, 0o755);
+    loosen(&data.join("talerbox.sqlite3"), 0o644);
+    let (mut child, log) = serve_under_umask_022(&data);
+    stop(&mut child);
+    let warnings: Vec<_> = log.iter().filter(|l| l.contains("WARN")).collect();
+    // SQLite gives the -wal and -shm files it recreates the database file's mode.
+    let expected = [
+        format!("{} has mode 0755", data.display()),
+        "talerbox.sqlite3 has mode 0644".to_owned(),
+        "talerbox.sqlite3-shm has mode 0644".to_owned(),
+        "talerbox.sqlite3-wal has mode 0644".to_owned(),
+    ];
+    assert_eq!(warnings.len(), expected.len(), "{log:?}");
+    for (warning, expected) in warnings.iter().zip(&expected) {
+        assert!(warning.contains(expected.as_str()), "{warning}");
+    }
+}

@@ -11,6 +11,7 @@ mod aml_decisions;
 mod bank;
 mod challenger;
 mod cli;
+mod connections;
 mod http_basics;
 mod kyc;
 mod offline_flow;

@@ -2,29 +2,68 @@
 //! account, a KYC trigger from the CLI, the built-in challenger as provider in browser pages,
 //! the PIN from the outbox, the proof, and an AML officer reading the stored attributes.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, outbox_pin, talerbox};
+use crate::support::{TestServer, config_file, outbox_pin, talerbox};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
-/// `base` + path of an absolute URL on the test server.
-fn path_of<'a>(server: &TestServer, url: &'a str) -> &'a str {
-    url.strip_prefix(server.base.as_str())
-        .unwrap_or_else(|| panic!("{url} is not on {}", server.base))
+/// A running server as the flow sees it: its base URL, its directory (configuration file and
+/// `data/`) and a browser that shows each redirect instead of following it.
+struct Site {
+    base: String,
+    dir: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Site {
+    fn new(base: String, dir: &Path) -> Site {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Site {
+            base,
+            dir: dir.to_owned(),
+            client,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path.trim_start_matches('/'))
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// The path of an absolute URL on this site.
+    fn path_of<'a>(&self, url: &'a str) -> &'a str {
+        url.strip_prefix(self.base.as_str())
+            .unwrap_or_else(|| panic!("{url} is not on {}", self.base))
+    }
+}
+
+/// What the flow handled that must never reach a log.
+struct Secrets {
+    values: Vec<(&'static str, String)>,
 }
 
 #[tokio::test]
 async fn the_offline_flow_works_out_of_the_box() {
-    let mut server = TestServer::start().await;
-    // A browser that shows each redirect instead of following it.
-    server.client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let dir = server.dir.path().to_owned();
+    let server = TestServer::start().await;
+    offline_flow(&Site::new(server.base.clone(), server.dir.path())).await;
+    server.stop().await;
+}
+
+/// Runs the whole flow on `server`; answers the secrets it saw.
+async fn offline_flow(server: &Site) -> Secrets {
+    let dir = server.dir.clone();
 
     // A bank account, whose payto the exchange's KYC is about.
     let registered: Value = server
@@ -98,7 +137,8 @@ async fn the_offline_flow_works_out_of_the_box() {
             .unwrap()
             .starts_with("text/html")
     );
-    let nonce = path_of(&server, &redirect_url)
+    let nonce = server
+        .path_of(&redirect_url)
         .trim_start_matches("challenger/authorize/")
         .split('?')
         .next()
@@ -114,12 +154,13 @@ async fn the_offline_flow_works_out_of_the_box() {
         .await
         .unwrap();
     assert_eq!(challenged.status(), StatusCode::OK);
+    let pin = outbox_pin(&dir);
     let solved = server
         .client
         .post(server.url(&format!("challenger/solve/{nonce}")))
         .header(CONTENT_TYPE, FORM)
         .header(ACCEPT, "text/html")
-        .body(format!("pin={}", outbox_pin(&dir)))
+        .body(format!("pin={pin}"))
         .send()
         .await
         .unwrap();
@@ -190,5 +231,91 @@ async fn the_offline_flow_works_out_of_the_box() {
     assert_eq!(row["attributes"]["CONTACT_EMAIL"], "alice@example.com");
     assert_eq!(row["attributes"]["FORM_ID"], "challenger-email");
     assert_eq!(row["by_aml_officer"], false);
-    server.stop().await;
+    let code = proof_url
+        .split(['?', '&'])
+        .find_map(|pair| pair.strip_prefix("code="))
+        .unwrap()
+        .to_owned();
+    let client = rusqlite::Connection::open(dir.join("data/talerbox.sqlite3"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM talerbox_meta WHERE name = 'kyc_challenger_client:challenger'",
+            [],
+            |row| row.get::<_, String>(0),
+        )
+        .unwrap();
+    let (_, client_secret) = client.split_once(' ').unwrap();
+    Secrets {
+        values: vec![
+            ("password", "alice-password".to_owned()),
+            ("address", "alice@example.com".to_owned()),
+            ("address, URL-encoded", "alice%40example.com".to_owned()),
+            ("KYC access token", token),
+            ("challenger nonce", nonce),
+            ("PIN", pin),
+            ("authorization code", code),
+            ("client secret", client_secret.to_owned()),
+            (
+                "client secret, base32 part",
+                client_secret["secret-token:".len()..].to_owned(),
+            ),
+            ("officer private key", officer_priv),
+            ("officer signature", signature.trim().to_owned()),
+        ],
+    }
+}
+
+/// `talerbox -L trace serve` on `dir` with its log going to `dir/log`; answers the child and
+/// its base URL.
+fn serve_at_trace_level(dir: &Path) -> (Child, String) {
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talerbox"))
+        .arg("-c")
+        .arg(dir.join("talerbox.conf"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["-L", "trace", "serve", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    for _ in 0..500 {
+        let text = std::fs::read_to_string(dir.join("log")).unwrap();
+        if let Some(line) = text.lines().find(|l| l.contains("listening on http://")) {
+            let base = line.split("listening on ").nth(1).unwrap().to_owned();
+            return (child, base);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server did not start");
+}
+
+#[tokio::test]
+async fn a_trace_level_log_holds_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    config_file(dir.path(), "");
+    let (mut child, base) = serve_at_trace_level(dir.path());
+    let secrets = offline_flow(&Site::new(base, dir.path())).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+    // The log is a trace log indeed (debug lines are written; at trace everything is).
+    assert!(log.contains("DEBUG") || log.contains("TRACE"), "{log}");
+    // Dumps of raw traffic put a text column at the end of each line: joined, it shows
+    // what a secret split over several lines would.
+    let line_ends: String = log
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    for (what, value) in &secrets.values {
+        assert!(value.len() >= 8, "{what}: {value}");
+        let lines: Vec<_> = log.lines().filter(|l| l.contains(value.as_str())).collect();
+        assert!(lines.is_empty(), "the log shows the {what}: {lines:#?}");
+        assert!(
+            !line_ends.contains(value.as_str()),
+            "the log shows the {what} across lines"
+        );
+    }
 }

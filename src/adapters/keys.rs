@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use crate::adapters::private_files;
 use crate::adapters::sqlite::Database;
 use crate::domain::primitives::{AttributeKey, EddsaPrivateKey, EddsaPublicKey, base32};
 use crate::ports::random::{Random, random_bytes};
@@ -101,11 +102,7 @@ fn read_or_create_secret(path: &Path, make: impl FnOnce() -> String) -> anyhow::
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = match options.open(path) {
+    let mut file = match private_files::create_new_file(path) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return std::fs::read_to_string(path)

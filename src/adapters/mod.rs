@@ -3,9 +3,11 @@
 pub mod delivery;
 pub mod http;
 pub mod keys;
+pub mod logging;
 pub mod oauth;
 pub mod password;
 pub mod pdf;
+pub mod private_files;
 pub mod process;
 pub mod programs;
 pub mod sqlite;

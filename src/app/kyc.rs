@@ -80,13 +80,12 @@ fn check_fallback_inputs(rules: &crate::domain::kyc::KycRules) -> anyhow::Result
 /// Writes a file only its owner may read (it holds the whole configuration).
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options.open(path)?.write_all(bytes)
+    crate::adapters::private_files::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?
+        .write_all(bytes)
 }
 
 /// Where a provider's client registration with the built-in challenger is remembered.

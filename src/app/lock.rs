@@ -37,7 +37,7 @@ pub struct RunningServer {
 /// Locks `data_dir` (created if missing) for one server and writes this process's PID into
 /// the lock file; a second server gets an error naming the first one's PID.
 pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<DataDirLock> {
-    std::fs::create_dir_all(data_dir)
+    crate::adapters::private_files::create_dir(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let path = data_dir.join(LOCK_FILE);
     let mut file = open(&path)?;
@@ -80,7 +80,7 @@ pub fn running_server(data_dir: &Path) -> Option<RunningServer> {
 }
 
 fn open(path: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::OpenOptions::new()
+    crate::adapters::private_files::file_options()
         .read(true)
         .write(true)
         .create(true)

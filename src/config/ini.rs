@@ -234,10 +234,22 @@ pub struct Ini {
     env: EnvLookup,
 }
 
+/// Sections and option names only: values may be secrets (client secrets, tokens, keys).
 impl fmt::Debug for Ini {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sections = fmt::from_fn(|f| {
+            f.debug_map()
+                .entries(self.sections.iter().map(|section| {
+                    let names = section.entries.iter().map(|entry| &entry.name);
+                    (
+                        &section.name,
+                        fmt::from_fn(move |f| f.debug_list().entries(names.clone()).finish()),
+                    )
+                }))
+                .finish()
+        });
         f.debug_struct("Ini")
-            .field("sections", &self.sections)
+            .field("sections", &sections)
             .finish_non_exhaustive()
     }
 }

@@ -13,7 +13,7 @@ use crate::domain::primitives::{Amount, RelativeTime};
 
 /// An `oauth2` provider as configured; unset URLs are derived at startup from the built-in
 /// challenger and the exchange's base URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderConfig {
     pub name: String,
     pub authorize_url: Option<String>,
@@ -24,6 +24,26 @@ pub struct ProviderConfig {
     pub post_url: Option<String>,
     pub converter: String,
     pub validity: RelativeTime,
+}
+
+/// Keeps the client secret out of logs and debug output.
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("name", &self.name)
+            .field("authorize_url", &self.authorize_url)
+            .field("token_url", &self.token_url)
+            .field("info_url", &self.info_url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("post_url", &self.post_url)
+            .field("converter", &self.converter)
+            .field("validity", &self.validity)
+            .finish()
+    }
 }
 
 /// The KYC configuration: providers (to be resolved) and the rest of the vocabulary.
@@ -362,6 +382,33 @@ mod tests {
         let path = dir.path().join("kyc.conf");
         std::fs::write(&path, extra).unwrap();
         Config::load(Some(&path), &Overrides::default()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn debug_output_holds_no_secret() {
+        let config = load(
+            "[kyc-provider-challenger]\nKYC_OAUTH2_CLIENT_ID = 7\n\
+             KYC_OAUTH2_CLIENT_SECRET = secret-token:client-secret-text\n\
+             [exchange]\nATTRIBUTE_ENCRYPTION_KEY = attribute-key-text\n\
+             ADMIN_TOKEN = secret-token:admin-token-text\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.kyc.providers[0].client_secret.as_deref(),
+            Some("secret-token:client-secret-text")
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("client_secret: Some(\"<redacted>\")"),
+            "{shown}"
+        );
+        for secret in [
+            "client-secret-text",
+            "attribute-key-text",
+            "admin-token-text",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

@@ -66,14 +66,12 @@ impl Sender for CommandSender {
                     self.timeout.as_secs()
                 ))
             })?;
-        if let Some((text, _)) =
-            stderr.and_then(|reader| process::collect(reader, Duration::from_millis(100)))
-        {
-            let text = String::from_utf8_lossy(&text);
-            if !text.trim().is_empty() {
-                // Debug only: a helper may echo the message, which carries the PIN.
-                tracing::debug!(stderr = %text.trim(), "helper output");
-            }
+        let written = stderr
+            .and_then(|reader| process::collect(reader, Duration::from_millis(100)))
+            .map_or(0, |(text, _)| text.len());
+        if written > 0 {
+            // Not the text itself: a helper may echo the address or the PIN.
+            tracing::debug!(bytes = written, "the helper wrote to its standard error");
         }
         if status.success() {
             Ok(())

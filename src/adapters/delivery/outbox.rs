@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::adapters::private_files;
 use crate::domain::primitives::Timestamp;
 use crate::ports::clock::Clock;
 use crate::ports::sender::{SendError, Sender};
@@ -137,16 +138,13 @@ impl OutboxSender {
 impl Sender for OutboxSender {
     fn send(&self, address: &str, message: &str) -> Result<(), SendError> {
         let failed = |e: std::io::Error| SendError(format!("writing to the outbox: {e}"));
-        std::fs::create_dir_all(&self.dir).map_err(failed)?;
+        private_files::create_dir(&self.dir).map_err(failed)?;
         let seconds = self.clock.now().as_seconds().unwrap_or_default();
         let encoded = encode_address(address);
         loop {
             let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
             let name = format!("{seconds:011}-{sequence:08}-{encoded}.txt");
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(self.dir.join(name));
+            let file = private_files::create_new_file(&self.dir.join(name));
             match file {
                 // Taken by an earlier run of the server in the same second: next number.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -161,6 +159,24 @@ impl Sender for OutboxSender {
 mod tests {
     use super::*;
     use crate::ports::clock::FakeClock;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_outbox_and_its_messages_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(FakeClock::at(
+            Timestamp::from_seconds(1_700_000_000).unwrap(),
+        ));
+        let outbox = OutboxSender::new(dir.path().join("outbox/instance"), clock);
+        outbox.send("alice@example.com", "PIN 12345678").unwrap();
+        assert_eq!(mode(&dir.path().join("outbox")), 0o700);
+        assert_eq!(mode(outbox.dir()), 0o700);
+        let messages = OutboxSender::list(outbox.dir()).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert_eq!(mode(&messages[0].file), 0o600);
+    }
 
     #[test]
     fn messages_round_trip_with_their_addresses() {

@@ -3,11 +3,12 @@
 //! into Taler error codes.
 
 use std::io::Read;
+use std::time::Duration;
 
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
-use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use axum::http::header::{CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -30,6 +31,13 @@ pub struct BodySize(pub usize);
 /// Maximum body size for one route or service.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
+
+/// What `buffer_body` allows every request: a size and a time to receive the body in.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyRules {
+    pub limit: usize,
+    pub read_timeout: Duration,
+}
 
 fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -67,18 +75,34 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Middleware (before routing): reads the whole body within `limit`, inflates it if needed,
-/// and hands the plain bytes on, so that every later stage sees an identity-encoded body.
-pub async fn buffer_body(State(limit): State<BodyLimit>, request: Request, next: Next) -> Response {
+/// Middleware (before routing): reads the whole body within the size limit and the read
+/// timeout, inflates it if needed, and hands the plain bytes on, so that every later stage
+/// sees an identity-encoded body. A body not received in time is 408 with code 11.
+pub async fn buffer_body(State(rules): State<BodyRules>, request: Request, next: Next) -> Response {
     let (mut parts, body) = request.into_parts();
     if body.is_end_stream() && !parts.headers.contains_key(CONTENT_ENCODING) {
         // Nothing to read or inflate (most GETs): pass the request on untouched.
         parts.extensions.insert(BodySize(0));
         return next.run(Request::from_parts(parts, body)).await;
     }
-    let bytes = match read_within(&parts.headers, body, limit.0).await {
-        Ok(bytes) => bytes,
-        Err(error) => return error.into_response(),
+    let reading = read_within(&parts.headers, body, rules.limit);
+    let bytes = match tokio::time::timeout(rules.read_timeout, reading).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(error)) => return error.into_response(),
+        Err(_) => {
+            let mut response =
+                ApiError::new(StatusCode::REQUEST_TIMEOUT, ErrorCode::GenericTimeout)
+                    .with_detail(format!(
+                        "the request body did not arrive within {} ms",
+                        rules.read_timeout.as_millis()
+                    ))
+                    .into_response();
+            // The rest of the body may still be on its way: this connection is done.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return response;
+        }
     };
     parts.headers.remove(CONTENT_ENCODING);
     parts

@@ -1,6 +1,9 @@
 //! The HTTP adapter: one listener, the components mounted under their prefixes, shared rules
 //! for bodies, errors, CORS and tracing.
 //!
+//! Connections are accepted and timed out by `server` (connection cap, header and idle
+//! timeouts); everything below runs per request.
+//!
 //! Middleware order, outermost first: CORS (answers preflights before routing) → trailing
 //! slash trimming → the global body buffer/limit/inflation (before routing, so any oversized
 //! request is refused whatever its path) → routing → per-route tracing (records the matched
@@ -16,6 +19,8 @@ pub mod kyc;
 pub mod lanes;
 mod negotiate;
 mod pages;
+mod server;
+pub mod throttle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -33,10 +38,12 @@ use tower_http::cors::CorsLayer;
 use tower_http::normalize_path::NormalizePathLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::config::ConnectionLimits;
 use crate::domain::primitives::ErrorCode;
 use crate::ports::health::HealthProbe;
-use body::{BodyLimit, GLOBAL_BODY_LIMIT};
+use body::{BodyLimit, BodyRules, GLOBAL_BODY_LIMIT};
 use error::ApiError;
+use throttle::Guess;
 
 /// Everything the HTTP layer needs, resolved at startup.
 #[derive(Clone)]
@@ -51,6 +58,8 @@ pub struct HttpContext {
     /// Each `[challenger-NAME]` with its prefix `/challenger-NAME/`.
     pub challenger_instances: Vec<(String, challenger::ChallengerHttp)>,
     pub prefixes: Prefixes,
+    /// Budgets of failed guesses, shared by all components.
+    pub throttle: Arc<throttle::Throttle>,
 }
 
 /// Where each component is mounted, e.g. `/bank/`.
@@ -65,24 +74,37 @@ pub use aml::AmlHttp;
 pub use bank::BankHttp;
 pub use challenger::ChallengerHttp;
 pub use exchange::ExchangeHttp;
+pub use throttle::Throttle;
 
 /// Builds the complete router of all components.
 pub fn router(context: HttpContext) -> Router {
     let mount = |prefix: &str| prefix.trim_end_matches('/').to_owned();
+    let throttle = context.throttle;
+    let guard = |guess: Guess| {
+        middleware::from_fn_with_state((Arc::clone(&throttle), guess), throttle::guard)
+    };
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .with_state(Arc::clone(&context.health))
-        .nest(&mount(&context.prefixes.bank), bank::router(context.bank))
+        .nest(
+            &mount(&context.prefixes.bank),
+            bank::router(context.bank).route_layer(guard(Guess::BankPassword)),
+        )
         .nest(
             &mount(&context.prefixes.exchange),
-            exchange::router(context.exchange).merge(kyc::router(context.kyc)),
+            exchange::router(context.exchange)
+                .merge(kyc::router(context.kyc))
+                .route_layer(guard(Guess::OfficerSignature)),
         )
         .nest(
             &mount(&context.prefixes.challenger),
-            challenger::router(context.challenger),
+            challenger::router(context.challenger).route_layer(guard(Guess::Pin)),
         );
     for (prefix, instance) in context.challenger_instances {
-        router = router.nest(&mount(&prefix), challenger::router(instance));
+        router = router.nest(
+            &mount(&prefix),
+            challenger::router(instance).route_layer(guard(Guess::Pin)),
+        );
     }
     router
         .fallback(error::endpoint_unknown)
@@ -93,20 +115,22 @@ pub fn router(context: HttpContext) -> Router {
         .layer(DefaultBodyLimit::disable())
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves `router` on `listener` within `limits` until `shutdown` resolves, then finishes
+/// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let body_buffer =
-        middleware::from_fn_with_state(BodyLimit(GLOBAL_BODY_LIMIT), body::buffer_body);
+    let rules = BodyRules {
+        limit: GLOBAL_BODY_LIMIT,
+        read_timeout: limits.body_read_timeout,
+    };
+    let body_buffer = middleware::from_fn_with_state(rules, body::buffer_body);
     let app = CorsLayer::permissive()
         .layer(NormalizePathLayer::trim_trailing_slash().layer(body_buffer.layer(router)));
-    let service = axum::ServiceExt::<Request>::into_make_service(app);
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve(listener, app, limits, shutdown).await
 }
 
 /// Limits the bodies of every route of `router` to `limit` bytes (after inflation).

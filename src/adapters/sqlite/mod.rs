@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
+
+use crate::adapters::private_files;
 use rusqlite::{Connection, OpenFlags};
 
 pub use accounts::SqliteAccountStore;
@@ -104,6 +106,8 @@ pub struct Database {
 impl Database {
     /// Opens (creating if needed) and migrates the database file at `path`.
     pub fn open(path: &Path, options: &DbOptions) -> Result<Database, DbError> {
+        private_files::ensure_file(path)
+            .map_err(|e| DbError::Io(format!("creating {}: {e}", path.display())))?;
         let mut conn = Connection::open(path)?;
         configure_writer(&conn)?;
         migrations::migrate(&mut conn)?;
@@ -219,17 +223,24 @@ pub fn check(path: &Path) -> Result<Vec<String>, DbError> {
     Ok(problems)
 }
 
-/// Writes a consistent copy of the live database to `target` (which must not exist),
-/// from a read-only connection: safe while the server runs, and never migrates.
+/// Writes a consistent copy of the live database to `target` (which must not exist), readable
+/// by the owner only, from a read-only connection: safe while the server runs, never migrates.
 pub fn backup(path: &Path, target: &Path) -> Result<(), DbError> {
-    if target.exists() {
-        return Err(DbError::Io(format!("{} already exists", target.display())));
-    }
     let conn = open_read_only(path)?;
-    let target = target
+    let target_text = target
         .to_str()
         .ok_or_else(|| DbError::Io("backup path is not valid UTF-8".into()))?;
-    conn.execute("VACUUM INTO ?1", [target])?;
+    // VACUUM INTO fills an empty file and keeps its mode.
+    private_files::create_new_file(target).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            DbError::Io(format!("{} already exists", target.display()))
+        }
+        _ => DbError::Io(format!("creating {}: {e}", target.display())),
+    })?;
+    if let Err(e) = conn.execute("VACUUM INTO ?1", [target_text]) {
+        let _ = std::fs::remove_file(target);
+        return Err(e.into());
+    }
     Ok(())
 }
 

@@ -149,7 +149,8 @@ pub struct Validation {
     pub fix_address: bool,
     pub address: Option<Address>,
     pub changes_left: u32,
-    /// The PIN sent to `address`; kept until solved, because a re-send repeats it.
+    /// The PIN sent to `address`; kept, because a re-send repeats it and, once solved, only it
+    /// re-issues a code.
     pub pin: Option<String>,
     pub pin_transmissions_left: u32,
     pub auth_attempts_left: u32,

@@ -1,8 +1,10 @@
 //! `ChallengeService`: one challenger instance's rules over its ports (store, sender, clock,
 //! random). Every validation change is computed here from the stored state and applied by
-//! compare-and-swap, retried when a concurrent request got there first.
+//! compare-and-swap. Changes of one validation by this service take turns (a lock per
+//! validation), so parallel requests each get their proper answer; the compare-and-swap and
+//! its retries remain for changes made by other processes on the same database.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -18,6 +20,9 @@ use super::model::{AddressType, Client, NewGrant, OAuthBinding, Secret32, Valida
 
 /// How often a change is retried after losing a race before the request gives up (503).
 const MAX_RETRIES: usize = 16;
+/// Locks that serialize the changes of validations; a validation takes the one its nonce
+/// picks, so unrelated validations rarely wait for each other.
+const TURN_LOCKS: usize = 256;
 
 /// One instance's configuration as the rules need it (`[challenger]`, spec §11).
 #[derive(Debug, Clone)]
@@ -60,6 +65,7 @@ pub struct ChallengeService {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) random: Arc<dyn Random>,
     pub(super) settings: ChallengerSettings,
+    turns: Box<[Mutex<()>]>,
 }
 
 /// What a transition does with the validation it was given.
@@ -114,6 +120,7 @@ impl ChallengeService {
             clock,
             random,
             settings,
+            turns: (0..TURN_LOCKS).map(|_| Mutex::new(())).collect(),
         }
     }
 
@@ -264,12 +271,16 @@ impl ChallengeService {
 
     /// Reads the validation, lets `step` decide, and stores its decision if the validation did
     /// not change meanwhile; otherwise starts over with the new state. Answers `step`'s value
-    /// and the id of a grant stored with it.
+    /// and the id of a grant stored with it. Transitions of one validation take turns.
     pub(super) fn transition<T>(
         &self,
         nonce: &[u8; 32],
         mut step: impl FnMut(Validation) -> Result<Step<T>, TalerError>,
     ) -> Result<(T, Option<i64>), TalerError> {
+        let turn = usize::from(nonce[0]) << 8 | usize::from(nonce[1]);
+        let _turn = self.turns[turn % self.turns.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for _ in 0..MAX_RETRIES {
             let current = self
                 .store

@@ -1,5 +1,6 @@
 //! `POST /solve/$NONCE` (spec §7): the user enters the PIN; the right one solves the
-//! validation and issues a single-use authorization code.
+//! validation and issues a single-use authorization code. The PIN stays checked once solved:
+//! the right one again (a reloaded page) issues a fresh code, a wrong one is refused.
 
 use crate::domain::primitives::{ErrorCode, TalerError, Timestamp, constant_time_eq};
 
@@ -97,11 +98,6 @@ impl ChallengeService {
             if validation.is_expired(now) {
                 return Err(unknown_validation());
             }
-            if validation.is_solved() {
-                let redirect_url = self.issue_code(&mut validation, &client.redirect_uri, now);
-                let outcome = SolveOutcome::Solved { redirect_url };
-                return Ok(Step::Write(Box::new(validation), None, outcome));
-            }
             let Some(expected) = &validation.pin else {
                 let response = refused(&validation, ErrorCode::ChallengerInvalidPin, false);
                 return Ok(Step::Keep(SolveOutcome::Refused(response)));
@@ -119,8 +115,9 @@ impl ChallengeService {
                     SolveOutcome::Refused(response),
                 ));
             }
-            validation.solved_at = Some(now);
-            validation.pin = None;
+            if !validation.is_solved() {
+                validation.solved_at = Some(now);
+            }
             let redirect_url = self.issue_code(&mut validation, &client.redirect_uri, now);
             Ok(Step::Write(
                 Box::new(validation),

@@ -512,8 +512,13 @@ fn concurrent_wrong_pins_spend_each_attempt_once() {
 fn solving_again_issues_a_fresh_code_and_challenge_redirects() {
     let f = fixture();
     let (nonce, first) = f.solved(&[]);
-    let SolveOutcome::Solved { redirect_url } = f.solve(&nonce, "99") else {
-        panic!("a solved validation answers with a redirect, PIN unchecked");
+    // A wrong PIN gets no code, solved or not.
+    let SolveOutcome::Refused(refusal) = f.solve(&nonce, "99") else {
+        panic!("a wrong PIN on a solved validation yields a code");
+    };
+    assert_eq!(refusal.code, ErrorCode::ChallengerInvalidPin);
+    let SolveOutcome::Solved { redirect_url } = f.solve(&nonce, &f.last_pin()) else {
+        panic!("the right PIN again answers with a redirect");
     };
     let second = code_of(&redirect_url);
     assert_ne!(first, second);
@@ -711,7 +716,7 @@ fn each_redemption_makes_its_own_grant() {
     let f = fixture();
     let (nonce, first) = f.solved(&[]);
     let a = f.token(&first, &[]).unwrap();
-    let SolveOutcome::Solved { redirect_url } = f.solve(&nonce, "0") else {
+    let SolveOutcome::Solved { redirect_url } = f.solve(&nonce, &f.last_pin()) else {
         panic!();
     };
     let b = f.token(&code_of(&redirect_url), &[]).unwrap();

@@ -5,6 +5,7 @@
 
 mod gate;
 mod model;
+mod service;
 mod transitions;
 
 pub use gate::{Decision, decide};
@@ -13,10 +14,15 @@ pub use model::{
     RequestBinding, Role, TanSettings, canonical_channels, code_message, factor_set,
     factors_differ, generate_code, new_factors, normalise_tan, presented_ids,
 };
+pub use service::{
+    ChallengeEntry, ChallengeResponse, GateOutcome, SendAnswer, TanFailure, TanSenders, TanService,
+};
 pub use transitions::{
     ConfirmOutcome, SendRefusal, SendTicket, confirm, invalidate, mark_used, reserve_send,
     undo_failed_send,
 };
 
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod tests;

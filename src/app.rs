@@ -32,6 +32,7 @@ use crate::ports::sender::Sender;
 
 mod decide;
 mod kyc;
+pub mod tan;
 
 pub use decide::{DecideOutput, DecideRequest, parse_duration};
 

@@ -34,6 +34,7 @@ use crate::ports::sender::Sender;
 mod decide;
 mod kyc;
 mod lock;
+pub mod tan;
 
 pub use lock::{DataDirLock, LOCK_FILE, RunningServer, lock_data_dir, running_server};
 

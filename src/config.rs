@@ -64,6 +64,10 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "TAN_EMAIL",
             "TAN_SMS_ENV",
             "TAN_EMAIL_ENV",
+            "TAN_VALIDITY_PERIOD",
+            "TAN_RETRANSMISSION_PERIOD",
+            "TAN_RETRY_COUNTER",
+            "TAN_SCRIPT_TIMEOUT",
             "SERVE",
             "PORT",
             "BIND_TO",
@@ -287,6 +291,14 @@ pub struct BankConfig {
     /// `TAN_SMS` / `TAN_EMAIL`: delivery scripts; their presence enables the channel.
     pub tan_sms: Option<String>,
     pub tan_email: Option<String>,
+    /// `TAN_SMS_ENV` / `TAN_EMAIL_ENV`: extra environment of the scripts (JSON objects of
+    /// strings), sorted by name.
+    pub tan_sms_env: Vec<(String, String)>,
+    pub tan_email_env: Vec<(String, String)>,
+    /// `TAN_VALIDITY_PERIOD`, `TAN_RETRANSMISSION_PERIOD`, `TAN_RETRY_COUNTER`.
+    pub tan: crate::domain::tan::TanSettings,
+    /// `TAN_SCRIPT_TIMEOUT`: a script running longer is killed.
+    pub tan_script_timeout: RelativeTime,
     pub password_hash_memory_kib: u32,
     pub password_hash_iterations: u32,
     pub password_hash_parallelism: u32,
@@ -594,6 +606,10 @@ impl BankConfig {
             allow_edit_cashout_payto_uri: flag("ALLOW_EDIT_CASHOUT_PAYTO_URI")?,
             tan_sms: non_empty(ini.get_string(S, "TAN_SMS")?),
             tan_email: non_empty(ini.get_string(S, "TAN_EMAIL")?),
+            tan_sms_env: script_env(ini, S, "TAN_SMS_ENV")?,
+            tan_email_env: script_env(ini, S, "TAN_EMAIL_ENV")?,
+            tan: tan_settings(ini, S)?,
+            tan_script_timeout: relative_time(ini, S, "TAN_SCRIPT_TIMEOUT", 30)?,
             password_hash_memory_kib: cost("PASSWORD_HASH_MEMORY_KIB", 19_456)?,
             password_hash_iterations: cost("PASSWORD_HASH_ITERATIONS", 2)?,
             password_hash_parallelism: cost("PASSWORD_HASH_PARALLELISM", 1)?,
@@ -700,6 +716,46 @@ impl ChallengerConfig {
             token_lifetime: duration("TOKEN_LIFETIME", 3600)?,
         })
     }
+}
+
+/// `TAN_*_ENV`: a JSON object of strings; unset or empty means none.
+fn script_env(
+    ini: &Ini,
+    section: &str,
+    option: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(text) = non_empty(ini.get_string(section, option)?) else {
+        return Ok(Vec::new());
+    };
+    let value = json_object(ini, section, option, &text)?;
+    let mut pairs = Vec::new();
+    for (name, value) in value.as_object().into_iter().flatten() {
+        let Some(value) = value.as_str() else {
+            return Err(ini.invalid(section, option, format!("{name}: expected a string")));
+        };
+        pairs.push((name.clone(), value.to_owned()));
+    }
+    Ok(pairs)
+}
+
+/// The TAN timing and counter options (corebank-tan.md §2).
+fn tan_settings(ini: &Ini, section: &str) -> Result<crate::domain::tan::TanSettings, ConfigError> {
+    let validity = relative_time(ini, section, "TAN_VALIDITY_PERIOD", 3600)?;
+    if validity == RelativeTime::ZERO {
+        return Err(ini.invalid(section, "TAN_VALIDITY_PERIOD", "must be longer than 0 s"));
+    }
+    let retry_counter = match ini.get_number(section, "TAN_RETRY_COUNTER")? {
+        None => 3,
+        Some(n) => u32::try_from(n)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ini.invalid(section, "TAN_RETRY_COUNTER", "expected 1 or more"))?,
+    };
+    Ok(crate::domain::tan::TanSettings {
+        validity,
+        retransmission: relative_time(ini, section, "TAN_RETRANSMISSION_PERIOD", 60)?,
+        retry_counter,
+    })
 }
 
 /// A relative time option, `default_seconds` when unset.
@@ -913,6 +969,43 @@ mod tests {
         let with_flags = Config::load(Some(&path), &flags).unwrap();
         assert_eq!(with_flags.server.listen, "127.0.0.1:0".parse().unwrap());
         assert_eq!(with_flags.server.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn tan_options_have_defaults_values_and_checks() {
+        let default = load("").unwrap().bank;
+        assert_eq!(default.tan, crate::domain::tan::TanSettings::default());
+        assert_eq!(default.tan_script_timeout, RelativeTime::from_seconds(30));
+        assert!(default.tan_sms_env.is_empty() && default.tan_email_env.is_empty());
+        let set = load(
+            "[libeufin-bank]\nTAN_VALIDITY_PERIOD = 5 min\nTAN_RETRANSMISSION_PERIOD = 0 s\n\
+             TAN_RETRY_COUNTER = 5\nTAN_SCRIPT_TIMEOUT = 2 s\n\
+             TAN_SMS_ENV = {\"B\": \"2\", \"A\": \"1\"}\n",
+        )
+        .unwrap()
+        .bank;
+        assert_eq!(set.tan.validity, RelativeTime::from_seconds(300));
+        assert_eq!(set.tan.retransmission, RelativeTime::ZERO);
+        assert_eq!(set.tan.retry_counter, 5);
+        assert_eq!(set.tan_script_timeout, RelativeTime::from_seconds(2));
+        assert_eq!(
+            set.tan_sms_env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        for bad in [
+            "TAN_VALIDITY_PERIOD = 0 s",
+            "TAN_RETRY_COUNTER = 0",
+            "TAN_SMS_ENV = KEY=VALUE",
+            "TAN_EMAIL_ENV = [\"A\"]",
+            "TAN_EMAIL_ENV = {\"A\": 1}",
+        ] {
+            let option = bad.split(' ').next().unwrap();
+            let err = load(&format!("[libeufin-bank]\n{bad}\n"))
+                .err()
+                .unwrap_or_else(|| panic!("{bad} was accepted"))
+                .to_string();
+            assert!(err.contains(option), "{err}");
+        }
     }
 
     #[test]

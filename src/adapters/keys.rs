@@ -1,5 +1,6 @@
-//! The exchange's keys in the data directory: the attribute key file and the master key pair,
-//! created at first start (mode 0600), and the guard against a silent attribute key change.
+//! Keys in the data directory: the exchange's attribute key file and master key pair and the
+//! bank's TAN body key, created at first start (mode 0600), and the guard against a silent
+//! attribute key change.
 
 use std::fmt;
 use std::io::Write as _;
@@ -10,12 +11,15 @@ use anyhow::Context as _;
 use crate::adapters::private_files;
 use crate::adapters::sqlite::Database;
 use crate::domain::primitives::{AttributeKey, EddsaPrivateKey, EddsaPublicKey, base32};
+use crate::domain::tan::BodyKey;
 use crate::ports::random::{Random, random_bytes};
 
 /// Holds base32 of 32 random bytes; its trimmed text is the attribute secret.
 pub const ATTRIBUTE_KEY_FILE: &str = "attribute-key";
 /// Holds the master private key (base32 of the 32-byte seed).
 pub const MASTER_KEY_FILE: &str = "master-key";
+/// Holds base32 of the 32-byte key of the TAN body hashes (corebank-tan.md §3.4).
+pub const TAN_BODY_KEY_FILE: &str = "tan-body-key";
 /// `talerbox_meta` entry with hex SHA-256(K).
 const FINGERPRINT_META: &str = "attribute_key_fingerprint";
 
@@ -65,6 +69,16 @@ pub fn master_private_key(data_dir: &Path, random: &dyn Random) -> anyhow::Resul
     text.trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("the master key file {} is malformed", path.display()))
+}
+
+/// The key of the bank's TAN body hashes (created if missing). Kept out of the database, so a
+/// copy of the database alone allows no guessing of the bodies a hash covers.
+pub fn tan_body_key(data_dir: &Path, random: &dyn Random) -> anyhow::Result<BodyKey> {
+    let path = data_dir.join(TAN_BODY_KEY_FILE);
+    let text = read_or_create_secret(&path, || base32::encode(&random_bytes::<32>(random)))?;
+    base32::decode_array::<32>(text.trim())
+        .map(BodyKey::new)
+        .map_err(|_| anyhow::anyhow!("the TAN body key file {} is malformed", path.display()))
 }
 
 /// The exchange's effective master key: `[exchange] MASTER_PUBLIC_KEY` if set (its private
@@ -159,6 +173,28 @@ mod tests {
     use super::*;
     use crate::adapters::sqlite::DbOptions;
     use crate::ports::random::SeededRandom;
+
+    #[test]
+    fn the_tan_body_key_is_created_once_private_and_checked() {
+        use crate::domain::tan::CanonicalBody;
+        let dir = tempfile::tempdir().unwrap();
+        let body = CanonicalBody::of_json(&serde_json::json!({"a": 1}));
+        let first = tan_body_key(dir.path(), &SeededRandom::new(1)).unwrap();
+        let again = tan_body_key(dir.path(), &SeededRandom::new(2)).unwrap();
+        assert_eq!(first.hash(&[0; 16], &body), again.hash(&[0; 16], &body));
+        let path = dir.path().join(TAN_BODY_KEY_FILE);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let other = tempfile::tempdir().unwrap();
+        let fresh = tan_body_key(other.path(), &SeededRandom::new(2)).unwrap();
+        assert_ne!(first.hash(&[0; 16], &body), fresh.hash(&[0; 16], &body));
+        std::fs::write(&path, "not base32\n").unwrap();
+        assert!(tan_body_key(dir.path(), &SeededRandom::new(1)).is_err());
+    }
 
     #[test]
     fn key_files_are_created_once_and_private() {

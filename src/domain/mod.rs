@@ -5,3 +5,4 @@ pub mod aml;
 pub mod challenges;
 pub mod kyc;
 pub mod primitives;
+pub mod tan;

@@ -22,6 +22,9 @@ pub mod programs;
 pub mod provider_http;
 pub mod random;
 pub mod sender;
+pub mod tan;
+#[cfg(test)]
+pub mod tan_conformance;
 
 /// A store could not do its job; the domain answers such failures with a 5xx.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -20,6 +20,8 @@ const STDERR_LIMIT: usize = 4096;
 pub struct CommandSender {
     program: PathBuf,
     timeout: Duration,
+    /// Added to talerbox's own environment, overriding same-named variables.
+    env: Vec<(String, String)>,
 }
 
 impl CommandSender {
@@ -27,7 +29,14 @@ impl CommandSender {
         CommandSender {
             program: program.into(),
             timeout: HELPER_TIMEOUT,
+            env: Vec::new(),
         }
+    }
+
+    /// Extra environment for the helper (the bank's `TAN_*_ENV`).
+    pub fn with_env(mut self, env: Vec<(String, String)>) -> CommandSender {
+        self.env = env;
+        self
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> CommandSender {
@@ -41,6 +50,7 @@ impl Sender for CommandSender {
         let mut command = Command::new(&self.program);
         command
             .arg(address)
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -107,6 +117,24 @@ mod tests {
             .unwrap();
         let written = std::fs::read_to_string(out).unwrap();
         assert_eq!(written, "a b@example.com|PIN 12345678\n");
+    }
+
+    #[test]
+    fn extra_environment_is_added_and_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let helper = script(
+            dir.path(),
+            &format!("printf '%s|%s' \"$TAN_TEST\" \"$HOME\" > {}", out.display()),
+        );
+        CommandSender::new(&helper)
+            .with_env(vec![
+                ("TAN_TEST".into(), "a b".into()),
+                ("HOME".into(), "/nowhere".into()),
+            ])
+            .send("+41", "m")
+            .unwrap();
+        assert_eq!(std::fs::read_to_string(out).unwrap(), "a b|/nowhere");
     }
 
     #[test]

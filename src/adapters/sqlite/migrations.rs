@@ -13,6 +13,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0004_aml.sql"),
     include_str!("migrations/0005_kyc.sql"),
     include_str!("migrations/0006_aml_decisions.sql"),
+    include_str!("migrations/0007_bank_tan.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -9,6 +9,7 @@ pub mod kyc;
 mod kyc_decisions;
 pub mod meta;
 mod migrations;
+pub mod tan;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,7 @@ pub use aml::SqliteAmlStore;
 pub use challenges::SqliteChallengeStore;
 pub use kyc::SqliteKycStore;
 pub use migrations::latest_version;
+pub use tan::SqliteTanStore;
 pub use writer::Writer;
 
 /// How long a statement waits for another connection's lock before giving up.

@@ -753,6 +753,35 @@ async fn kyc_upload_refusals_store_nothing() {
 }
 
 #[tokio::test]
+async fn kyc_upload_checks_the_id_before_it_parses_the_body() {
+    let kyc = Kyc::start().await;
+    let opened = kyc.trigger(ALICE, "personal").await;
+    let (requirements, _) = kyc.requirements(&opened.token).await;
+    let form = id_of(&requirements[0]);
+    let (hash, _) = form.split_once('-').unwrap();
+    // A large body that is not even JSON: an unknown id is refused for the id, not the body.
+    let garbage = format!("[{}", "1,".repeat(4 * 1024 * 1024));
+    let unknown = kyc
+        .post(&format!("kyc-upload/{hash}-0-999999"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(garbage.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_error(unknown, 404, 1939).await;
+    // With a valid id, anything but a JSON object is refused without being parsed.
+    let array = kyc
+        .post(&format!("kyc-upload/{form}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(garbage)
+        .send()
+        .await
+        .unwrap();
+    assert_error(array, 400, 22).await;
+    assert_eq!(kyc.upload(&form, &personal("Alice")).await.status(), 204);
+}
+
+#[tokio::test]
 async fn kyc_upload_accepts_an_html_form() {
     let kyc = Kyc::start().await;
     let opened = kyc.trigger(ALICE, "personal").await;

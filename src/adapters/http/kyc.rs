@@ -248,28 +248,58 @@ async fn upload_attributes(headers: &HeaderMap, body: Bytes) -> Result<Attribute
         .trim()
         .to_ascii_lowercase();
     match media_type.as_str() {
-        "application/json" => match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(serde_json::Value::Object(map)) => Ok(map),
-            Ok(_) => Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                .with_detail("expected a JSON object")),
-            Err(e) => {
-                Err(TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string()))
+        "application/json" => {
+            // Anything but an object is refused before parsing it.
+            let first = body.iter().find(|b| !b.is_ascii_whitespace());
+            if first != Some(&b'{') {
+                return Err(TalerError::new(ErrorCode::GenericJsonInvalid)
+                    .with_detail("expected a JSON object"));
             }
-        },
+            parse_off_the_workers(move || {
+                match serde_json::from_slice::<serde_json::Value>(&body) {
+                    Ok(serde_json::Value::Object(map)) => Ok(map),
+                    Ok(_) => Err(TalerError::new(ErrorCode::GenericJsonInvalid)
+                        .with_detail("expected a JSON object")),
+                    Err(e) => {
+                        Err(TalerError::new(ErrorCode::GenericJsonInvalid)
+                            .with_detail(e.to_string()))
+                    }
+                }
+            })
+            .await
+        }
         "application/x-www-form-urlencoded" => {
-            let pairs: Vec<(String, String)> =
-                serde_urlencoded::from_bytes(&body).map_err(|e| {
-                    TalerError::new(ErrorCode::GenericParameterMalformed).with_detail(e.to_string())
-                })?;
-            Ok(pairs
-                .into_iter()
-                .map(|(k, v)| (k, serde_json::Value::String(v)))
-                .collect())
+            parse_off_the_workers(move || {
+                let pairs: Vec<(String, String)> =
+                    serde_urlencoded::from_bytes(&body).map_err(|e| {
+                        TalerError::new(ErrorCode::GenericParameterMalformed)
+                            .with_detail(e.to_string())
+                    })?;
+                Ok(pairs
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect())
+            })
+            .await
         }
         "multipart/form-data" => multipart_attributes(content_type, body).await,
         other => Err(TalerError::new(ErrorCode::GenericParameterMalformed)
             .with_detail(format!("unsupported content type {other}"))),
     }
+}
+
+/// Upload bodies parsed at once: a few large ones must not occupy every thread.
+static UPLOAD_PARSES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Parses an upload body on the blocking pool, at most [`UPLOAD_PARSES`] at a time, so that
+/// request workers keep answering other requests meanwhile.
+async fn parse_off_the_workers(
+    parse: impl FnOnce() -> Result<Attributes, TalerError> + Send + 'static,
+) -> Result<Attributes, TalerError> {
+    let _permit = UPLOAD_PARSES.acquire().await.map_err(|e| internal(&e))?;
+    tokio::task::spawn_blocking(parse)
+        .await
+        .map_err(|e| internal(&e))?
 }
 
 async fn multipart_attributes(content_type: &str, body: Bytes) -> Result<Attributes, TalerError> {
@@ -311,6 +341,14 @@ async fn kyc_upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // The id first: an unknown one costs a lookup, not the parse of up to 16 MiB.
+    let checked = id.clone();
+    if let Err(error) = kyc
+        .quick(move |service| service.check_upload_id(&checked))
+        .await
+    {
+        return kyc_error(error);
+    }
     let attributes = match upload_attributes(&headers, body).await {
         Ok(attributes) => attributes,
         Err(error) => return kyc_error(error),

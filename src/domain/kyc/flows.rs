@@ -185,6 +185,14 @@ impl KycService {
         Ok(authorize_url_with_nonce(&authorize_base, nonce, &query))
     }
 
+    /// kyc-upload's id check, before any body is parsed: an unknown or unauthorized id is
+    /// refused without spending work on what came with it.
+    pub fn check_upload_id(&self, id: &str) -> Result<(), TalerError> {
+        let id = Self::parse_id(id)?;
+        self.authorized_measure(&id, ErrorCode::ExchangeKycCheckRequestUnknown)
+            .map(drop)
+    }
+
     /// POST /kyc-upload/$ID with the form's attributes.
     pub fn upload(&self, id: &str, attributes: Attributes) -> Result<UploadOutcome, TalerError> {
         let id = Self::parse_id(id)?;

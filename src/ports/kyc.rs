@@ -331,15 +331,6 @@ pub trait KycStore: Send + Sync {
     /// A number that changes whenever any process changed the KYC data (for long polls
     /// woken by other processes, such as the CLI).
     fn change_counter(&self) -> Result<u64, StoreError>;
-    /// Records the key that authenticates the account's owner (kyc-check), creating the
-    /// account with `new_token` if it is unknown; answers the account's access token.
-    fn record_account_key(
-        &self,
-        account: &NewKycAccount,
-        h_payto: &NormalizedPaytoHash,
-        account_pub: &EddsaPublicKey,
-        now: Timestamp,
-    ) -> Result<AccessToken, StoreError>;
     /// Records an officer decision and its effects, or tells why not.
     fn apply_decision(&self, decision: DecisionWrite) -> Result<DecisionOutcome, StoreError>;
     /// Stores a program's outcome outside a measure set (an instant measure, a successor
@@ -822,33 +813,6 @@ impl KycStore for InMemoryKycStore {
 
     fn change_counter(&self) -> Result<u64, StoreError> {
         Ok(self.lock().changes)
-    }
-
-    fn record_account_key(
-        &self,
-        account: &NewKycAccount,
-        h_payto: &NormalizedPaytoHash,
-        account_pub: &EddsaPublicKey,
-        now: Timestamp,
-    ) -> Result<AccessToken, StoreError> {
-        let mut state = self.lock();
-        let index = match state.accounts.iter().position(|a| &a.h_payto == h_payto) {
-            Some(index) => index,
-            None => {
-                state.accounts.push(KycAccount {
-                    h_payto: *h_payto,
-                    normalized_payto: account.normalized_payto.clone(),
-                    full_payto: Some(account.full_payto.clone()),
-                    access_token: account.new_token.clone(),
-                    account_pub: None,
-                    created: now,
-                });
-                state.accounts.len() - 1
-            }
-        };
-        state.accounts[index].account_pub = Some(*account_pub);
-        state.changes += 1;
-        Ok(state.accounts[index].access_token.clone())
     }
 
     fn apply_decision(&self, decision: DecisionWrite) -> Result<DecisionOutcome, StoreError> {

@@ -20,8 +20,8 @@ use crate::ports::StoreError;
 use crate::ports::kyc::{
     AccountFilter, AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess,
     CompleteOutcome, CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess,
-    KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewKycAccount, NewOutcome,
-    OutcomeRow, ProcessRow,
+    KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome, OutcomeRow,
+    ProcessRow,
 };
 
 pub struct SqliteKycStore {
@@ -678,40 +678,6 @@ impl KycStore for SqliteKycStore {
             )?;
             bump_changes(conn)?;
             Ok(CompleteOutcome::Completed)
-        })
-    }
-
-    fn record_account_key(
-        &self,
-        account: &NewKycAccount,
-        h_payto: &NormalizedPaytoHash,
-        account_pub: &EddsaPublicKey,
-        now: Timestamp,
-    ) -> Result<AccessToken, StoreError> {
-        let (account, h_payto, account_pub) = (account.clone(), *h_payto, *account_pub);
-        self.db.write(move |conn| {
-            insert_account(
-                conn,
-                &h_payto,
-                &account.normalized_payto,
-                Some(&account.full_payto),
-                &account.new_token,
-                None,
-                now,
-            )?;
-            conn.execute(
-                "UPDATE kyc_accounts SET account_pub = ?2 WHERE h_payto = ?1",
-                params![&h_payto.0[..], &account_pub.0[..]],
-            )?;
-            let token: Vec<u8> = conn.query_row(
-                "SELECT access_token FROM kyc_accounts WHERE h_payto = ?1",
-                [&h_payto.0[..]],
-                |r| r.get(0),
-            )?;
-            bump_changes(conn)?;
-            Ok(AccessToken(
-                token.try_into().map_err(|_| corrupt("access_token"))?,
-            ))
         })
     }
 

@@ -623,7 +623,7 @@ async fn concurrent_kyc_starts_answer_one_url() {
     let opened = kyc.trigger(ALICE, "email").await;
     let (requirements, _) = kyc.requirements(&opened.token).await;
     let url = kyc.url(&format!("kyc-start/{}", id_of(&requirements[0])));
-    let starts: Vec<_> = (0..4)
+    let starts: Vec<_> = (0..16)
         .map(|_| {
             let request = kyc.http.post(&url).json(&json!({}));
             tokio::spawn(async move {
@@ -640,6 +640,15 @@ async fn concurrent_kyc_starts_answer_one_url() {
     }
     urls.dedup();
     assert_eq!(urls.len(), 1, "{urls:?}");
+    // One start set up one validation at the challenger, however many raced.
+    let db =
+        rusqlite::Connection::open(kyc.server.dir.path().join("data/talerbox.sqlite3")).unwrap();
+    let validations: i64 = db
+        .query_row("SELECT COUNT(*) FROM challenger_validations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(validations, 1);
     let again: Value = kyc
         .kyc_start(&id_of(&requirements[0]))
         .await
@@ -955,8 +964,23 @@ async fn email_validation_end_to_end() {
     );
     assert_eq!(param(&back, "state"), opened.h_payto);
 
-    // The proof: 303 to kyc-done, and the requirement is satisfied.
-    let proof = kyc.http.get(&back).send().await.unwrap();
+    // The proof, loaded four times at once (a browser's reloads): one code exchange, and
+    // every load is sent to kyc-done; the requirement is satisfied.
+    let loads: Vec<_> = (0..4)
+        .map(|_| {
+            let (http, back) = (kyc.http.clone(), back.clone());
+            tokio::spawn(async move { http.get(&back).send().await.unwrap() })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for load in loads {
+        answers.push(load.await.unwrap());
+    }
+    let proof = answers.pop().unwrap();
+    for other in answers {
+        assert_eq!(other.status(), 303);
+        assert_eq!(other.headers()[LOCATION], proof.headers()[LOCATION]);
+    }
     assert_eq!(proof.status(), 303);
     let done = proof.headers()[LOCATION].to_str().unwrap().to_owned();
     assert_eq!(done, kyc.url("kyc-done"));
@@ -971,7 +995,9 @@ async fn email_validation_end_to_end() {
     );
     assert_eq!(kyc.info(&opened.token).await.status(), 204);
 
-    // A replayed proof and a restart of the finished requirement.
-    assert_page(kyc.http.get(&back).send().await.unwrap(), 404, 1929).await;
+    // A later reload ends there too; the finished requirement cannot be restarted.
+    let reload = kyc.http.get(&back).send().await.unwrap();
+    assert_eq!(reload.status(), 303);
+    assert_eq!(reload.headers()[LOCATION].to_str().unwrap(), done);
     assert_error(kyc.kyc_start(&id).await, 409, 1941).await;
 }

@@ -192,9 +192,13 @@ async fn offline_flow(server: &Site) -> Secrets {
         server.get("exchange/kyc-done").await.status(),
         StatusCode::OK
     );
-    // A replayed proof finds nothing waiting.
+    // Reloading the callback ends on the same page.
     let replay = server.client.get(&proof_url).send().await.unwrap();
-    assert_eq!(replay.status(), StatusCode::NOT_FOUND);
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        replay.headers()[LOCATION],
+        server.url("exchange/kyc-done").as_str()
+    );
 
     // Nothing is open any more.
     assert_eq!(

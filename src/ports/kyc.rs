@@ -313,6 +313,12 @@ pub trait KycStore: Send + Sync {
         h_payto: &NormalizedPaytoHash,
         provider: &str,
     ) -> Result<Option<ProcessRow>, StoreError>;
+    /// The newest process of the account with this provider, finished or not.
+    fn latest_process(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        provider: &str,
+    ) -> Result<Option<ProcessRow>, StoreError>;
     /// The finished process of measure `index` of set `measure_serial` and its attributes.
     fn finished_process(
         &self,
@@ -692,6 +698,20 @@ impl KycStore for InMemoryKycStore {
             .processes
             .iter()
             .filter(|p| &p.h_payto == h_payto && p.provider == provider && !p.finished)
+            .max_by_key(|p| p.serial);
+        Ok(newest.cloned())
+    }
+
+    fn latest_process(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        provider: &str,
+    ) -> Result<Option<ProcessRow>, StoreError> {
+        let state = self.lock();
+        let newest = state
+            .processes
+            .iter()
+            .filter(|p| &p.h_payto == h_payto && p.provider == provider)
             .max_by_key(|p| p.serial);
         Ok(newest.cloned())
     }

@@ -573,6 +573,24 @@ impl KycStore for SqliteKycStore {
         })
     }
 
+    fn latest_process(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        provider: &str,
+    ) -> Result<Option<ProcessRow>, StoreError> {
+        self.db.read(|conn| {
+            let sql = format!(
+                "SELECT {PROCESS_COLUMNS} FROM legitimization_processes \
+                 WHERE h_payto = ?1 AND provider = ?2 ORDER BY serial DESC LIMIT 1"
+            );
+            let row = conn
+                .prepare_cached(&sql)?
+                .query_row(params![&h_payto.0[..], provider], process_row)
+                .optional()?;
+            row.map(into_process).transpose()
+        })
+    }
+
     fn finished_process(
         &self,
         measure_serial: u64,

@@ -124,10 +124,24 @@ impl KycService {
                 "provider no longer configured",
             )
         })?;
+        // Concurrent starts wait for the first one's URL instead of setting up their own.
+        self.provider_steps.exclusive(&measure.h_payto, || {
+            self.start_process(&id, &measure, info, provider, &provider_name)
+        })
+    }
+
+    fn start_process(
+        &self,
+        id: &RequirementId,
+        measure: &MeasureRow,
+        info: &super::rules::MeasureInformation,
+        provider: &super::model::OAuth2Provider,
+        provider_name: &str,
+    ) -> Result<String, TalerError> {
         let process_serial =
             match self
                 .store
-                .begin_process(id.serial, id.index, &provider_name, self.clock.now())?
+                .begin_process(id.serial, id.index, provider_name, self.clock.now())?
             {
                 BeginProcess::Existing { redirect_url } => return Ok(redirect_url),
                 BeginProcess::MeasureFinished => {
@@ -334,16 +348,32 @@ impl KycService {
             error: error(ErrorCode::GenericParameterMalformed, "state malformed")
                 .with_detail("state"),
         })?;
-        let process = self
-            .store
-            .open_process(&h_payto, &provider.name)?
-            .ok_or_else(|| {
-                page(
-                    404,
-                    ErrorCode::ExchangeKycProofRequestUnknown,
-                    "no validation is waiting for this proof",
-                )
-            })?;
+        // Concurrent loads of one callback take turns: the first exchanges the code, the
+        // others find its process finished and end on the same success page.
+        self.provider_steps
+            .exclusive(&h_payto, || self.finish_proof(provider, h_payto, &params))
+    }
+
+    fn finish_proof(
+        &self,
+        provider: &super::model::OAuth2Provider,
+        h_payto: NormalizedPaytoHash,
+        params: &ProofParams,
+    ) -> Result<String, ProofFailure> {
+        let Some(process) = self.store.open_process(&h_payto, &provider.name)? else {
+            let latest = self.store.latest_process(&h_payto, &provider.name)?;
+            // Completed by the provider (not closed by an officer): a reload of the callback.
+            let completed = latest
+                .is_some_and(|p| p.finished && p.error_code == 0 && p.provider_user_id.is_some());
+            if completed && params.code.is_some() {
+                return Ok(provider.post_url.clone());
+            }
+            return Err(page(
+                404,
+                ErrorCode::ExchangeKycProofRequestUnknown,
+                "no validation is waiting for this proof",
+            ));
+        };
         if process.provider_legitimization_id.as_deref()
             != Some(process.serial.to_string().as_str())
         {

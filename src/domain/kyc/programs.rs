@@ -61,15 +61,20 @@ pub(super) struct RunInput<'a> {
 
 type Failure = (ErrorCode, String);
 
-/// One lock per account with a program running; entries go when their last holder does.
+/// One lock per account (for program runs, or for a customer's steps with a provider);
+/// entries go when their last holder does.
 #[derive(Default)]
 pub struct AccountLocks {
     locks: Mutex<HashMap<NormalizedPaytoHash, Arc<Mutex<()>>>>,
 }
 
 impl AccountLocks {
-    /// Runs `work` while no other program run of the account does.
-    fn exclusive<T>(&self, h_payto: &NormalizedPaytoHash, work: impl FnOnce() -> T) -> T {
+    /// Runs `work` while no other holder of the account's lock runs.
+    pub(super) fn exclusive<T>(
+        &self,
+        h_payto: &NormalizedPaytoHash,
+        work: impl FnOnce() -> T,
+    ) -> T {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(locks.entry(*h_payto).or_default())

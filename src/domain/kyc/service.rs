@@ -35,6 +35,9 @@ pub struct KycService {
     pub(super) program_config: Option<String>,
     /// Accounts whose AML program is running: one run per account at a time.
     pub(super) running: super::programs::AccountLocks,
+    /// Accounts whose customer is starting or finishing a provider step: concurrent
+    /// kyc-starts set up one validation, concurrent kyc-proofs exchange the code once.
+    pub(super) provider_steps: super::programs::AccountLocks,
 }
 
 /// Successor measures evaluated in a row before the rules are declared recursive.
@@ -111,6 +114,7 @@ impl KycService {
             programs: Arc::new(NoPrograms),
             program_config: None,
             running: Default::default(),
+            provider_steps: Default::default(),
         }
     }
 

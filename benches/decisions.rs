@@ -29,7 +29,7 @@ const CONNECTIONS: usize = 32;
 
 mod support;
 
-use support::{Error, connect, median, send};
+use support::{Error, connect, median, rate, send};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -91,7 +91,7 @@ fn main() -> Result<(), Error> {
             let info = format!("/exchange/kyc-info/{token}");
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(read_rate(address, &info).await?);
+                rates.push(rate(address, Method::GET, &info, 200, CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!(
@@ -169,28 +169,4 @@ async fn decide_all(address: SocketAddr, path: &str, bodies: Vec<String>) -> Res
         worker.await??;
     }
     Ok(count as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Requests/s of one GET repeated over keep-alive connections.
-async fn read_rate(address: SocketAddr, path: &str) -> Result<f64, Error> {
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let path = path.to_owned();
-        workers.push(tokio::spawn(async move {
-            let mut connection = connect(address).await?;
-            let mut done = 0u64;
-            while started.elapsed() < RUN_TIME {
-                let (status, answer) = send(&mut connection, Method::GET, &path, &[], "").await?;
-                expect(&path, status, 200, &answer)?;
-                done += 1;
-            }
-            Ok::<u64, Error>(done)
-        }));
-    }
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
 }

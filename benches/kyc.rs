@@ -29,7 +29,7 @@ const ADMIN: &str = "secret-token:bench";
 
 mod support;
 
-use support::{Connection, Error, connect, median, send};
+use support::{Connection, Error, connect, median, rate, send};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -61,7 +61,7 @@ fn main() -> Result<(), Error> {
             let path = format!("/exchange/kyc-info/{token}");
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(rate(address, Method::GET, &path, 200).await?);
+                rates.push(rate(address, Method::GET, &path, 200, CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!("GET /kyc-info, {CONNECTIONS} connections: {rate:.0} req/s (runs: {runs})");
@@ -73,7 +73,7 @@ fn main() -> Result<(), Error> {
             expect("kyc-start", status, 200, &body)?;
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(rate(address, Method::POST, &path, 200).await?);
+                rates.push(rate(address, Method::POST, &path, 200, CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!(
@@ -151,34 +151,6 @@ async fn open(
         .filter_map(|r| r["id"].as_str().map(str::to_owned))
         .collect();
     Ok((token, ids))
-}
-
-/// Requests/s of one request repeated over keep-alive connections.
-async fn rate(address: SocketAddr, method: Method, path: &str, wanted: u16) -> Result<f64, Error> {
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (method, path) = (method.clone(), path.to_owned());
-        let body = if method == Method::POST { "{}" } else { "" };
-        workers.push(tokio::spawn(async move {
-            let mut connection = connect(address).await?;
-            let mut done = 0u64;
-            let json = [("content-type", "application/json")];
-            let headers: &[(&str, &str)] = if body.is_empty() { &[] } else { &json };
-            while started.elapsed() < RUN_TIME {
-                let (status, answer) =
-                    send(&mut connection, method.clone(), &path, headers, body).await?;
-                expect(&path, status, wanted, &answer)?;
-                done += 1;
-            }
-            Ok::<u64, Error>(done)
-        }));
-    }
-    let mut total = 0;
-    for worker in workers {
-        total += worker.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// One wake-up: a fresh account with the `personal` form open, a long poll waiting on its

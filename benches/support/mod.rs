@@ -52,3 +52,42 @@ pub async fn send(
     let status = response.status().as_u16();
     Ok((status, response.into_body().collect().await?.to_bytes()))
 }
+
+/// Requests/s of one request repeated for `run_time` over `connections` keep-alive
+/// connections; every answer must have status `wanted`.
+pub async fn rate(
+    address: SocketAddr,
+    method: Method,
+    path: &str,
+    wanted: u16,
+    connections: usize,
+    run_time: std::time::Duration,
+) -> Result<f64, Error> {
+    let started = std::time::Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..connections {
+        let (method, path) = (method.clone(), path.to_owned());
+        let body = if method == Method::POST { "{}" } else { "" };
+        workers.push(tokio::spawn(async move {
+            let mut connection = connect(address).await?;
+            let mut done = 0u64;
+            let json = [("content-type", "application/json")];
+            let headers: &[(&str, &str)] = if body.is_empty() { &[] } else { &json };
+            while started.elapsed() < run_time {
+                let (status, answer) =
+                    send(&mut connection, method.clone(), &path, headers, body).await?;
+                if status != wanted {
+                    let text = String::from_utf8_lossy(&answer);
+                    return Err(format!("{path} answered {status}: {text}").into());
+                }
+                done += 1;
+            }
+            Ok::<u64, Error>(done)
+        }));
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await??;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
+}

@@ -383,6 +383,25 @@ pub(super) fn active_outcome(
     row.map(into_outcome).transpose()
 }
 
+/// The account's newest process with `provider` (only unfinished ones if `only_open`).
+fn newest_process(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+    provider: &str,
+    only_open: bool,
+) -> Result<Option<ProcessRow>, StoreError> {
+    let sql = format!(
+        "SELECT {PROCESS_COLUMNS} FROM legitimization_processes \
+         WHERE h_payto = ?1 AND provider = ?2 AND (?3 = 0 OR finished = 0) \
+         ORDER BY serial DESC LIMIT 1"
+    );
+    let row = conn
+        .prepare_cached(&sql)?
+        .query_row(params![&h_payto.0[..], provider, only_open], process_row)
+        .optional()?;
+    row.map(into_process).transpose()
+}
+
 fn measure_is_open(conn: &Connection, serial: u64) -> Result<bool, StoreError> {
     Ok(measure_by_serial(conn, serial)?.is_some_and(|m| !m.is_finished))
 }
@@ -560,17 +579,8 @@ impl KycStore for SqliteKycStore {
         h_payto: &NormalizedPaytoHash,
         provider: &str,
     ) -> Result<Option<ProcessRow>, StoreError> {
-        self.db.read(|conn| {
-            let sql = format!(
-                "SELECT {PROCESS_COLUMNS} FROM legitimization_processes \
-                 WHERE h_payto = ?1 AND provider = ?2 AND finished = 0 ORDER BY serial DESC LIMIT 1"
-            );
-            let row = conn
-                .prepare_cached(&sql)?
-                .query_row(params![&h_payto.0[..], provider], process_row)
-                .optional()?;
-            row.map(into_process).transpose()
-        })
+        self.db
+            .read(|conn| newest_process(conn, h_payto, provider, true))
     }
 
     fn latest_process(
@@ -578,17 +588,8 @@ impl KycStore for SqliteKycStore {
         h_payto: &NormalizedPaytoHash,
         provider: &str,
     ) -> Result<Option<ProcessRow>, StoreError> {
-        self.db.read(|conn| {
-            let sql = format!(
-                "SELECT {PROCESS_COLUMNS} FROM legitimization_processes \
-                 WHERE h_payto = ?1 AND provider = ?2 ORDER BY serial DESC LIMIT 1"
-            );
-            let row = conn
-                .prepare_cached(&sql)?
-                .query_row(params![&h_payto.0[..], provider], process_row)
-                .optional()?;
-            row.map(into_process).transpose()
-        })
+        self.db
+            .read(|conn| newest_process(conn, h_payto, provider, false))
     }
 
     fn finished_process(

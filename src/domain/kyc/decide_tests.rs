@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::tests::PlainCipher;
 use super::*;
 use crate::config::{Config, Overrides};
 use crate::domain::aml::decision_request::{DecisionRequest, sign_decision};
@@ -13,7 +14,6 @@ use crate::domain::primitives::{
     EddsaPrivateKey, EddsaSignature, RelativeTime, TalerError, Timestamp, base32,
 };
 use crate::ports::aml::{InMemoryAmlStore, OfficerStore};
-use crate::ports::attribute_cipher::AttributeCipher;
 use crate::ports::clock::{Clock, FakeClock};
 use crate::ports::kyc::{InMemoryKycStore, KycStore};
 use crate::ports::programs::{FnProgramRunner, ProgramRunError};
@@ -24,22 +24,6 @@ const D1_SIG: &str = "R9YQ3302WER8QDZNWQW88C5240Z923FR52QVNHJ1DA210DPHBE5BECQGYB
 const D2_SIG: &str = "33RW98T7A5TXD8YVK29ZHHM1Z06R8P9E2ZQ6AN8PG6A38HMYYHAP6R2DY0757A5MFM3MPYMA6WBX1FNC8NXBY3QRKW32319YGK24W0G";
 const IBAN_HASH: &str = "A2260CZAX2QSJ6J5GW753ZVBBDAYRS904SZHJ05G5QZXYVJKP37G";
 const ALICE_HASH: &str = "F8YT6T7NJN3M1TEM3NC0DWKPRZB3MEYW5NK9S9SBEP7JR7C4ERS0";
-
-struct PlainCipher;
-
-impl AttributeCipher for PlainCipher {
-    fn seal(
-        &self,
-        attributes: &serde_json::Map<String, Value>,
-        _nonce: [u8; crate::ports::attribute_cipher::NONCE_LEN],
-    ) -> Result<Vec<u8>, crate::domain::primitives::attributes::AttributeCryptoError> {
-        Ok(serde_json::to_vec(attributes).unwrap())
-    }
-
-    fn open(&self, blob: &[u8]) -> Option<serde_json::Map<String, Value>> {
-        serde_json::from_slice(blob).ok()
-    }
-}
 
 fn officer_a() -> EddsaPrivateKey {
     EddsaPrivateKey::from_seed(std::array::from_fn(|i| i as u8))

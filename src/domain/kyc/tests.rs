@@ -17,7 +17,7 @@ const PAYTO: &str = "payto://x-taler-bank/localhost/alice?receiver-name=Alice";
 const BASE: &str = "http://ex.test/exchange/";
 
 /// Stores attributes as plain JSON (the real format is tested with the attribute crypto).
-struct PlainCipher;
+pub(super) struct PlainCipher;
 
 impl AttributeCipher for PlainCipher {
     fn seal(

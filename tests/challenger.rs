@@ -758,7 +758,22 @@ async fn browsers_get_pages_and_a_redirect() {
         text.contains("2 attempts left") && text.contains("not right"),
         "{text}"
     );
-    let right = browser_post(format!("solve/{nonce}"), format!("pin={}", ch.outbox_pin()))
+    // Letters in the PIN: the same form again with the message, no attempt spent.
+    let typo = browser_post(format!("solve/{nonce}"), "pin=12ab".into())
+        .await
+        .unwrap();
+    assert_eq!(typo.status(), 400);
+    let text = typo.text().await.unwrap();
+    assert!(
+        text.contains("name=\"pin\"")
+            && text.contains("2 attempts left")
+            && text.contains("role=\"alert\""),
+        "{text}"
+    );
+    // The right PIN typed in two groups.
+    let pin = ch.outbox_pin();
+    let spaced = format!("pin={}+{}", &pin[..4], &pin[4..]);
+    let right = browser_post(format!("solve/{nonce}"), spaced)
         .await
         .unwrap();
     assert_eq!(right.status(), 302);

@@ -343,6 +343,34 @@ async fn solve(
                 _ => (status_code, Json(refusal)).into_response(),
             }
         }
+        // A PIN that is empty or not digits: the same form again, saying so.
+        Err(error)
+            if html
+                && matches!(
+                    error.code,
+                    ErrorCode::GenericParameterMissing | ErrorCode::GenericParameterMalformed
+                ) =>
+        {
+            let address = status.as_ref().and_then(|s| s.last_address.clone());
+            match (status, address) {
+                (Some(current), Some(address)) => {
+                    let page = PinPage {
+                        nonce: &nonce,
+                        address: &address,
+                        transmitted: false,
+                        attempts_left: current.auth_attempts_left,
+                        transmissions_left: current.pin_transmissions_left,
+                        changes_left: current.changes_left,
+                        fixed: current.fix_address,
+                        retransmission_time: current.retransmission_time,
+                        now,
+                        error: Some(pages::words(&error)),
+                    };
+                    ch.pages.pin(StatusCode::BAD_REQUEST, &page)
+                }
+                _ => error_response(&ch, html, error),
+            }
+        }
         Err(error) => error_response(&ch, html, error),
     }
 }

@@ -32,9 +32,13 @@ pub fn redirect_url(redirect_uri: &str, code: &str, state: Option<&str>) -> Stri
     url
 }
 
-/// The PIN as entered: surrounding whitespace trimmed, then only digits.
-fn parse_pin(pin: Option<&str>) -> Result<&str, TalerError> {
-    let pin = pin.ok_or_else(|| missing("pin"))?.trim();
+/// The PIN as entered, without the spaces people type to group digits; only digits.
+fn parse_pin(pin: Option<&str>) -> Result<String, TalerError> {
+    let pin: String = pin
+        .ok_or_else(|| missing("pin"))?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     if pin.is_empty() {
         return Err(missing("pin"));
     }
@@ -92,6 +96,7 @@ impl ChallengeService {
         let nonce = Self::parse_nonce(nonce)?;
         let validation = self.live_validation(&nonce)?;
         let pin = parse_pin(pin)?;
+        let pin = pin.as_str();
         let client = self.client_of(&validation)?;
         let now = self.now();
         let (outcome, _) = self.transition(&nonce, |mut validation| {

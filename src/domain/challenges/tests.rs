@@ -217,7 +217,9 @@ fn full_flow_with_a_single_use_code() {
     assert!(message.contains(&nonce[..6]), "{message}");
     let pin = pin_in(&message);
     assert_eq!(pin.len(), PIN_DIGITS);
-    let SolveOutcome::Solved { redirect_url } = f.solve(&nonce, &format!(" {pin}\n")) else {
+    // Typed with spaces between groups of digits, as people do.
+    let typed = format!(" {} {}\n", &pin[..4], &pin[4..]);
+    let SolveOutcome::Solved { redirect_url } = f.solve(&nonce, &typed) else {
         panic!("not solved");
     };
     assert!(redirect_url.starts_with(&format!("{REDIRECT}?code=")));

@@ -908,17 +908,60 @@ fn known_options_of(section: &str) -> Option<&'static [&'static str]> {
     })
 }
 
+/// The candidate closest to `name` (case-insensitively), if it is close enough to be a typo.
+fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(&name, &c.to_ascii_lowercase()), c))
+        .filter(|(distance, _)| *distance > 0 && *distance <= 2.max(name.len() / 5))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// Sections talerbox reads whose name a typo may miss (the others belong to other programs).
+const SECTION_NAMES: [&str; 5] = [
+    "talerbox",
+    "libeufin-bank",
+    "exchange",
+    "exchangedb",
+    "challenger",
+];
+
 fn unknown_options(ini: &Ini) -> Vec<String> {
     let mut warnings = Vec::new();
     for section in ini.sections() {
         let Some(known) = known_options_of(section) else {
+            let prefixes = kyc::SECTION_PREFIXES
+                .iter()
+                .map(|p| p.trim_end_matches('-'));
+            if SECTION_NAMES
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(section))
+            {
+                continue;
+            }
+            let typo = closest(section, SECTION_NAMES)
+                .map(str::to_owned)
+                .or_else(|| {
+                    let (stem, name) = section.rsplit_once('-')?;
+                    closest(stem, prefixes).map(|p| format!("{p}-{name}"))
+                });
+            if let Some(meant) = typo {
+                warnings.push(format!(
+                    "unknown section [{section}] (ignored); did you mean [{meant}]?"
+                ));
+            }
             continue;
         };
         for entry in ini.options(section) {
             let option = &entry.name;
             if !known.iter().any(|k| k.eq_ignore_ascii_case(option)) {
+                let hint = closest(option, known.iter().copied())
+                    .map(|k| format!("; did you mean {k}?"))
+                    .unwrap_or_default();
                 warnings.push(format!(
-                    "unknown option [{section}] {option} at {}:{} (ignored)",
+                    "unknown option [{section}] {option} at {}:{} (ignored){hint}",
                     entry.origin.source, entry.origin.line
                 ));
             }
@@ -1026,6 +1069,29 @@ mod tests {
         let config = load("[exchange]\nFROBNICATE = 1\n[some-other-program]\nX = 1\n").unwrap();
         assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
         assert!(config.warnings[0].contains("FROBNICATE"));
+        assert!(!config.warnings[0].contains("did you mean"));
+    }
+
+    #[test]
+    fn misspelled_options_and_sections_get_the_closest_name() {
+        let config = load(
+            "[exchange]\nENABLE_AML_PFD = YES\n[exchnage]\nX = 1\n[kyc-chek-email]\nTYPE = INFO\n[amlprogram]\nX = 1\n[exchangedb]\nMAX_AML_PROGRAM_RUNTIME = 1 s\n",
+        )
+        .unwrap();
+        let warnings = config.warnings.join("\n");
+        assert!(
+            warnings.contains("ENABLE_AML_PFD")
+                && warnings.contains("did you mean ENABLE_AML_PDF?"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("[exchnage] (ignored); did you mean [exchange]?"),
+            "{warnings}"
+        );
+        assert!(
+            warnings.contains("did you mean [kyc-check-email]?"),
+            "{warnings}"
+        );
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::domain::primitives::{Amount, Currency, EddsaPublicKey, RelativeTime};
 pub use ini::{ConfigError, Ini, Origin};
 
 const DEFAULTS: &str = include_str!("config/defaults.conf");
+/// The origin label of the embedded defaults.
+const DEFAULTS_LABEL: &str = "<defaults>";
 
 /// Options that talerbox knows per section; anything else in these sections draws a warning.
 /// Sections not listed here belong to other programs and are ignored.
@@ -403,7 +405,7 @@ impl Config {
     /// Loads the embedded defaults, then `file` if given, then the command-line overrides.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
         let mut ini = Ini::new();
-        ini.parse_str(DEFAULTS, "<defaults>", None)?;
+        ini.parse_str(DEFAULTS, DEFAULTS_LABEL, None)?;
         if let Some(file) = file {
             ini.load_file(file)?;
         }
@@ -425,6 +427,17 @@ impl Config {
         let server = ServerConfig::read(&ini)?;
         let bank = BankConfig::read(&ini)?;
         let exchange = ExchangeConfig::read(&ini)?;
+        // One installation, one currency: the exchange's customers bank here.
+        if bank.currency != exchange.currency {
+            return Err(ini.invalid(
+                "exchange",
+                "CURRENCY",
+                format!(
+                    "{} differs from [libeufin-bank] CURRENCY = {}; set both to the same currency",
+                    exchange.currency, bank.currency
+                ),
+            ));
+        }
         let challenger = ChallengerConfig::read(&ini, CHALLENGER_SECTION)?;
         let mut challenger_instances = Vec::new();
         for section in ini.sections() {
@@ -849,7 +862,17 @@ pub(crate) fn amount(
     let amount = Amount::from_str(&text)
         .map_err(|e| ini.invalid(section, option, format!("not an amount ({e}): {text:?}")))?;
     if amount.currency().as_str() != currency {
-        return Err(ini.invalid(section, option, format!("must be in {currency}")));
+        // An embedded default follows the configured currency: the operator never wrote it.
+        let embedded = ini
+            .get_raw(section, option)
+            .is_some_and(|entry| entry.origin.source == DEFAULTS_LABEL);
+        let adapted = text
+            .split_once(':')
+            .and_then(|(_, value)| Amount::from_str(&format!("{currency}:{value}")).ok());
+        return match adapted {
+            Some(adapted) if embedded => Ok(Some(adapted)),
+            _ => Err(ini.invalid(section, option, format!("must be in {currency}"))),
+        };
     }
     Ok(Some(amount))
 }
@@ -1073,6 +1096,27 @@ mod tests {
     }
 
     #[test]
+    fn one_currency_and_the_defaults_follow_it() {
+        let error = load("[exchange]\nCURRENCY = EUR\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("[libeufin-bank] CURRENCY = KUDOS"),
+            "{error}"
+        );
+        let config = load("[exchange]\nCURRENCY = EUR\n[libeufin-bank]\nCURRENCY = EUR\n").unwrap();
+        let rule = &config.kyc.rules.rules[0];
+        assert_eq!(rule.threshold.to_string(), "EUR:1000");
+        assert_eq!(config.bank.default_debt_limit.currency().as_str(), "EUR");
+        // A value the operator wrote in another currency is still an error.
+        let written = load(
+            "[exchange]\nCURRENCY = EUR\n[libeufin-bank]\nCURRENCY = EUR\n\
+             [kyc-rule-withdraw-high]\nTHRESHOLD = KUDOS:5\n",
+        );
+        assert!(written.is_err());
+    }
+
+    #[test]
     fn misspelled_options_and_sections_get_the_closest_name() {
         let config = load(
             "[exchange]\nENABLE_AML_PFD = YES\n[exchnage]\nX = 1\n[kyc-chek-email]\nTYPE = INFO\n[amlprogram]\nX = 1\n[exchangedb]\nMAX_AML_PROGRAM_RUNTIME = 1 s\n",
@@ -1138,7 +1182,7 @@ mod tests {
     #[test]
     fn currency_sections_are_matched_by_code() {
         let config = load(
-            "[libeufin-bank]\nCURRENCY = EUR\n[currency-euro]\nENABLED = YES\nCODE = EUR\nNAME = Euro\nFRACTIONAL_INPUT_DIGITS = 2\nALT_UNIT_NAMES = {\"0\":\"€\"}\n",
+            "[libeufin-bank]\nCURRENCY = EUR\n[exchange]\nCURRENCY = EUR\n[currency-euro]\nENABLED = YES\nCODE = EUR\nNAME = Euro\nFRACTIONAL_INPUT_DIGITS = 2\nALT_UNIT_NAMES = {\"0\":\"€\"}\n",
         )
         .unwrap();
         let euro = config.currency_specification("EUR").unwrap();

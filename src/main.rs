@@ -433,7 +433,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Config(ConfigCommand::Dump) => {
-            write!(std::io::stdout().lock(), "{}", config.ini.dump())?;
+            write!(
+                std::io::stdout().lock(),
+                "{}",
+                config.ini.dump_with_origins()
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Check) => {

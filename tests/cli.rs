@@ -88,6 +88,18 @@ fn config_get_and_dump_behave_like_taler_config() {
         dump.contains("BASE_URL = https://ex.example.com/"),
         "{dump}"
     );
+    // Each value says where it came from: the file written here, or the embedded defaults.
+    let from_file = format!("# from {file}:");
+    let base_url = dump.find("BASE_URL = https://ex.example.com/").unwrap();
+    assert!(
+        dump[..base_url]
+            .rfind("# from")
+            .map(|at| dump[at..].starts_with(&from_file))
+            .unwrap(),
+        "{dump}"
+    );
+    assert!(dump.contains("# from <defaults>:"), "{dump}");
+    assert!(dump.contains("THRESHOLD = KUDOS:1000"), "{dump}");
 }
 
 #[test]

@@ -440,6 +440,16 @@ impl Ini {
     /// raw values, sections and options in first-seen order. Parsing the
     /// result gives back the same sections, options and values.
     pub fn dump(&self) -> String {
+        self.dump_with(false)
+    }
+
+    /// Like [`Ini::dump`], with a comment above each option naming where its value came from
+    /// (a file and line, or `<defaults>` for the embedded defaults).
+    pub fn dump_with_origins(&self) -> String {
+        self.dump_with(true)
+    }
+
+    fn dump_with(&self, origins: bool) -> String {
         let mut out = String::new();
         for (index, section) in self.sections.iter().enumerate() {
             if index > 0 {
@@ -449,6 +459,15 @@ impl Ini {
             out.push_str(&section.name);
             out.push_str("]\n");
             for entry in &section.entries {
+                if origins {
+                    let origin = &entry.origin;
+                    out.push_str("# from ");
+                    out.push_str(&origin.source);
+                    if origin.line > 0 {
+                        out.push_str(&format!(":{}", origin.line));
+                    }
+                    out.push('\n');
+                }
                 out.push_str(&entry.name);
                 out.push_str(" = ");
                 out.push_str(&quote_for_dump(&entry.value));

@@ -107,6 +107,12 @@ enum PaytoCommand {
 
 #[derive(Subcommand)]
 enum KycCommand {
+    /// List the open requirements: account hash, set row, start time, the measures' checks.
+    List {
+        /// Rows to list (negative: the newest first).
+        #[arg(long, default_value = "-100", allow_hyphen_values = true)]
+        limit: String,
+    },
     /// Print an account's access token and kyc-info URL (ACCOUNT: payto URI or hash).
     Token { account: String },
     /// Open KYC measures for an account; prints its access token, its H_NORMALIZED_PAYTO and
@@ -171,6 +177,16 @@ enum AmlCommand {
     /// Register, disable and list AML officers.
     #[command(subcommand)]
     Officer(OfficerCommand),
+    /// List accounts known to the exchange: hash, whether they have rules of their own, under
+    /// investigation, high risk, and the payto URI (like GET /aml/$PUB/accounts).
+    Accounts {
+        /// Only accounts under investigation (yes) or not (no).
+        #[arg(long, value_name = "yes|no")]
+        investigation: Option<String>,
+        /// Rows to list (negative: the newest first), as the endpoint's `limit`.
+        #[arg(long, default_value = "-100", allow_hyphen_values = true)]
+        limit: String,
+    },
     /// Sign and apply an AML decision as an officer (like POST /aml/$PUB/decision).
     Decide(Box<DecideArgs>),
     /// Inspect and try the configured AML programs.
@@ -473,6 +489,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Challenger(args) => challenger(config, args),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Aml(AmlCommand::Decide(args)) => decide(config, *args),
+        Command::Aml(AmlCommand::Accounts {
+            investigation,
+            limit,
+        }) => aml_accounts(config, investigation, limit),
+        Command::Kyc(KycCommand::List { limit }) => kyc_list(config, limit),
         Command::Aml(AmlCommand::Program(command)) => program(config, command),
         Command::Kyc(KycCommand::Token { account }) => kyc_token(config, &account),
         Command::Exchange(ExchangeCommand::MasterPub) => {
@@ -716,6 +737,60 @@ fn decide(config: Config, args: DecideArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Err(error) => return Ok(refused(&error)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn aml_accounts(
+    config: Config,
+    investigation: Option<String>,
+    limit: String,
+) -> anyhow::Result<ExitCode> {
+    let app = App::open(config)?;
+    let mut query = vec![("limit".to_owned(), limit)];
+    query.extend(investigation.map(|v| ("investigation".to_owned(), v)));
+    let accounts = app
+        .aml
+        .account_list(&query)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let flag = |set: bool, name: &'static str| if set { name } else { "-" };
+    for account in accounts.unwrap_or_default() {
+        out!(
+            "{} {} {} {} {}",
+            account.h_payto,
+            flag(account.open, "rules"),
+            flag(account.to_investigate, "investigate"),
+            flag(account.high_risk, "high-risk"),
+            account.full_payto.as_deref().unwrap_or("-")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn kyc_list(config: Config, limit: String) -> anyhow::Result<ExitCode> {
+    let app = App::open(config)?;
+    let query = [
+        ("limit".to_owned(), limit),
+        ("active".to_owned(), "yes".to_owned()),
+    ];
+    let sets = app
+        .aml
+        .measure_sets(&query)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for set in sets.unwrap_or_default() {
+        let checks: Vec<&str> = set
+            .measures
+            .measures
+            .iter()
+            .map(|m| m.check_name.as_str())
+            .collect();
+        let started = iso8601_utc(set.start_time);
+        out!(
+            "{} {} {started} {}",
+            set.h_payto,
+            set.rowid,
+            checks.join(",")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

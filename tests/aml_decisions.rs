@@ -472,6 +472,25 @@ async fn the_cli_decides_as_an_officer() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[2].ends_with(&format!("kyc-info/{}", lines[1])));
+    // The operator finds the case: the account with its flags, the open requirement.
+    let (status, out, _) = talerbox(server.dir.path(), &["aml", "accounts"]);
+    assert_eq!(status, 0);
+    assert_eq!(
+        out.trim(),
+        format!("{IBAN_HASH} rules - - {payto}"),
+        "the second decision did not keep investigating"
+    );
+    let (status, out, _) = talerbox(
+        server.dir.path(),
+        &["aml", "accounts", "--investigation", "yes"],
+    );
+    assert_eq!((status, out.as_str()), (0, ""));
+    let (status, out, _) = talerbox(server.dir.path(), &["kyc", "list"]);
+    assert_eq!(status, 0);
+    assert!(
+        out.starts_with(IBAN_HASH) && out.trim().ends_with(" personal"),
+        "{out}"
+    );
     let (status, _, err) = talerbox(
         server.dir.path(),
         &[

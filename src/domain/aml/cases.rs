@@ -154,6 +154,14 @@ impl AmlService {
         _officer: &Officer,
         query: &[(String, String)],
     ) -> Result<Option<Vec<MeasureSetRecord>>, AmlError> {
+        self.measure_sets(query)
+    }
+
+    /// The measure sets the query names (also the operator's `kyc list`).
+    pub fn measure_sets(
+        &self,
+        query: &[(String, String)],
+    ) -> Result<Option<Vec<MeasureSetRecord>>, AmlError> {
         let page = page_from_query(query)?;
         let filter_h_payto = first(query, "h_payto")
             .map(|text| {
@@ -184,6 +192,14 @@ impl AmlService {
     pub fn accounts(
         &self,
         _officer: &Officer,
+        query: &[(String, String)],
+    ) -> Result<Option<Vec<AccountRecord>>, AmlError> {
+        self.account_list(query)
+    }
+
+    /// The accounts the query names (also the operator's `aml accounts`).
+    pub fn account_list(
+        &self,
         query: &[(String, String)],
     ) -> Result<Option<Vec<AccountRecord>>, AmlError> {
         let page = page_from_query(query)?;

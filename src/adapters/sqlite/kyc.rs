@@ -26,11 +26,20 @@ use crate::ports::kyc::{
 
 pub struct SqliteKycStore {
     db: Arc<Database>,
+    /// Active outcomes by serial, parsed: an outcome row never changes while it is active,
+    /// and kyc-info reads it on every request.
+    parsed_outcomes: std::sync::Mutex<std::collections::HashMap<i64, OutcomeRow>>,
 }
+
+/// Parsed outcomes kept at most; the cache starts over beyond.
+const PARSED_OUTCOMES: usize = 4096;
 
 impl SqliteKycStore {
     pub fn new(db: Arc<Database>) -> SqliteKycStore {
-        SqliteKycStore { db }
+        SqliteKycStore {
+            db,
+            parsed_outcomes: Default::default(),
+        }
     }
 }
 
@@ -490,7 +499,30 @@ impl KycStore for SqliteKycStore {
         &self,
         h_payto: &NormalizedPaytoHash,
     ) -> Result<Option<OutcomeRow>, StoreError> {
-        self.db.read(|conn| active_outcome(conn, h_payto))
+        let sql = format!(
+            "SELECT {OUTCOME_COLUMNS} FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1"
+        );
+        let row = self.db.read(|conn| {
+            conn.prepare_cached(&sql)?
+                .query_row([&h_payto.0[..]], |row| outcome_columns(row, 0))
+                .optional()
+                .map_err(StoreError::from)
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let serial = row.0;
+        let mut cache = self
+            .parsed_outcomes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(parsed) = cache.get(&serial) {
+            return Ok(Some(parsed.clone()));
+        }
+        let parsed = into_outcome(row)?;
+        if cache.len() >= PARSED_OUTCOMES {
+            cache.clear();
+        }
+        cache.insert(serial, parsed.clone());
+        Ok(Some(parsed))
     }
 
     fn begin_process(

@@ -17,6 +17,7 @@ use super::error::ApiError;
 use super::lanes::QuickLane;
 use crate::domain::accounts::{AccountService, Caller, page_from_query};
 use crate::domain::primitives::{ErrorCode, TalerError};
+use crate::domain::tan::{TanFailure, TanService};
 
 /// Corebank protocol version (libeufin 0.11.1's, until the v10 2FA gate exists).
 pub const BANK_VERSION: &str = "4:8:0";
@@ -28,6 +29,7 @@ pub const BANK_BODY_LIMIT: usize = 4 * 1024;
 pub struct BankHttp {
     pub config: serde_json::Value,
     pub service: Arc<AccountService>,
+    pub tan: Arc<TanService>,
     pub quick: Arc<QuickLane>,
 }
 
@@ -35,6 +37,7 @@ pub struct BankHttp {
 #[derive(Clone)]
 struct Bank {
     service: Arc<AccountService>,
+    tan: Arc<TanService>,
     quick: Arc<QuickLane>,
 }
 
@@ -99,6 +102,7 @@ impl BankHttp {
         base_url: &str,
         specification: &crate::config::CurrencySpecification,
         service: Arc<AccountService>,
+        tan: Arc<TanService>,
         quick: Arc<QuickLane>,
     ) -> Self {
         let tan_channels: Vec<&str> = [(&config.tan_sms, "sms"), (&config.tan_email, "email")]
@@ -124,6 +128,7 @@ impl BankHttp {
         BankHttp {
             config: body,
             service,
+            tan,
             quick,
         }
     }
@@ -146,8 +151,17 @@ pub fn router(state: BankHttp) -> Router {
             "/accounts/{username}/token",
             post(create_token).delete(delete_token),
         )
+        .route(
+            "/accounts/{username}/challenge/{challenge_id}",
+            post(send_challenge),
+        )
+        .route(
+            "/accounts/{username}/challenge/{challenge_id}/confirm",
+            post(confirm_challenge),
+        )
         .with_state(Bank {
             service: state.service,
+            tan: state.tan,
             quick: state.quick,
         });
     super::limit_bodies(routes, BANK_BODY_LIMIT)
@@ -353,6 +367,76 @@ async fn list_public_accounts(State(bank): State<Bank>, RawQuery(query): RawQuer
         bank.read(None, move |service| {
             let page = page_from_query(&query_pairs(query), true)?;
             service.list_public_accounts(&page)
+        })
+        .await,
+    )
+}
+
+/// A TAN error with the status its step answers (corebank-tan.md §10).
+fn tan_error(failure: TanFailure) -> Response {
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ApiError {
+        status,
+        error: failure.error,
+    }
+    .into_response()
+}
+
+/// Runs a TAN endpoint on the blocking pool (a send may wait for a delivery script) for
+/// the live account `username`; no authentication (corebank-tan.md §5, §6).
+async fn on_challenge<T: Send + 'static>(
+    bank: Bank,
+    username: String,
+    work: impl FnOnce(&TanService, Option<i64>) -> Result<T, TanFailure> + Send + 'static,
+) -> Result<T, Response> {
+    let run = move || {
+        let account = bank
+            .service
+            .live_account_id(&username)
+            .map_err(|error| TanFailure {
+                status: bank_status(error.code).as_u16(),
+                error,
+            })?;
+        work(&bank.tan, account)
+    };
+    match tokio::task::spawn_blocking(run).await {
+        Ok(result) => result.map_err(tan_error),
+        Err(join) => Err(lane_failure(&join)),
+    }
+}
+
+/// POST /accounts/$U/challenge/$ID: sends (or re-sends) the code; the body is ignored.
+async fn send_challenge(
+    State(bank): State<Bank>,
+    Path((username, challenge_id)): Path<(String, String)>,
+) -> Response {
+    json_response(
+        on_challenge(bank, username, move |tan, account| {
+            tan.send(account, &challenge_id)
+        })
+        .await,
+    )
+}
+
+/// The `ChallengeSolve` body of a confirmation.
+#[derive(serde::Deserialize)]
+struct ChallengeSolve {
+    tan: String,
+}
+
+/// POST /accounts/$U/challenge/$ID/confirm: solves the challenge with its code.
+async fn confirm_challenge(
+    State(bank): State<Bank>,
+    Path((username, challenge_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let solve: ChallengeSolve = match parse_body(&body) {
+        Ok(solve) => solve,
+        Err(error) => return bank_error(error),
+    };
+    no_content(
+        on_challenge(bank, username, move |tan, account| {
+            tan.confirm(account, &challenge_id, &solve.tan)
         })
         .await,
     )

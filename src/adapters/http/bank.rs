@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,7 +17,10 @@ use super::error::ApiError;
 use super::lanes::QuickLane;
 use crate::domain::accounts::{AccountService, Caller, page_from_query};
 use crate::domain::primitives::{ErrorCode, TalerError};
-use crate::domain::tan::{TanFailure, TanService};
+use crate::domain::tan::{
+    CanonicalBody, ChallengeId, ChallengeResponse, TanFailure, TanRequest, TanService,
+    presented_ids,
+};
 
 /// Corebank protocol version (libeufin 0.11.1's, until the v10 2FA gate exists).
 pub const BANK_VERSION: &str = "4:8:0";
@@ -278,15 +281,46 @@ async fn account_data(
     )
 }
 
+/// The ids of the `Taler-Challenge-Ids` header lines (corebank-tan.md §4.1); lines that are
+/// not text are ignored like unknown ids.
+fn challenge_ids(headers: &HeaderMap) -> Vec<ChallengeId> {
+    presented_ids(
+        headers
+            .get_all("taler-challenge-ids")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// 204, or 202 with the challenges the request must solve first.
+fn gated_response(result: Result<Option<ChallengeResponse>, Response>) -> Response {
+    match result {
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Some(challenges)) => (StatusCode::ACCEPTED, Json(challenges)).into_response(),
+        Err(response) => response,
+    }
+}
+
 async fn reconfigure(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    no_content(
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    gated_response(
         bank.as_caller(header, move |service, caller| {
-            service.reconfigure(caller, &username, parse_body(&body)?)
+            // Decoded as before the gate existed, so every 400 stays as it was.
+            let patch = parse_body(&body)?;
+            let value: serde_json::Value = parse_body(&body)?;
+            let request = TanRequest {
+                service: &tan,
+                presented,
+                body: CanonicalBody::of_json(&value),
+            };
+            service.reconfigure_gated(caller, &username, patch, Some(&request))
         })
         .await,
     )

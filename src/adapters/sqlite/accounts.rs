@@ -17,7 +17,7 @@ use crate::domain::primitives::{Amount, Currency, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::accounts::{
     AccountChanges, AccountPage, AccountStore, AddressChoice, CreateOutcome, DeleteOutcome,
-    NewAccount,
+    GatedChange, NewAccount, TanUse,
 };
 
 /// The bank accounts, tokens and bonus ledger in the talerbox database.
@@ -69,6 +69,26 @@ impl AccountStore for SqliteAccountStore {
         let username = username.clone();
         let changes = changes.clone();
         self.db.write(move |conn| update(conn, &username, &changes))
+    }
+
+    fn update_account_with_tan(
+        &self,
+        username: &Username,
+        changes: &AccountChanges,
+        tan: &TanUse,
+    ) -> Result<GatedChange, StoreError> {
+        let (username, changes, tan) = (username.clone(), changes.clone(), tan.clone());
+        let now = micros_to_sql(tan.now)?;
+        self.db.write(move |conn| {
+            if !super::tan::usable_in(conn, tan.account_id, &tan.used)? {
+                return Ok(GatedChange::StaleChallenge);
+            }
+            if !update(conn, &username, &changes)? {
+                return Ok(GatedChange::NoAccount);
+            }
+            super::tan::mark_in(conn, tan.account_id, &tan.used, tan.invalidate_others, now)?;
+            Ok(GatedChange::Done)
+        })
     }
 
     fn set_password_hash(&self, username: &Username, hash: &str) -> Result<bool, StoreError> {

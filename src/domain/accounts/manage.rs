@@ -1,7 +1,11 @@
 //! Reading, reconfiguring and deleting accounts; tokens (spec §4.4–§4.5, §6–§9).
 
 use crate::domain::primitives::{ErrorCode, TalerError, secret_hash};
-use crate::ports::accounts::{AccountChanges, DeleteOutcome};
+use crate::domain::tan::{
+    ChallengeResponse, GateOutcome, Operation, RequestBinding, TanRequest, factor_set,
+    factors_differ, new_factors,
+};
+use crate::ports::accounts::{AccountChanges, DeleteOutcome, GatedChange, TanUse};
 use crate::ports::random::random_bytes;
 
 use super::api::{
@@ -63,13 +67,29 @@ impl AccountService {
         }
     }
 
-    /// PATCH /accounts/$USERNAME (spec §7 check order).
+    /// PATCH /accounts/$USERNAME (spec §7 check order) without a second factor: for
+    /// callers and accounts the 2FA gate never concerns.
     pub fn reconfigure(
         &self,
         caller: &Caller,
         username: &str,
         patch: AccountReconfiguration,
     ) -> Result<(), TalerError> {
+        match self.reconfigure_gated(caller, username, patch, None)? {
+            None => Ok(()),
+            Some(_) => Err(internal("a challenge without a TAN service")),
+        }
+    }
+
+    /// PATCH /accounts/$USERNAME with the 2FA gate of corebank-tan.md §4 after the checks
+    /// of spec §7: `Some` is the 202 body. Without `tan` nothing is gated.
+    pub fn reconfigure_gated(
+        &self,
+        caller: &Caller,
+        username: &str,
+        patch: AccountReconfiguration,
+        tan: Option<&TanRequest<'_>>,
+    ) -> Result<Option<ChallengeResponse>, TalerError> {
         self.authorize(caller, username, true, true)?;
         let debit_threshold = patch
             .debit_threshold
@@ -143,10 +163,51 @@ impl AccountService {
                 .with_detail(channel.as_str()));
             }
         }
-        if !self.store.update_account(&account.username, &changes)? {
-            return Err(error(ErrorCode::BankUnknownAccount, "unknown account"));
+        let before = factor_set(&account.tan_channels, &account.contact);
+        let resulting = factor_set(&after.tan_channels, &after.contact);
+        let changed = factors_differ(&before, &resulting);
+        let mut used = Vec::new();
+        if let Some(tan) = tan {
+            let new = new_factors(&before, &resulting);
+            let gated = !caller.is_admin()
+                && caller.username == account.username
+                && (!before.is_empty() || !new.is_empty());
+            if gated {
+                let binding = RequestBinding {
+                    account_id: account.row_id,
+                    operation: Operation::AccountReconfig,
+                    body: tan.body.clone(),
+                };
+                match tan.service.gate(&before, &new, &tan.presented, &binding) {
+                    Ok(GateOutcome::Challenged(body)) => return Ok(Some(body)),
+                    Ok(GateOutcome::Proceed { used: ids }) => used = ids,
+                    Err(failure) => return Err(failure.error),
+                }
+            }
         }
-        Ok(())
+        if tan.is_none() || (used.is_empty() && !changed) {
+            if !self.store.update_account(&account.username, &changes)? {
+                return Err(error(ErrorCode::BankUnknownAccount, "unknown account"));
+            }
+            return Ok(None);
+        }
+        let tan_use = TanUse {
+            account_id: account.row_id,
+            used,
+            invalidate_others: changed,
+            now: self.clock.now(),
+        };
+        match self
+            .store
+            .update_account_with_tan(&account.username, &changes, &tan_use)?
+        {
+            GatedChange::Done => Ok(None),
+            GatedChange::NoAccount => Err(error(ErrorCode::BankUnknownAccount, "unknown account")),
+            GatedChange::StaleChallenge => Err(error(
+                ErrorCode::GenericDbSoftFailure,
+                "a challenge was used concurrently; replay again",
+            )),
+        }
     }
 
     /// Changes an owner may not make without the matching `ALLOW_*` option (a field counts

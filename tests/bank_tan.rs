@@ -124,7 +124,8 @@ async fn solve(server: &TestServer, id: &str) {
 }
 
 async fn start_with_alice() -> TestServer {
-    let server = TestServer::start_with(OUTBOX_TAN).await;
+    let server =
+        TestServer::start_with(&format!("{OUTBOX_TAN}ALLOW_ACCOUNT_DELETION = yes\n")).await;
     let created = post(
         &server,
         "accounts",
@@ -341,5 +342,134 @@ async fn admin_and_accounts_without_2fa_are_never_challenged() {
     // Checks before the gate answer without a challenge (409/5129: email removed).
     let missing = json!({"contact_data": {"email": null}});
     assert_error(patch_alice(&server, &missing, &[]).await, 409, 5129).await;
+    server.stop().await;
+}
+
+/// Alice with 2FA on by e-mail, set by the admin (never challenged).
+async fn start_with_alice_2fa() -> TestServer {
+    let server = start_with_alice().await;
+    let admin = server
+        .client
+        .patch(server.url("bank/accounts/alice"))
+        .basic_auth("admin", Some(crate::support::ADMIN_PASSWORD))
+        .json(&json!({"contact_data": {"email": "e@x.ch"}, "tan_channel": "email"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), 204);
+    server
+}
+
+#[tokio::test]
+async fn password_change_token_creation_and_deletion_are_gated() {
+    let server = start_with_alice_2fa().await;
+    let alice = |method: Method, path: &str, ids: &[&str]| {
+        let mut request = server
+            .client
+            .request(method, server.url(&format!("bank/accounts/alice{path}")))
+            .basic_auth("alice", Some("alice-password"));
+        if !ids.is_empty() {
+            request = request.header("Taler-Challenge-Ids", ids.join(","));
+        }
+        request
+    };
+    // Token creation under Basic: 202, then the replay with the same body mints it.
+    let token_body = json!({"scope": "readwrite", "refreshable": true});
+    let sent = alice(Method::POST, "/token", &[])
+        .json(&token_body)
+        .send()
+        .await
+        .unwrap();
+    let round = challenges(sent, false).await;
+    assert_eq!(
+        (round[0].1.as_str(), round[0].2.as_str()),
+        ("email", "e@x.ch")
+    );
+    solve(&server, &round[0].0).await;
+    let minted = alice(Method::POST, "/token", &[&round[0].0])
+        .json(&token_body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(minted.status(), 200);
+    let minted: Value = minted.json().await.unwrap();
+    let token = minted["access_token"].as_str().unwrap().to_owned();
+    // Refreshing with the Bearer token is not gated.
+    let refreshed = server
+        .client
+        .post(server.url("bank/accounts/alice/token"))
+        .bearer_auth(&token)
+        .json(&json!({"scope": "readonly"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    // The password change: the gate precedes the old-password check, so a wrong old
+    // password gets a 202, and 409/5138 only on the replay.
+    let wrong = json!({"old_password": "nope", "new_password": "new-alice-password"});
+    let round = challenges(
+        alice(Method::PATCH, "/auth", &[])
+            .json(&wrong)
+            .send()
+            .await
+            .unwrap(),
+        false,
+    )
+    .await;
+    solve(&server, &round[0].0).await;
+    let refused = alice(Method::PATCH, "/auth", &[&round[0].0])
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_error(refused, 409, 5138).await;
+    // The failed replay rolled back: the challenge still counts, but only for its body.
+    let right = json!({"old_password": "alice-password", "new_password": "new-alice-password"});
+    let other = alice(Method::PATCH, "/auth", &[&round[0].0])
+        .json(&right)
+        .send()
+        .await
+        .unwrap();
+    let round2 = challenges(other, false).await;
+    solve(&server, &round2[0].0).await;
+    // A Bearer replay of the same owner works too.
+    let changed = server
+        .client
+        .patch(server.url("bank/accounts/alice/auth"))
+        .bearer_auth(&token)
+        .header("Taler-Challenge-Ids", round2[0].0.as_str())
+        .json(&right)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 204);
+    // Deletion: 202 (any body is ignored), then the replay deletes.
+    let delete = |ids: Vec<String>| {
+        let mut request = server
+            .client
+            .delete(server.url("bank/accounts/alice"))
+            .basic_auth("alice", Some("new-alice-password"));
+        if !ids.is_empty() {
+            request = request.header("Taler-Challenge-Ids", ids.join(","));
+        }
+        request.send()
+    };
+    let round = challenges(delete(Vec::new()).await.unwrap(), false).await;
+    solve(&server, &round[0].0).await;
+    // A challenge solved for another operation does not count here.
+    let other_op = challenges(delete(vec![round2[0].0.clone()]).await.unwrap(), false).await;
+    assert_ne!(other_op[0].0, round[0].0);
+    assert_eq!(
+        delete(vec![round[0].0.clone()]).await.unwrap().status(),
+        204
+    );
+    // The account is gone, and so are its challenges: 404/5107.
+    let gone = post(
+        &server,
+        &format!("accounts/alice/challenge/{}", round[0].0),
+        None,
+    )
+    .await;
+    assert_error(gone, 404, 5107).await;
     server.stop().await;
 }

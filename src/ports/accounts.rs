@@ -126,12 +126,23 @@ pub struct TanUse {
     pub now: Timestamp,
 }
 
+/// A protected change (corebank-tan.md §3.3) made together with a `TanUse`.
+#[derive(Debug, Clone)]
+pub enum GatedOp {
+    Update(AccountChanges),
+    Password(String),
+    Delete,
+    Token(TokenRecord),
+}
+
 /// The outcome of a change made together with a `TanUse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatedChange {
     Done,
     /// The account is missing or deleted; nothing changed.
     NoAccount,
+    /// A deletion of an account whose balance is not zero; nothing changed.
+    BalanceNotZero,
     /// A challenge of `used` stopped counting meanwhile; nothing changed.
     StaleChallenge,
 }
@@ -147,12 +158,12 @@ pub trait AccountStore: Send + Sync {
         username: &Username,
         changes: &AccountChanges,
     ) -> Result<bool, StoreError>;
-    /// `update_account` and the `tan` consumption in one transaction. A store without TAN
-    /// challenges cannot do this.
-    fn update_account_with_tan(
+    /// The change `op` of the account and the `tan` consumption in one transaction. A store
+    /// without TAN challenges cannot do this.
+    fn apply_with_tan(
         &self,
         _username: &Username,
-        _changes: &AccountChanges,
+        _op: &GatedOp,
         _tan: &TanUse,
     ) -> Result<GatedChange, StoreError> {
         Err(StoreError::Internal(

@@ -314,27 +314,41 @@ async fn reconfigure(
         bank.as_caller(header, move |service, caller| {
             // Decoded as before the gate existed, so every 400 stays as it was.
             let patch = parse_body(&body)?;
-            let value: serde_json::Value = parse_body(&body)?;
-            let request = TanRequest {
-                service: &tan,
-                presented,
-                body: CanonicalBody::of_json(&value),
-            };
+            let request = json_request(&tan, presented, &body)?;
             service.reconfigure_gated(caller, &username, patch, Some(&request))
         })
         .await,
     )
 }
 
+/// The gate's view of a request with a JSON body that already decoded.
+fn json_request<'a>(
+    tan: &'a TanService,
+    presented: Vec<ChallengeId>,
+    body: &[u8],
+) -> Result<TanRequest<'a>, TalerError> {
+    let value: serde_json::Value = parse_body(body)?;
+    Ok(TanRequest {
+        service: tan,
+        presented,
+        body: CanonicalBody::of_json(&value),
+    })
+}
+
 async fn change_password(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    no_content(
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    gated_response(
         bank.as_caller(header, move |service, caller| {
-            service.change_password(caller, &username, parse_body(&body)?)
+            let change = parse_body(&body)?;
+            let request = json_request(&tan, presented, &body)?;
+            service.change_password_gated(caller, &username, change, Some(&request))
         })
         .await,
     )
@@ -344,10 +358,19 @@ async fn delete_account(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
 ) -> Response {
-    no_content(
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    gated_response(
         bank.as_caller(header, move |service, caller| {
-            service.delete(caller, &username)
+            // DELETE binds the empty body, whatever was sent (corebank-tan.md §3.4).
+            let request = TanRequest {
+                service: &tan,
+                presented,
+                body: CanonicalBody::empty(),
+            };
+            service.delete_gated(caller, &username, Some(&request))
         })
         .await,
     )
@@ -357,14 +380,23 @@ async fn create_token(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    json_response(
-        bank.as_caller(header, move |service, caller| {
-            service.create_token(caller, &username, parse_body(&body)?)
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    let result = bank
+        .as_caller(header, move |service, caller| {
+            let token = parse_body(&body)?;
+            let request = json_request(&tan, presented, &body)?;
+            service.create_token_gated(caller, &username, token, Some(&request))
         })
-        .await,
-    )
+        .await;
+    match result {
+        Ok(Ok(token)) => Json(token).into_response(),
+        Ok(Err(challenges)) => (StatusCode::ACCEPTED, Json(challenges)).into_response(),
+        Err(response) => response,
+    }
 }
 
 async fn delete_token(

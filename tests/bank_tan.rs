@@ -473,3 +473,76 @@ async fn password_change_token_creation_and_deletion_are_gated() {
     assert_error(gone, 404, 5107).await;
     server.stop().await;
 }
+
+#[tokio::test]
+async fn config_reports_v10_and_the_configured_channels_in_order() {
+    for (extra, channels) in [
+        (OUTBOX_TAN, json!(["sms", "email"])),
+        (
+            "[libeufin-bank]\nTAN_EMAIL = talerbox-outbox\n",
+            json!(["email"]),
+        ),
+        ("[libeufin-bank]\nTAN_SMS = /bin/true\n", json!(["sms"])),
+        ("", json!([])),
+    ] {
+        let server = TestServer::start_with(extra).await;
+        let config: Value = server.get("bank/config").await.json().await.unwrap();
+        assert_eq!(config["version"], "10:0:0");
+        assert_eq!(config["supported_tan_channels"], channels, "{extra}");
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_failing_script_is_502_and_a_dropped_channel_409() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tan-fail.sh");
+    let record = dir.path().join("record");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s|' \"$1\" >> {0}; cat >> {0}; exit 3\n",
+            record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let extra = format!(
+        "[libeufin-bank]\nTAN_SMS = {}\nTAN_EMAIL = talerbox-outbox\nNAME = Test Bank\n",
+        script.display()
+    );
+    let server = TestServer::start_in(dir, &extra, Default::default()).await;
+    let created = post(
+        &server,
+        "accounts",
+        Some(json!({"username": "alice", "password": "alice-password", "name": "Alice"})),
+    )
+    .await;
+    assert_eq!(created.status(), 200);
+    let enable = json!({"contact_data": {"phone": "+41791234567"}, "tan_channel": "sms"});
+    let round = challenges(patch_alice(&server, &enable, &[]).await, true).await;
+    let send = format!("accounts/alice/challenge/{}", round[0].0);
+    assert_error(post(&server, &send, None).await, 502, 5133).await;
+    // The script got the address and the message; a failed send starts no retransmission
+    // period, so the next send runs the script again (with the same code).
+    let recorded = std::fs::read_to_string(server.dir.path().join("record")).unwrap();
+    assert!(recorded.starts_with("+41791234567|T-"), "{recorded}");
+    assert!(
+        recorded.ends_with(" is your Test Bank verification code"),
+        "{recorded}"
+    );
+    assert_error(post(&server, &send, None).await, 502, 5133).await;
+    let again = std::fs::read_to_string(server.dir.path().join("record")).unwrap();
+    assert_eq!(again, format!("{recorded}{recorded}"));
+    // Restarted without the sms channel: its challenges can no longer be sent.
+    let dir = server.stop_keeping_data().await;
+    let server = TestServer::start_in(
+        dir,
+        "[libeufin-bank]\nTAN_EMAIL = talerbox-outbox\n",
+        Default::default(),
+    )
+    .await;
+    assert_error(post(&server, &send, None).await, 409, 5132).await;
+    server.stop().await;
+}

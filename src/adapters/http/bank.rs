@@ -22,8 +22,8 @@ use crate::domain::tan::{
     presented_ids,
 };
 
-/// Corebank protocol version (libeufin 0.11.1's, until the v10 2FA gate exists).
-pub const BANK_VERSION: &str = "4:8:0";
+/// Corebank protocol version: v10, with the 2FA challenge flow of corebank-tan.md.
+pub const BANK_VERSION: &str = "10:0:0";
 
 /// Request bodies of the bank are limited to 4 KiB, as in libeufin.
 pub const BANK_BODY_LIMIT: usize = 4 * 1024;

@@ -22,12 +22,14 @@ use crate::adapters::pdf::PrintPdfRenderer;
 use crate::adapters::private_files;
 use crate::adapters::sqlite::{
     Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteKycStore,
+    SqliteTanStore,
 };
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
 use crate::domain::aml::{AmlPorts, AmlService, AmlSettings};
 use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSettings, Restriction};
+use crate::domain::tan::TanService;
 use crate::ports::attribute_cipher::{AttributeCipher, TalerAttributeCipher};
 use crate::ports::sender::Sender;
 
@@ -70,6 +72,8 @@ pub struct App {
     pub config: Config,
     pub db: Arc<Database>,
     pub accounts: Arc<AccountService>,
+    /// The bank's second factor (corebank-tan.md).
+    pub tan: Arc<TanService>,
     /// `[challenger]` first, then every `[challenger-NAME]`.
     pub challengers: Vec<ChallengerInstance>,
     pub aml: Arc<AmlService>,
@@ -107,6 +111,7 @@ impl App {
         accounts
             .ensure_admin()
             .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+        let tan = Arc::new(tan_service(&config, &db)?);
         let challengers = std::iter::once(&config.challenger)
             .chain(&config.challenger_instances)
             .map(|instance| challenger_instance(&config, instance, &db))
@@ -121,6 +126,7 @@ impl App {
             config,
             db,
             accounts,
+            tan,
             challengers,
             aml,
             master_key,
@@ -181,6 +187,7 @@ impl App {
                 &urls.bank,
                 &bank_currency,
                 Arc::clone(&self.accounts),
+                Arc::clone(&self.tan),
                 quick,
             ),
             exchange: ExchangeHttp::new(&self.config.exchange.currency, &exchange_currency, aml),
@@ -211,6 +218,25 @@ impl App {
             challenger: url(&self.config.challenger.base_url, &server.challenger_prefix),
         }
     }
+}
+
+/// The bank's TAN service: challenges in SQLite, the body key in the data directory, codes
+/// through the configured scripts or the outbox.
+fn tan_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<TanService> {
+    let bank = &config.bank;
+    let data_dir = &config.server.data_dir;
+    let key = keys::tan_body_key(data_dir, &OsRandom)?;
+    let clock: Arc<dyn crate::ports::clock::Clock> = Arc::new(SystemClock);
+    let senders = tan::tan_senders(bank, &data_dir.join(OUTBOX_DIR), Arc::clone(&clock));
+    Ok(TanService::new(
+        Arc::new(SqliteTanStore::new(Arc::clone(db))),
+        senders,
+        clock,
+        Arc::new(OsRandom),
+        key,
+        bank.tan,
+        bank.name.clone(),
+    ))
 }
 
 /// The bank's account service on the SQLite store, with argon2id passwords.

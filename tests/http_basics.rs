@@ -16,7 +16,7 @@ async fn each_component_answers_its_config() {
     let server = TestServer::start().await;
     let bank: serde_json::Value = server.get("bank/config").await.json().await.unwrap();
     assert_eq!(bank["name"], "taler-corebank");
-    assert_eq!(bank["version"], "4:8:0");
+    assert_eq!(bank["version"], "10:0:0");
     assert_eq!(bank["currency"], "KUDOS");
     assert_eq!(bank["base_url"], server.url("bank/"));
     let exchange: serde_json::Value = server.get("exchange/config").await.json().await.unwrap();

@@ -9,6 +9,7 @@ mod support;
 mod aml;
 mod aml_decisions;
 mod bank;
+mod bank_tan;
 mod challenger;
 mod cli;
 mod connections;

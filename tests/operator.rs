@@ -411,7 +411,12 @@ async fn a_backup_under_write_load_restores_accounts_keys_and_attributes() {
         .collect();
     assert_eq!(
         names,
-        ["talerbox.sqlite3", "attribute-key", "master-key"],
+        [
+            "talerbox.sqlite3",
+            "attribute-key",
+            "master-key",
+            "tan-body-key"
+        ],
         "{manifest}"
     );
     assert_eq!(manifest["version"], 1);

@@ -116,6 +116,37 @@ pub struct AccountPage {
     pub public_only: bool,
 }
 
+/// The challenges a request that passed the 2FA gate consumes with its change, and whether
+/// the change kills the account's other open challenges (corebank-tan.md §4.4, §8.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TanUse {
+    pub account_id: i64,
+    pub used: Vec<crate::domain::tan::ChallengeId>,
+    pub invalidate_others: bool,
+    pub now: Timestamp,
+}
+
+/// A protected change (corebank-tan.md §3.3) made together with a `TanUse`.
+#[derive(Debug, Clone)]
+pub enum GatedOp {
+    Update(AccountChanges),
+    Password(String),
+    Delete,
+    Token(TokenRecord),
+}
+
+/// The outcome of a change made together with a `TanUse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatedChange {
+    Done,
+    /// The account is missing or deleted; nothing changed.
+    NoAccount,
+    /// A deletion of an account whose balance is not zero; nothing changed.
+    BalanceNotZero,
+    /// A challenge of `used` stopped counting meanwhile; nothing changed.
+    StaleChallenge,
+}
+
 pub trait AccountStore: Send + Sync {
     /// Creates an account (and pays its bonus) atomically.
     fn create_account(&self, account: NewAccount) -> Result<CreateOutcome, StoreError>;
@@ -127,6 +158,18 @@ pub trait AccountStore: Send + Sync {
         username: &Username,
         changes: &AccountChanges,
     ) -> Result<bool, StoreError>;
+    /// The change `op` of the account and the `tan` consumption in one transaction. A store
+    /// without TAN challenges cannot do this.
+    fn apply_with_tan(
+        &self,
+        _username: &Username,
+        _op: &GatedOp,
+        _tan: &TanUse,
+    ) -> Result<GatedChange, StoreError> {
+        Err(StoreError::Internal(
+            "this account store keeps no TAN challenges".into(),
+        ))
+    }
     /// Replaces the password hash of an active account; `false` if missing or deleted.
     fn set_password_hash(&self, username: &Username, hash: &str) -> Result<bool, StoreError>;
     /// Soft-deletes an active account whose balance is zero.

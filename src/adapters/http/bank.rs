@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -17,9 +17,13 @@ use super::error::ApiError;
 use super::lanes::QuickLane;
 use crate::domain::accounts::{AccountService, Caller, page_from_query};
 use crate::domain::primitives::{ErrorCode, TalerError};
+use crate::domain::tan::{
+    CanonicalBody, ChallengeId, ChallengeResponse, TanFailure, TanRequest, TanService,
+    presented_ids,
+};
 
-/// Corebank protocol version (libeufin 0.11.1's, until the v10 2FA gate exists).
-pub const BANK_VERSION: &str = "4:8:0";
+/// Corebank protocol version: v10, with the 2FA challenge flow of corebank-tan.md.
+pub const BANK_VERSION: &str = "10:0:0";
 
 /// Request bodies of the bank are limited to 4 KiB, as in libeufin.
 pub const BANK_BODY_LIMIT: usize = 4 * 1024;
@@ -28,6 +32,7 @@ pub const BANK_BODY_LIMIT: usize = 4 * 1024;
 pub struct BankHttp {
     pub config: serde_json::Value,
     pub service: Arc<AccountService>,
+    pub tan: Arc<TanService>,
     pub quick: Arc<QuickLane>,
 }
 
@@ -35,6 +40,7 @@ pub struct BankHttp {
 #[derive(Clone)]
 struct Bank {
     service: Arc<AccountService>,
+    tan: Arc<TanService>,
     quick: Arc<QuickLane>,
 }
 
@@ -99,6 +105,7 @@ impl BankHttp {
         base_url: &str,
         specification: &crate::config::CurrencySpecification,
         service: Arc<AccountService>,
+        tan: Arc<TanService>,
         quick: Arc<QuickLane>,
     ) -> Self {
         let tan_channels: Vec<&str> = [(&config.tan_sms, "sms"), (&config.tan_email, "email")]
@@ -124,6 +131,7 @@ impl BankHttp {
         BankHttp {
             config: body,
             service,
+            tan,
             quick,
         }
     }
@@ -146,8 +154,17 @@ pub fn router(state: BankHttp) -> Router {
             "/accounts/{username}/token",
             post(create_token).delete(delete_token),
         )
+        .route(
+            "/accounts/{username}/challenge/{challenge_id}",
+            post(send_challenge),
+        )
+        .route(
+            "/accounts/{username}/challenge/{challenge_id}/confirm",
+            post(confirm_challenge),
+        )
         .with_state(Bank {
             service: state.service,
+            tan: state.tan,
             quick: state.quick,
         });
     super::limit_bodies(routes, BANK_BODY_LIMIT)
@@ -264,29 +281,74 @@ async fn account_data(
     )
 }
 
+/// The ids of the `Taler-Challenge-Ids` header lines (corebank-tan.md §4.1); lines that are
+/// not text are ignored like unknown ids.
+fn challenge_ids(headers: &HeaderMap) -> Vec<ChallengeId> {
+    presented_ids(
+        headers
+            .get_all("taler-challenge-ids")
+            .iter()
+            .filter_map(|v| v.to_str().ok()),
+    )
+}
+
+/// 204, or 202 with the challenges the request must solve first.
+fn gated_response(result: Result<Option<ChallengeResponse>, Response>) -> Response {
+    match result {
+        Ok(None) => StatusCode::NO_CONTENT.into_response(),
+        Ok(Some(challenges)) => (StatusCode::ACCEPTED, Json(challenges)).into_response(),
+        Err(response) => response,
+    }
+}
+
 async fn reconfigure(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    no_content(
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    gated_response(
         bank.as_caller(header, move |service, caller| {
-            service.reconfigure(caller, &username, parse_body(&body)?)
+            // Decoded as before the gate existed, so every 400 stays as it was.
+            let patch = parse_body(&body)?;
+            let request = json_request(&tan, presented, &body)?;
+            service.reconfigure_gated(caller, &username, patch, Some(&request))
         })
         .await,
     )
+}
+
+/// The gate's view of a request with a JSON body that already decoded.
+fn json_request<'a>(
+    tan: &'a TanService,
+    presented: Vec<ChallengeId>,
+    body: &[u8],
+) -> Result<TanRequest<'a>, TalerError> {
+    let value: serde_json::Value = parse_body(body)?;
+    Ok(TanRequest {
+        service: tan,
+        presented,
+        body: CanonicalBody::of_json(&value),
+    })
 }
 
 async fn change_password(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    no_content(
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    gated_response(
         bank.as_caller(header, move |service, caller| {
-            service.change_password(caller, &username, parse_body(&body)?)
+            let change = parse_body(&body)?;
+            let request = json_request(&tan, presented, &body)?;
+            service.change_password_gated(caller, &username, change, Some(&request))
         })
         .await,
     )
@@ -296,10 +358,19 @@ async fn delete_account(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
 ) -> Response {
-    no_content(
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    gated_response(
         bank.as_caller(header, move |service, caller| {
-            service.delete(caller, &username)
+            // DELETE binds the empty body, whatever was sent (corebank-tan.md §3.4).
+            let request = TanRequest {
+                service: &tan,
+                presented,
+                body: CanonicalBody::empty(),
+            };
+            service.delete_gated(caller, &username, Some(&request))
         })
         .await,
     )
@@ -309,14 +380,23 @@ async fn create_token(
     State(bank): State<Bank>,
     Path(username): Path<String>,
     AuthHeader(header): AuthHeader,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    json_response(
-        bank.as_caller(header, move |service, caller| {
-            service.create_token(caller, &username, parse_body(&body)?)
+    let presented = challenge_ids(&headers);
+    let tan = Arc::clone(&bank.tan);
+    let result = bank
+        .as_caller(header, move |service, caller| {
+            let token = parse_body(&body)?;
+            let request = json_request(&tan, presented, &body)?;
+            service.create_token_gated(caller, &username, token, Some(&request))
         })
-        .await,
-    )
+        .await;
+    match result {
+        Ok(Ok(token)) => Json(token).into_response(),
+        Ok(Err(challenges)) => (StatusCode::ACCEPTED, Json(challenges)).into_response(),
+        Err(response) => response,
+    }
 }
 
 async fn delete_token(
@@ -353,6 +433,76 @@ async fn list_public_accounts(State(bank): State<Bank>, RawQuery(query): RawQuer
         bank.read(None, move |service| {
             let page = page_from_query(&query_pairs(query), true)?;
             service.list_public_accounts(&page)
+        })
+        .await,
+    )
+}
+
+/// A TAN error with the status its step answers (corebank-tan.md §10).
+fn tan_error(failure: TanFailure) -> Response {
+    let status = StatusCode::from_u16(failure.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ApiError {
+        status,
+        error: failure.error,
+    }
+    .into_response()
+}
+
+/// Runs a TAN endpoint on the blocking pool (a send may wait for a delivery script) for
+/// the live account `username`; no authentication (corebank-tan.md §5, §6).
+async fn on_challenge<T: Send + 'static>(
+    bank: Bank,
+    username: String,
+    work: impl FnOnce(&TanService, Option<i64>) -> Result<T, TanFailure> + Send + 'static,
+) -> Result<T, Response> {
+    let run = move || {
+        let account = bank
+            .service
+            .live_account_id(&username)
+            .map_err(|error| TanFailure {
+                status: bank_status(error.code).as_u16(),
+                error,
+            })?;
+        work(&bank.tan, account)
+    };
+    match tokio::task::spawn_blocking(run).await {
+        Ok(result) => result.map_err(tan_error),
+        Err(join) => Err(lane_failure(&join)),
+    }
+}
+
+/// POST /accounts/$U/challenge/$ID: sends (or re-sends) the code; the body is ignored.
+async fn send_challenge(
+    State(bank): State<Bank>,
+    Path((username, challenge_id)): Path<(String, String)>,
+) -> Response {
+    json_response(
+        on_challenge(bank, username, move |tan, account| {
+            tan.send(account, &challenge_id)
+        })
+        .await,
+    )
+}
+
+/// The `ChallengeSolve` body of a confirmation.
+#[derive(serde::Deserialize)]
+struct ChallengeSolve {
+    tan: String,
+}
+
+/// POST /accounts/$U/challenge/$ID/confirm: solves the challenge with its code.
+async fn confirm_challenge(
+    State(bank): State<Bank>,
+    Path((username, challenge_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let solve: ChallengeSolve = match parse_body(&body) {
+        Ok(solve) => solve,
+        Err(error) => return bank_error(error),
+    };
+    no_content(
+        on_challenge(bank, username, move |tan, account| {
+            tan.confirm(account, &challenge_id, &solve.tan)
         })
         .await,
     )

@@ -17,7 +17,7 @@ use crate::domain::primitives::{Amount, Currency, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::accounts::{
     AccountChanges, AccountPage, AccountStore, AddressChoice, CreateOutcome, DeleteOutcome,
-    NewAccount,
+    GatedChange, GatedOp, NewAccount, TanUse,
 };
 
 /// The bank accounts, tokens and bonus ledger in the talerbox database.
@@ -71,17 +71,40 @@ impl AccountStore for SqliteAccountStore {
         self.db.write(move |conn| update(conn, &username, &changes))
     }
 
+    fn apply_with_tan(
+        &self,
+        username: &Username,
+        op: &GatedOp,
+        tan: &TanUse,
+    ) -> Result<GatedChange, StoreError> {
+        let (username, op, tan) = (username.clone(), op.clone(), tan.clone());
+        let now = micros_to_sql(tan.now)?;
+        self.db.write(move |conn| {
+            if !super::tan::usable_in(conn, tan.account_id, &tan.used)? {
+                return Ok(GatedChange::StaleChallenge);
+            }
+            let applied = match &op {
+                GatedOp::Update(changes) => update(conn, &username, changes)?,
+                GatedOp::Password(hash) => set_hash(conn, &username, hash)?,
+                GatedOp::Token(token) => insert_token(conn, token)?,
+                GatedOp::Delete => match soft_delete(conn, &username, now)? {
+                    DeleteOutcome::Deleted => true,
+                    DeleteOutcome::NotFound => false,
+                    DeleteOutcome::BalanceNotZero => return Ok(GatedChange::BalanceNotZero),
+                },
+            };
+            if !applied {
+                return Ok(GatedChange::NoAccount);
+            }
+            super::tan::mark_in(conn, tan.account_id, &tan.used, tan.invalidate_others, now)?;
+            Ok(GatedChange::Done)
+        })
+    }
+
     fn set_password_hash(&self, username: &Username, hash: &str) -> Result<bool, StoreError> {
         let username = username.clone();
         let hash = hash.to_owned();
-        self.db.write(move |conn| {
-            let changed = conn.execute(
-                "UPDATE bank_accounts SET password_hash = ?1 \
-                 WHERE username = ?2 AND deleted_at IS NULL",
-                params![hash, username.as_str()],
-            )?;
-            Ok(changed == 1)
-        })
+        self.db.write(move |conn| set_hash(conn, &username, &hash))
     }
 
     fn delete_account(
@@ -144,6 +167,14 @@ impl AccountStore for SqliteAccountStore {
             Ok(deleted == 1)
         })
     }
+}
+
+fn set_hash(conn: &Connection, username: &Username, hash: &str) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE bank_accounts SET password_hash = ?1 WHERE username = ?2 AND deleted_at IS NULL",
+        params![hash, username.as_str()],
+    )?;
+    Ok(changed == 1)
 }
 
 // ---- reading accounts ----

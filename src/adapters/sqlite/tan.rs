@@ -204,30 +204,10 @@ impl TanStore for SqliteTanStore {
         let used = used.to_vec();
         let now = micros_to_sql(now)?;
         self.db.write(move |conn| {
-            for id in &used {
-                let usable = load(conn, id)?.is_some_and(|c| {
-                    c.account_id == account_id
-                        && c.solved_at.is_some()
-                        && c.used_at.is_none()
-                        && c.invalidated_at.is_none()
-                });
-                if !usable {
-                    return Ok(false);
-                }
+            if !usable_in(conn, account_id, &used)? {
+                return Ok(false);
             }
-            for id in &used {
-                conn.prepare_cached(
-                    "UPDATE tan_challenges SET used_at = ?2, body_hash = NULL WHERE id = ?1",
-                )?
-                .execute(params![&id.as_bytes()[..], now])?;
-            }
-            if invalidate_others {
-                conn.prepare_cached(
-                    "UPDATE tan_challenges SET invalidated_at = ?2, body_hash = NULL \
-                     WHERE account_id = ?1 AND used_at IS NULL AND invalidated_at IS NULL",
-                )?
-                .execute(params![account_id, now])?;
-            }
+            mark_in(conn, account_id, &used, invalidate_others, now)?;
             Ok(true)
         })
     }
@@ -246,6 +226,51 @@ impl TanStore for SqliteTanStore {
             Ok(deleted)
         })
     }
+}
+
+/// Whether every challenge of `used` belongs to the account and is solved, unused and alive.
+pub(super) fn usable_in(
+    conn: &Connection,
+    account_id: i64,
+    used: &[ChallengeId],
+) -> Result<bool, StoreError> {
+    for id in used {
+        let usable = load(conn, id)?.is_some_and(|c| {
+            c.account_id == account_id
+                && c.solved_at.is_some()
+                && c.used_at.is_none()
+                && c.invalidated_at.is_none()
+        });
+        if !usable {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Marks `used` used and, with `invalidate_others`, kills the account's other open
+/// challenges (§4.4, §8.3); `now` in database microseconds.
+pub(super) fn mark_in(
+    conn: &Connection,
+    account_id: i64,
+    used: &[ChallengeId],
+    invalidate_others: bool,
+    now: i64,
+) -> Result<(), StoreError> {
+    for id in used {
+        conn.prepare_cached(
+            "UPDATE tan_challenges SET used_at = ?2, body_hash = NULL WHERE id = ?1",
+        )?
+        .execute(params![&id.as_bytes()[..], now])?;
+    }
+    if invalidate_others {
+        conn.prepare_cached(
+            "UPDATE tan_challenges SET invalidated_at = ?2, body_hash = NULL \
+             WHERE account_id = ?1 AND used_at IS NULL AND invalidated_at IS NULL",
+        )?
+        .execute(params![account_id, now])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,7 +1,19 @@
 //! Reading, reconfiguring and deleting accounts; tokens (spec §4.4–§4.5, §6–§9).
 
 use crate::domain::primitives::{ErrorCode, TalerError, secret_hash};
-use crate::ports::accounts::{AccountChanges, DeleteOutcome};
+use crate::domain::tan::{
+    ChallengeId, ChallengeResponse, Factor, GateOutcome, Operation, RequestBinding, TanRequest,
+    factor_set, factors_differ, new_factors,
+};
+use crate::ports::accounts::{AccountChanges, DeleteOutcome, GatedChange, GatedOp, TanUse};
+
+/// What the 2FA gate lets a request do.
+enum Gate {
+    /// Run, consuming these challenges (none when the request is not gated).
+    Run(Vec<ChallengeId>),
+    /// Answer 202 with this body.
+    Challenged(ChallengeResponse),
+}
 use crate::ports::random::random_bytes;
 
 use super::api::{
@@ -63,13 +75,29 @@ impl AccountService {
         }
     }
 
-    /// PATCH /accounts/$USERNAME (spec §7 check order).
+    /// PATCH /accounts/$USERNAME (spec §7 check order) without a second factor: for
+    /// callers and accounts the 2FA gate never concerns.
     pub fn reconfigure(
         &self,
         caller: &Caller,
         username: &str,
         patch: AccountReconfiguration,
     ) -> Result<(), TalerError> {
+        match self.reconfigure_gated(caller, username, patch, None)? {
+            None => Ok(()),
+            Some(_) => Err(internal("a challenge without a TAN service")),
+        }
+    }
+
+    /// PATCH /accounts/$USERNAME with the 2FA gate of corebank-tan.md §4 after the checks
+    /// of spec §7: `Some` is the 202 body. Without `tan` nothing is gated.
+    pub fn reconfigure_gated(
+        &self,
+        caller: &Caller,
+        username: &str,
+        patch: AccountReconfiguration,
+        tan: Option<&TanRequest<'_>>,
+    ) -> Result<Option<ChallengeResponse>, TalerError> {
         self.authorize(caller, username, true, true)?;
         let debit_threshold = patch
             .debit_threshold
@@ -143,10 +171,93 @@ impl AccountService {
                 .with_detail(channel.as_str()));
             }
         }
-        if !self.store.update_account(&account.username, &changes)? {
-            return Err(error(ErrorCode::BankUnknownAccount, "unknown account"));
+        let before = factor_set(&account.tan_channels, &account.contact);
+        let resulting = factor_set(&after.tan_channels, &after.contact);
+        let changed = factors_differ(&before, &resulting);
+        let new = new_factors(&before, &resulting);
+        let used = match self.gate(
+            caller,
+            &account,
+            &before,
+            &new,
+            Operation::AccountReconfig,
+            tan,
+        )? {
+            Gate::Challenged(body) => return Ok(Some(body)),
+            Gate::Run(used) => used,
+        };
+        if tan.is_none() || (used.is_empty() && !changed) {
+            if !self.store.update_account(&account.username, &changes)? {
+                return Err(error(ErrorCode::BankUnknownAccount, "unknown account"));
+            }
+            return Ok(None);
         }
-        Ok(())
+        self.apply_gated(&account, GatedOp::Update(changes), used, changed)?;
+        Ok(None)
+    }
+
+    /// §3.2 and §4.2 of corebank-tan.md: whether the request runs (with the challenges it
+    /// uses) or answers 202. Admin, other callers and accounts without factors pass.
+    fn gate(
+        &self,
+        caller: &Caller,
+        account: &Account,
+        current: &[Factor],
+        new: &[Factor],
+        operation: Operation,
+        tan: Option<&TanRequest<'_>>,
+    ) -> Result<Gate, TalerError> {
+        let Some(tan) = tan else {
+            return Ok(Gate::Run(Vec::new()));
+        };
+        let gated = !caller.is_admin()
+            && caller.username == account.username
+            && (!current.is_empty() || !new.is_empty());
+        if !gated {
+            return Ok(Gate::Run(Vec::new()));
+        }
+        let binding = RequestBinding {
+            account_id: account.row_id,
+            operation,
+            body: tan.body.clone(),
+        };
+        match tan.service.gate(current, new, &tan.presented, &binding) {
+            Ok(GateOutcome::Challenged(body)) => Ok(Gate::Challenged(body)),
+            Ok(GateOutcome::Proceed { used }) => Ok(Gate::Run(used)),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Runs `op` and consumes `used` in one transaction (§4.4); kills the account's other
+    /// open challenges with `invalidate_others` (§8.3).
+    fn apply_gated(
+        &self,
+        account: &Account,
+        op: GatedOp,
+        used: Vec<ChallengeId>,
+        invalidate_others: bool,
+    ) -> Result<(), TalerError> {
+        let tan_use = TanUse {
+            account_id: account.row_id,
+            used,
+            invalidate_others,
+            now: self.clock.now(),
+        };
+        match self
+            .store
+            .apply_with_tan(&account.username, &op, &tan_use)?
+        {
+            GatedChange::Done => Ok(()),
+            GatedChange::NoAccount => Err(error(ErrorCode::BankUnknownAccount, "unknown account")),
+            GatedChange::BalanceNotZero => Err(error(
+                ErrorCode::BankAccountBalanceNotZero,
+                "balance is not zero",
+            )),
+            GatedChange::StaleChallenge => Err(error(
+                ErrorCode::GenericDbSoftFailure,
+                "a challenge was used concurrently; replay again",
+            )),
+        }
     }
 
     /// Changes an owner may not make without the matching `ALLOW_*` option (a field counts
@@ -196,13 +307,28 @@ impl AccountService {
         Ok(())
     }
 
-    /// PATCH /accounts/$USERNAME/auth (spec §8).
+    /// PATCH /accounts/$USERNAME/auth (spec §8) without a second factor.
     pub fn change_password(
         &self,
         caller: &Caller,
         username: &str,
         change: AccountPasswordChange,
     ) -> Result<(), TalerError> {
+        match self.change_password_gated(caller, username, change, None)? {
+            None => Ok(()),
+            Some(_) => Err(internal("a challenge without a TAN service")),
+        }
+    }
+
+    /// PATCH /accounts/$USERNAME/auth with the 2FA gate before the old-password check
+    /// (corebank-tan.md §4.5); `Some` is the 202 body.
+    pub fn change_password_gated(
+        &self,
+        caller: &Caller,
+        username: &str,
+        change: AccountPasswordChange,
+        tan: Option<&TanRequest<'_>>,
+    ) -> Result<Option<ChallengeResponse>, TalerError> {
         self.authorize(caller, username, true, true)?;
         if !caller.is_admin() && change.old_password.is_none() {
             return Err(error(
@@ -215,6 +341,18 @@ impl AccountService {
         if account.is_deleted() {
             return Err(error(ErrorCode::BankUnknownAccount, "unknown account"));
         }
+        let current = factor_set(&account.tan_channels, &account.contact);
+        let used = match self.gate(
+            caller,
+            &account,
+            &current,
+            &[],
+            Operation::AccountAuthReconfig,
+            tan,
+        )? {
+            Gate::Challenged(body) => return Ok(Some(body)),
+            Gate::Run(used) => used,
+        };
         let old_is_wrong = change
             .old_password
             .as_deref()
@@ -226,10 +364,14 @@ impl AccountService {
             ));
         }
         let hash = self.hasher.hash(&change.new_password).map_err(internal)?;
+        if !used.is_empty() {
+            self.apply_gated(&account, GatedOp::Password(hash), used, false)?;
+            return Ok(None);
+        }
         if !self.store.set_password_hash(&account.username, &hash)? {
             return Err(error(ErrorCode::BankUnknownAccount, "unknown account"));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Sets a password from the operator's command line (`bank passwd`).
@@ -245,6 +387,20 @@ impl AccountService {
 
     /// DELETE /accounts/$USERNAME (spec §9): a soft delete of an account with zero balance.
     pub fn delete(&self, caller: &Caller, username: &str) -> Result<(), TalerError> {
+        match self.delete_gated(caller, username, None)? {
+            None => Ok(()),
+            Some(_) => Err(internal("a challenge without a TAN service")),
+        }
+    }
+
+    /// DELETE /accounts/$USERNAME with the 2FA gate after the balance check
+    /// (corebank-tan.md §4.5); `Some` is the 202 body.
+    pub fn delete_gated(
+        &self,
+        caller: &Caller,
+        username: &str,
+        tan: Option<&TanRequest<'_>>,
+    ) -> Result<Option<ChallengeResponse>, TalerError> {
         self.authorize(
             caller,
             username,
@@ -264,11 +420,35 @@ impl AccountService {
             ));
         }
         let account = self.account_or_404(username)?;
+        let current = factor_set(&account.tan_channels, &account.contact);
+        if tan.is_some() && !current.is_empty() && !account.is_deleted() {
+            if !account.balance.amount.is_zero() {
+                return Err(error(
+                    ErrorCode::BankAccountBalanceNotZero,
+                    "balance is not zero",
+                ));
+            }
+            match self.gate(
+                caller,
+                &account,
+                &current,
+                &[],
+                Operation::AccountDelete,
+                tan,
+            )? {
+                Gate::Challenged(body) => return Ok(Some(body)),
+                Gate::Run(used) if !used.is_empty() => {
+                    self.apply_gated(&account, GatedOp::Delete, used, false)?;
+                    return Ok(None);
+                }
+                Gate::Run(_) => {}
+            }
+        }
         match self
             .store
             .delete_account(&account.username, self.clock.now())?
         {
-            DeleteOutcome::Deleted => Ok(()),
+            DeleteOutcome::Deleted => Ok(None),
             DeleteOutcome::NotFound => Err(error(ErrorCode::BankUnknownAccount, "unknown account")),
             DeleteOutcome::BalanceNotZero => Err(error(
                 ErrorCode::BankAccountBalanceNotZero,
@@ -285,6 +465,21 @@ impl AccountService {
         username: &str,
         request: TokenRequest,
     ) -> Result<TokenSuccessResponse, TalerError> {
+        match self.create_token_gated(caller, username, request, None)? {
+            Ok(token) => Ok(token),
+            Err(_) => Err(internal("a challenge without a TAN service")),
+        }
+    }
+
+    /// Token creation with the 2FA gate for Basic callers (corebank-tan.md §3.3). `Err` is
+    /// the 202 body.
+    pub fn create_token_gated(
+        &self,
+        caller: &Caller,
+        username: &str,
+        request: TokenRequest,
+        tan: Option<&TanRequest<'_>>,
+    ) -> Result<Result<TokenSuccessResponse, ChallengeResponse>, TalerError> {
         if caller.username.as_str() != username {
             return Err(error(
                 ErrorCode::GenericForbidden,
@@ -308,6 +503,18 @@ impl AccountService {
                 ));
             }
         }
+        let mut used = Vec::new();
+        let account = match (tan, &caller.access) {
+            (Some(_), Access::Password) => self.store.account(&caller.username)?,
+            _ => None,
+        };
+        if let Some(account) = &account {
+            let current = factor_set(&account.tan_channels, &account.contact);
+            match self.gate(caller, account, &current, &[], Operation::TokenCreate, tan)? {
+                Gate::Challenged(body) => return Ok(Err(body)),
+                Gate::Run(ids) => used = ids,
+            }
+        }
         let secret = TokenSecret(random_bytes(self.random.as_ref()));
         let now = self.clock.now();
         let duration = request
@@ -322,13 +529,21 @@ impl AccountService {
             expires_at: now.saturating_add(duration),
             description: request.description,
         };
-        if !self.store.insert_token(&record)? {
-            return Err(error(ErrorCode::GenericUnauthorized, "account is gone"));
+        let expiration = record.expires_at;
+        match &account {
+            Some(account) if !used.is_empty() => {
+                self.apply_gated(account, GatedOp::Token(record), used, false)?;
+            }
+            _ => {
+                if !self.store.insert_token(&record)? {
+                    return Err(error(ErrorCode::GenericUnauthorized, "account is gone"));
+                }
+            }
         }
-        Ok(TokenSuccessResponse {
+        Ok(Ok(TokenSuccessResponse {
             access_token: secret.to_wire(),
-            expiration: record.expires_at,
-        })
+            expiration,
+        }))
     }
 
     /// DELETE /accounts/$USERNAME/token: revokes the bearer token of this very request.

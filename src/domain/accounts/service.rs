@@ -158,6 +158,19 @@ impl AccountService {
             .collect()
     }
 
+    /// The row id of the live account `username`, `None` when it is unknown or deleted (the
+    /// unauthenticated TAN endpoints address challenges by account name).
+    pub fn live_account_id(&self, username: &str) -> Result<Option<i64>, TalerError> {
+        let Some(username) = Username::parse(username) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .account(&username)?
+            .filter(|a| !a.is_deleted())
+            .map(|a| a.row_id))
+    }
+
     /// Checks the `Authorization` header: `Ok(None)` when there is none.
     pub fn authenticate(&self, header: Option<&str>) -> Result<Option<Caller>, TalerError> {
         Ok(self

@@ -15,7 +15,8 @@ pub use model::{
     factors_differ, generate_code, new_factors, normalise_tan, presented_ids,
 };
 pub use service::{
-    ChallengeEntry, ChallengeResponse, GateOutcome, SendAnswer, TanFailure, TanSenders, TanService,
+    ChallengeEntry, ChallengeResponse, GateOutcome, SendAnswer, TanFailure, TanRequest, TanSenders,
+    TanService,
 };
 pub use transitions::{
     ConfirmOutcome, SendRefusal, SendTicket, confirm, invalidate, mark_used, reserve_send,

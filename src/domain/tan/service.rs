@@ -105,6 +105,14 @@ impl TanSenders {
     }
 }
 
+/// A protected request as the gate sees it: the service, the ids of `Taler-Challenge-Ids`
+/// and the canonical body.
+pub struct TanRequest<'a> {
+    pub service: &'a TanService,
+    pub presented: Vec<ChallengeId>,
+    pub body: super::model::CanonicalBody,
+}
+
 pub struct TanService {
     store: Arc<dyn TanStore>,
     senders: TanSenders,

@@ -35,6 +35,8 @@ const PRUNE_AT: usize = 10_000;
 const ACCOUNT_KEY_BYTES: usize = 128;
 /// Guesses from one address checked at once (password checks run one per core anyway).
 const ADDRESS_TURNS: usize = 4;
+/// Officer reads from one address, and of one officer from it, served at once.
+const OFFICER_TURNS: usize = 8;
 
 /// What is being guessed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,10 +70,25 @@ impl Guess {
         }
     }
 
+    /// How many guesses (per client address, per account from that address) are checked at
+    /// once. A password check takes a core for milliseconds and a PIN spends an attempt:
+    /// they take turns one by one per account. An officer's signature costs microseconds
+    /// to check and its reads are many (an officer's pages load several at once): a burst
+    /// may pass the budget by at most the account's turns.
+    fn turns(self) -> (usize, usize) {
+        match self {
+            Guess::BankPassword | Guess::Pin => (ADDRESS_TURNS, 1),
+            Guess::OfficerSignature => (OFFICER_TURNS, OFFICER_TURNS),
+        }
+    }
+
     /// The account the request guesses for, if it is a guess at all.
     fn account(self, request: &Request) -> Option<String> {
         let account = match self {
             Guess::BankPassword => basic_username(request.headers())?,
+            // Only reads carry the header signature; a decision's signature covers its body
+            // and is checked (and refused with its own codes) by the decision itself.
+            Guess::OfficerSignature if request.method() != axum::http::Method::GET => return None,
             Guess::OfficerSignature => segment_after(request.uri().path(), "aml")?,
             Guess::Pin => segment_after(request.uri().path(), "solve")?,
         };
@@ -94,15 +111,16 @@ pub struct Throttle {
     accounts: DefaultKeyedRateLimiter<Key>,
     /// Keys whose budget is spent, until when.
     blocked: Mutex<HashMap<Key, Instant>>,
-    /// The turns of keys with guesses in flight.
-    turns: Mutex<HashMap<Key, Arc<Semaphore>>>,
+    /// The turns of keys with guesses in flight, by key and number of turns (kinds of
+    /// guesses with different numbers of turns wait separately).
+    turns: Mutex<HashMap<(Key, usize), Arc<Semaphore>>>,
     trusted_proxies: Vec<IpAddr>,
 }
 
 /// A guess's turn on one key; the key's entry goes when its last turn ends.
 struct Turn<'a> {
     throttle: &'a Throttle,
-    key: Key,
+    key: (Key, usize),
     permit: Option<OwnedSemaphorePermit>,
 }
 
@@ -176,14 +194,14 @@ impl Throttle {
                 map.retain(|_, semaphore| Arc::strong_count(semaphore) > 1);
             }
             Arc::clone(
-                map.entry(key.clone())
+                map.entry((key.clone(), turns))
                     .or_insert_with(|| Arc::new(Semaphore::new(turns))),
             )
         };
         let permit = semaphore.acquire_owned().await.ok();
         Turn {
             throttle: self,
-            key: key.clone(),
+            key: (key.clone(), turns),
             permit,
         }
     }
@@ -237,8 +255,9 @@ pub async fn guard(
     };
     let keys = Throttle::keys(guess, &account, throttle.client(&request));
     // Always the address first, then the account: no two guesses wait for each other in turn.
-    let _address_turn = throttle.turn(&keys[0], ADDRESS_TURNS).await;
-    let _account_turn = throttle.turn(&keys[1], 1).await;
+    let (address_turns, account_turns) = guess.turns();
+    let _address_turn = throttle.turn(&keys[0], address_turns).await;
+    let _account_turn = throttle.turn(&keys[1], account_turns).await;
     if let Some(wait) = throttle.wait(&keys) {
         return too_many(guess, wait);
     }
@@ -392,5 +411,15 @@ mod tests {
             Some("PUB")
         );
         assert_eq!(segment_after("/aml", "aml"), None);
+        // Officer reads are guesses at the header signature; decisions are not.
+        let mut read = request("192.0.2.1:1", None);
+        *read.uri_mut() = "/aml/PUB/decisions".parse().unwrap();
+        assert_eq!(
+            Guess::OfficerSignature.account(&read).as_deref(),
+            Some("PUB")
+        );
+        *read.method_mut() = axum::http::Method::POST;
+        *read.uri_mut() = "/aml/PUB/decision".parse().unwrap();
+        assert_eq!(Guess::OfficerSignature.account(&read), None);
     }
 }

@@ -705,9 +705,10 @@ fn refused(error: &talerbox::domain::primitives::TalerError) -> ExitCode {
 }
 
 fn decide(config: Config, args: DecideArgs) -> anyhow::Result<ExitCode> {
-    let listen = config.server.listen;
-    let app = App::open(config)?;
-    let kyc = app.kyc_trigger_service(&app.urls(listen).exchange);
+    // Standard error carries the refusal alone.
+    let (app, exchange) = cli::kyc::open_with_exchange_url(config, false)?;
+    let fallback = app.urls(app.config.server.listen).exchange;
+    let kyc = app.kyc_trigger_service(exchange.as_deref().unwrap_or(&fallback));
     let request = talerbox::app::DecideRequest {
         account: args.account,
         officer_key: args.officer_key,
@@ -796,31 +797,22 @@ fn kyc_list(config: Config, limit: String) -> anyhow::Result<ExitCode> {
 }
 
 fn kyc_token(config: Config, account: &str) -> anyhow::Result<ExitCode> {
-    let listen = config.server.listen;
-    let app = App::open(config)?;
-    let exchange = app.urls(listen).exchange;
-    let kyc = app.kyc_trigger_service(&exchange);
-    let h_payto = if account.starts_with("payto://") {
-        talerbox::domain::primitives::Payto::parse_full(account)
-            .or_else(|_| talerbox::domain::primitives::Payto::parse_normalized(account))
-            .map_err(|e| anyhow::anyhow!("{account}: {e}"))?
-            .h_normalized()
-    } else {
-        account
-            .parse()
-            .map_err(|_| anyhow::anyhow!("{account}: neither a payto URI nor an account hash"))?
+    let (app, exchange) = cli::kyc::open_with_exchange_url(config, true)?;
+    let fallback = app.urls(app.config.server.listen).exchange;
+    let kyc = app.kyc_trigger_service(exchange.as_deref().unwrap_or(&fallback));
+    let (h_payto, _) = App::named_account(account)?;
+    let Some(token) = kyc.account_token(&h_payto)? else {
+        eprintln!("no KYC account {h_payto}");
+        return Ok(ExitCode::FAILURE);
     };
-    match kyc.account_token(&h_payto)? {
-        Some(token) => {
-            out!("{token}");
-            out!("{exchange}kyc-info/{token}");
-            Ok(ExitCode::SUCCESS)
-        }
-        None => {
-            eprintln!("no KYC account {h_payto}");
-            Ok(ExitCode::FAILURE)
-        }
+    out!("{token}");
+    match exchange {
+        Some(exchange) => out!("{exchange}kyc-info/{token}"),
+        None => eprintln!(
+            "talerbox: the exchange's public URL is unknown: the page is EXCHANGE-BASE-URL/kyc-info/{token}"
+        ),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn program(config: Config, command: ProgramCommand) -> anyhow::Result<ExitCode> {

@@ -81,7 +81,7 @@ fn json_file_or_text(text: &str) -> anyhow::Result<Value> {
 impl App {
     /// The account an operator names: a full payto (also sent as `payto_uri`), a payto
     /// without receiver name, or a 52-character hash.
-    fn named_account(account: &str) -> anyhow::Result<(NormalizedPaytoHash, Option<String>)> {
+    pub fn named_account(account: &str) -> anyhow::Result<(NormalizedPaytoHash, Option<String>)> {
         if account.starts_with("payto://") {
             let payto = Payto::parse_full(account)
                 .or_else(|_| Payto::parse_normalized(account))

@@ -27,24 +27,8 @@ pub fn trigger(
             );
         }
     }
-    let listen = config.server.listen;
-    let configured = config.exchange.base_url.is_some() || config.server.public_base_url.is_some();
-    let running = app::running_server(&config.server.data_dir);
-    let app = App::open(config)?;
-    let from_config = app.urls(listen).exchange;
-    // With port 0 the address is known only to the server: no URL is better than a wrong one.
-    let exchange = match (&running, configured) {
-        (_, true) => Some(from_config.clone()),
-        (Some(server), false) if server.exchange_url.is_some() => server.exchange_url.clone(),
-        (None, false) if listen.port() != 0 => {
-            eprintln!(
-                "talerbox: no server is running on this data directory; the URL assumes \
-                 [talerbox] LISTEN = {listen}"
-            );
-            Some(from_config.clone())
-        }
-        _ => None,
-    };
+    let (app, exchange) = open_with_exchange_url(config, true)?;
+    let from_config = app.urls(app.config.server.listen).exchange;
     let kyc = app.kyc_trigger_service(exchange.as_deref().unwrap_or(&from_config));
     let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
     let triggered = kyc.trigger(payto, &MeasureSpec::parse(&spec))?;
@@ -59,4 +43,35 @@ pub fn trigger(
         ),
     }
     Ok(())
+}
+
+/// Opens the installation and finds the exchange's public URL, when it can be known: the
+/// configured base URL, else the one of the server running on the data directory, else the
+/// configured listen address (with a note that no server runs, if `announce`). With port 0 and nothing
+/// else to go on there is none: no URL is better than a wrong one.
+pub fn open_with_exchange_url(
+    config: Config,
+    announce: bool,
+) -> anyhow::Result<(App, Option<String>)> {
+    let listen = config.server.listen;
+    let configured = config.exchange.base_url.is_some() || config.server.public_base_url.is_some();
+    let running = app::running_server(&config.server.data_dir);
+    let app = App::open(config)?;
+    let from_config = app.urls(listen).exchange;
+    // With port 0 the address is known only to the server: no URL is better than a wrong one.
+    let exchange = match (&running, configured) {
+        (_, true) => Some(from_config.clone()),
+        (Some(server), false) if server.exchange_url.is_some() => server.exchange_url.clone(),
+        (None, false) if listen.port() != 0 => {
+            if announce {
+                eprintln!(
+                    "talerbox: no server is running on this data directory; the URL assumes \
+                 [talerbox] LISTEN = {listen}"
+                );
+            }
+            Some(from_config.clone())
+        }
+        _ => None,
+    };
+    Ok((app, exchange))
 }

@@ -200,9 +200,7 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
     match operation {
         "attributes" => {
             let h_payto = segments.next().ok_or(AmlError::EndpointUnknown)?;
-            if segments.next().is_some() {
-                return Err(AmlError::EndpointUnknown);
-            }
+            no_more(&mut segments)?;
             let report = service.attributes(&officer, h_payto, &request.query, request.format)?;
             Ok(match report {
                 None => Answer::NoContent,
@@ -300,8 +298,8 @@ async fn officer_post(
             aml_error(&AmlError::OperationUnknown)
         };
     }
-    if segments.next().is_some() {
-        return aml_error(&AmlError::EndpointUnknown);
+    if let Err(error) = no_more(&mut segments) {
+        return aml_error(&error);
     }
     let service = Arc::clone(&state.kyc.service);
     let decided = tokio::task::spawn_blocking(move || service.decide(&officer_pub, &body)).await;

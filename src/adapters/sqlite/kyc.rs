@@ -378,18 +378,27 @@ pub(super) fn into_outcome(
     })
 }
 
+/// The account's active outcome row as stored, before parsing.
+fn active_outcome_row(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+) -> Result<Option<OutcomeTuple>, StoreError> {
+    let sql = format!(
+        "SELECT {OUTCOME_COLUMNS} FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([&h_payto.0[..]], |row| outcome_columns(row, 0))
+        .optional()?)
+}
+
 pub(super) fn active_outcome(
     conn: &Connection,
     h_payto: &NormalizedPaytoHash,
 ) -> Result<Option<OutcomeRow>, StoreError> {
-    let sql = format!(
-        "SELECT {OUTCOME_COLUMNS} FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1"
-    );
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row([&h_payto.0[..]], |row| outcome_columns(row, 0))
-        .optional()?;
-    row.map(into_outcome).transpose()
+    active_outcome_row(conn, h_payto)?
+        .map(into_outcome)
+        .transpose()
 }
 
 /// The account's newest process with `provider` (only unfinished ones if `only_open`).
@@ -499,16 +508,9 @@ impl KycStore for SqliteKycStore {
         &self,
         h_payto: &NormalizedPaytoHash,
     ) -> Result<Option<OutcomeRow>, StoreError> {
-        let sql = format!(
-            "SELECT {OUTCOME_COLUMNS} FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1"
-        );
-        let row = self.db.read(|conn| {
-            conn.prepare_cached(&sql)?
-                .query_row([&h_payto.0[..]], |row| outcome_columns(row, 0))
-                .optional()
-                .map_err(StoreError::from)
-        })?;
-        let Some(row) = row else { return Ok(None) };
+        let Some(row) = self.db.read(|conn| active_outcome_row(conn, h_payto))? else {
+            return Ok(None);
+        };
         let serial = row.0;
         let mut cache = self
             .parsed_outcomes

@@ -768,6 +768,7 @@ fn tan_settings(ini: &Ini, section: &str) -> Result<crate::domain::tan::TanSetti
         validity,
         retransmission: relative_time(ini, section, "TAN_RETRANSMISSION_PERIOD", 60)?,
         retry_counter,
+        clean_after: relative_time(ini, section, "GC_CLEAN_AFTER", 14 * 24 * 3600)?,
     })
 }
 
@@ -1046,13 +1047,17 @@ mod tests {
         let set = load(
             "[libeufin-bank]\nTAN_VALIDITY_PERIOD = 5 min\nTAN_RETRANSMISSION_PERIOD = 0 s\n\
              TAN_RETRY_COUNTER = 5\nTAN_SCRIPT_TIMEOUT = 2 s\n\
-             TAN_SMS_ENV = {\"B\": \"2\", \"A\": \"1\"}\n",
+             TAN_SMS_ENV = {\"B\": \"2\", \"A\": \"1\"}\nGC_CLEAN_AFTER = 2 days\n",
         )
         .unwrap()
         .bank;
         assert_eq!(set.tan.validity, RelativeTime::from_seconds(300));
         assert_eq!(set.tan.retransmission, RelativeTime::ZERO);
         assert_eq!(set.tan.retry_counter, 5);
+        assert_eq!(
+            set.tan.clean_after,
+            RelativeTime::from_seconds(2 * 24 * 3600)
+        );
         assert_eq!(set.tan_script_timeout, RelativeTime::from_seconds(2));
         assert_eq!(
             set.tan_sms_env,

@@ -15,5 +15,6 @@ mod cli;
 mod connections;
 mod http_basics;
 mod kyc;
+mod kyc_wallet;
 mod offline_flow;
 mod operator;

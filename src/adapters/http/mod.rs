@@ -21,6 +21,7 @@ mod negotiate;
 mod pages;
 mod server;
 pub mod throttle;
+mod unimplemented;
 
 use std::future::Future;
 use std::sync::Arc;

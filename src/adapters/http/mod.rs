@@ -16,6 +16,7 @@ mod challenger;
 pub mod error;
 mod exchange;
 pub mod kyc;
+mod kyc_wallet;
 pub mod lanes;
 mod negotiate;
 mod pages;

@@ -110,7 +110,8 @@ fn kyc_status(code: ErrorCode) -> StatusCode {
         | C::ExchangeKycWalletSignatureInvalid => StatusCode::FORBIDDEN,
         C::ExchangeKycAmlFormIncomplete
         | C::ExchangeKycNotAForm
-        | C::ExchangeKycMeasureIndexInvalid => StatusCode::BAD_REQUEST,
+        | C::ExchangeKycMeasureIndexInvalid
+        | C::GenericPathSegmentMalformed => StatusCode::BAD_REQUEST,
         C::ExchangeKycProofBackendInvalidResponse
         | C::ExchangeKycGenericProviderUnexpectedReply => StatusCode::BAD_GATEWAY,
         C::ExchangeKycProofRequestUnknown
@@ -118,6 +119,7 @@ fn kyc_status(code: ErrorCode) -> StatusCode {
         | C::ExchangeKycCheckRequestUnknown => StatusCode::NOT_FOUND,
         C::ExchangeKycFormAlreadyUploaded
         | C::ExchangeKycInvalidLogicToCheck
+        | C::ExchangeKycCheckAuthorizationKeyUnknown
         | C::ExchangeGenericKycFailed => StatusCode::CONFLICT,
         C::GenericDbSoftFailure => StatusCode::SERVICE_UNAVAILABLE,
         other => ApiError::from(other).status,

@@ -543,3 +543,30 @@ async fn without_kyc_the_check_answers_204_and_every_balance_is_allowed() {
     assert_error(wallets.check_with(&h_payto, None, "").await, 400, 25).await;
     wallets.server.stop().await;
 }
+
+#[tokio::test]
+async fn an_instant_measure_runs_its_program_and_the_new_rules_decide() {
+    // Crossing 1000 KUDOS freezes the wallet at once (a SKIP measure); the freeze forbids
+    // every operation from zero, so the balance then crosses a forbidden rule.
+    let wallets = Wallets::start_with(
+        "[kyc-rule-balance-freeze]\nENABLED = YES\nEXPOSED = YES\nOPERATION_TYPE = BALANCE\n\
+         THRESHOLD = KUDOS:1000\nTIMEFRAME = 30 d\nNEXT_MEASURES = freeze\n",
+    )
+    .await;
+    let wallet = Key::new(12);
+    let h_payto = wallets.wallet_h_payto(&wallet);
+    assert_eq!(wallets.register(&wallet, 999).await.status(), 200);
+    let response = wallets.register(&wallet, 1000).await;
+    let body = assert_error(response, 451, 1028).await;
+    assert_eq!(body["account_pub"], wallet.public().as_str());
+    let status = wallets.status(&h_payto, &wallet, 202).await;
+    assert_eq!(status["aml_review"], true);
+    let limits = status["limits"].as_array().unwrap();
+    assert!(!limits.is_empty());
+    assert!(
+        limits
+            .iter()
+            .all(|l| l["soft_limit"] == false && l["threshold"] == "KUDOS:0")
+    );
+    wallets.server.stop().await;
+}

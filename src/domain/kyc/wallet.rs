@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use super::model::{MeasureSpec, OperationType, VERBOTEN};
+use super::model::{MeasureSpec, OperationType, SKIP, VERBOTEN};
 use super::requirement::AccessToken;
-use super::rules::{KycRule, LegitimizationRuleSet};
+use super::rules::{KycRule, LegitimizationMeasures, LegitimizationRuleSet};
 use super::service::{KycService, error};
 use crate::domain::primitives::{
     Amount, EddsaPublicKey, EddsaSignature, ErrorCode, NormalizedPaytoHash, Payto, RelativeTime,
@@ -14,6 +14,9 @@ use crate::domain::primitives::{
 };
 use crate::ports::kyc::{ActivateMeasures, RecordAccountKey};
 use crate::ports::random::random_bytes;
+
+/// Instant measures run in a row before the rules are declared recursive.
+const MAX_INSTANT_ROUNDS: usize = 8;
 
 /// A wallet's registration (`POST /kyc-wallet`), parsed.
 #[derive(Debug, Clone)]
@@ -220,48 +223,87 @@ impl KycService {
             account_pub: request.reserve_pub,
             now: self.clock.now(),
         })?;
-        let (_, rules) = self.current_rules(&h_payto)?;
-        let (crossed, next_threshold) = balance_rules(&rules, &request.balance);
-        let Some(rule) = crossed else {
-            return Ok(WalletAnswer::Allowed {
-                expiration_time: rules.expiration_time,
-                next_threshold,
+        // An instant (`SKIP`) measure runs its program at once and the new rules are tested
+        // again, as the exchange does; a bounded number of times.
+        for _ in 0..MAX_INSTANT_ROUNDS {
+            let (_, rules) = self.current_rules(&h_payto)?;
+            let (crossed, next_threshold) = balance_rules(&rules, &request.balance);
+            let Some(rule) = crossed else {
+                return Ok(WalletAnswer::Allowed {
+                    expiration_time: rules.expiration_time,
+                    next_threshold,
+                });
+            };
+            let measures = self.rule_measures(rule, &rules)?;
+            let instant = measures
+                .measures
+                .iter()
+                .find(|m| !measures.verboten && m.check_name == SKIP);
+            let opened = match instant {
+                Some(instant) => LegitimizationMeasures {
+                    measures: vec![instant.clone()],
+                    is_and_combinator: false,
+                    verboten: false,
+                },
+                None => measures.clone(),
+            };
+            let activated = self.store.activate_measures(ActivateMeasures {
+                h_payto,
+                normalized_payto: recorded.account.normalized_payto.clone(),
+                full_payto: recorded.account.full_payto.clone(),
+                new_token: recorded.account.access_token.clone(),
+                account_pub: Some(request.reserve_pub),
+                measures: opened.clone(),
+                display_priority: rule.display_priority,
+                now: self.clock.now(),
+            })?;
+            if instant.is_some() {
+                self.run_skipped_measures(&h_payto, activated.measure_serial, &opened)?;
+                continue;
+            }
+            return Ok(WalletAnswer::KycRequired {
+                h_payto,
+                account_pub: recorded.previous,
+                requirement_row: activated.measure_serial,
             });
+        }
+        Err(error(
+            ErrorCode::ExchangeKycRecursiveRuleDetected,
+            "instant measures kept triggering each other",
+        ))
+    }
+
+    /// The measures a crossed rule opens: none when it is forbidden, else its measures
+    /// resolved in the rule set's custom measures, then the configured ones.
+    fn rule_measures(
+        &self,
+        rule: &KycRule,
+        rules: &LegitimizationRuleSet,
+    ) -> Result<LegitimizationMeasures, TalerError> {
+        let spec = MeasureSpec {
+            measures: rule.measures.clone(),
+            is_and_combinator: rule.is_and_combinator,
+            verboten: false,
         };
-        let spec = MeasureSpec::parse(&format!(
-            "{}{}",
-            if rule.is_and_combinator { "+" } else { "" },
-            rule.measures.join(" ")
-        ));
-        let mut measures = self
-            .rules
+        if rule
+            .measures
+            .iter()
+            .any(|m| m.eq_ignore_ascii_case(VERBOTEN))
+        {
+            return Ok(LegitimizationMeasures {
+                measures: Vec::new(),
+                is_and_combinator: rule.is_and_combinator,
+                verboten: true,
+            });
+        }
+        self.rules
             .resolve(&spec, &rules.custom_measures)
             .ok_or_else(|| {
                 error(
                     ErrorCode::ExchangeKycMeasuresMalformed,
                     "a BALANCE rule names an unknown measure",
                 )
-            })?;
-        for measure in &mut measures.measures {
-            measure.rule_name = rule.rule_name.clone();
-            measure.operation_type = Some(rule.operation_type);
-        }
-        let activated = self.store.activate_measures(ActivateMeasures {
-            h_payto,
-            normalized_payto: recorded.account.normalized_payto.clone(),
-            full_payto: recorded.account.full_payto.clone(),
-            new_token: recorded.account.access_token.clone(),
-            account_pub: Some(request.reserve_pub),
-            measures: measures.clone(),
-            display_priority: rule.display_priority,
-            now: self.clock.now(),
-        })?;
-        self.run_skipped_measures(&h_payto, activated.measure_serial, &measures)?;
-        Ok(WalletAnswer::KycRequired {
-            h_payto,
-            account_pub: recorded.previous,
-            requirement_row: activated.measure_serial,
-        })
+            })
     }
 
     /// GET /kyc-check without the waiting: the account's state if `signature` is by its key.

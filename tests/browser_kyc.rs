@@ -56,6 +56,25 @@ async fn the_page_loads_under_its_policy_without_console_errors() {
         .await;
     assert_eq!(lang, "en");
     browser.screenshot("kyc-smoke").await;
+
+    // The first load's transfer: the page and every file it loaded, uncompressed (the budget
+    // of both pages together is 150 KB; this one keeps well under half of it).
+    let sizes = browser
+        .run(
+            "const all = [...performance.getEntriesByType('navigation'), \
+             ...performance.getEntriesByType('resource')]; \
+             return all.map(e => [e.name, e.decodedBodySize]);",
+            vec![],
+        )
+        .await;
+    let sizes = sizes.as_array().unwrap();
+    let total: u64 = sizes.iter().map(|entry| entry[1].as_u64().unwrap()).sum();
+    println!(
+        "first load: {total} bytes in {} files: {sizes:?}",
+        sizes.len()
+    );
+    assert!(sizes.len() >= 5, "{sizes:?}");
+    assert!(total < 40_000, "{total} bytes: {sizes:?}");
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "{errors:?}");
     let requests = browser.requests().await;
@@ -229,7 +248,9 @@ async fn a_customer_passes_email_and_a_form_with_a_file_from_the_printed_url() {
         bill.to_str().unwrap(),
     )
     .await;
-    browser.screenshot("kyc-4-form-filled").await;
+    // At phone width.
+    browser.client.set_window_size(400, 760).await.unwrap();
+    browser.screenshot("kyc-4-form-filled-phone").await;
     click(
         &browser,
         "form[data-form-id=address_proof] button[type=submit]",
@@ -356,7 +377,10 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
         .goto(&server.url(&format!("exchange/kyc-spa/{stranger}")))
         .await;
     let text = browser
-        .wait_for_text("main .alert", "Error code 1919")
+        .wait_for_text(
+            "main .alert",
+            "leads to no identity check: ask the exchange for a new link. Error code 1919.",
+        )
         .await;
     assert!(!text.is_empty());
     browser.screenshot("kyc-7-unknown-token").await;

@@ -6,6 +6,8 @@ import { inputType, requirementState, summary, uploadData, validate } from "./lo
 const main = document.getElementById("main");
 /** The access token: the last segment of the page's address. */
 const token = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+/** kyc-info's answer to a token it does not know. */
+const TOKEN_UNKNOWN = 1919;
 /** How long one long poll waits on the server. */
 const POLL_MS = 25000;
 
@@ -120,12 +122,13 @@ async function openForm(requirement, card, button) {
 function formElement(requirement, form, card) {
   const today = new Date().toISOString().slice(0, 10);
   const node = element("form", { novalidate: true, "data-form-id": form.id });
-  node.append(element("h4", {}, form.title));
+  if (form.title !== requirement.description) node.append(element("h4", {}, form.title));
   for (const field of form.fields) {
     const id = `field-${form.id}-${field.name}`;
     const described = [field.hint && `${id}-hint`, `${id}-error`].filter(Boolean).join(" ");
     node.append(
-      element("label", { for: id }, field.label, field.required ? "" : " (optional)"),
+      ...[
+        element("label", { for: id }, field.label, field.required ? "" : " (optional)"),
       element("input", {
         id,
         name: field.name,
@@ -136,9 +139,17 @@ function formElement(requirement, form, card) {
         "aria-describedby": described,
       }),
       field.hint ? element("p", { class: "hint", id: `${id}-hint` }, field.hint) : null,
-      element("p", { class: "field-error", id: `${id}-error` }),
+        element("p", { class: "field-error", id: `${id}-error` }),
+      ].filter(Boolean),
     );
   }
+  // A corrected field loses its complaint at once.
+  node.addEventListener("input", (event) => {
+    const input = event.target;
+    if (input.getAttribute("aria-invalid") !== "true") return;
+    input.setAttribute("aria-invalid", "false");
+    document.getElementById(`${input.id}-error`).textContent = "";
+  });
   const submit = element("button", { type: "submit" }, "Send");
   node.append(submit);
   node.addEventListener("submit", async (event) => {
@@ -195,6 +206,10 @@ async function follow() {
       render(body);
     } catch (error) {
       // A refusal is final; a lost connection is tried again, less and less often.
+      if (error instanceof ApiError && error.code === TOKEN_UNKNOWN) {
+        return show(alertBox("This address leads to no identity check: ask the exchange for a "
+          + `new link. Error code ${error.code}.`));
+      }
       if (error instanceof ApiError && error.status >= 400 && error.status < 500) {
         return show(alertBox(errorText(error)));
       }

@@ -345,11 +345,30 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
         .await
         .unwrap();
     let id = requirement["requirements"][0]["id"].as_str().unwrap();
+
+    // A form the server does not describe is a message with its code in the step's card.
+    browser
+        .run(
+            "const real = window.fetch; window.fetch = (url, options) => \
+             String(url).includes('/kyc-forms/') \
+               ? (window.fetch = real, Promise.resolve(new Response( \
+                   JSON.stringify({code: 1931, hint: 'no such form'}), {status: 404}))) \
+               : real(url, options);",
+            vec![],
+        )
+        .await;
+    click(&browser, ".requirement button").await;
+    let message = browser
+        .wait_for_text(".requirement .alert", "Error code 1931.")
+        .await;
+    assert!(message.contains("full_name_and_birthdate"), "{message}");
+    browser.screenshot("kyc-6-unknown-form").await;
+    // Asked again, the server describes it.
     click(&browser, ".requirement button").await;
     browser
         .wait_for("#field-full_name_and_birthdate-DATE_OF_BIRTH[type=date]")
         .await;
-    browser.screenshot("kyc-6-personal-form").await;
+    browser.screenshot("kyc-7-personal-form").await;
     let uploaded = server
         .client
         .post(server.url(&format!("exchange/kyc-upload/{id}")))
@@ -383,7 +402,7 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
         )
         .await;
     assert!(!text.is_empty());
-    browser.screenshot("kyc-7-unknown-token").await;
+    browser.screenshot("kyc-8-unknown-token").await;
     browser.close().await;
     server.stop().await;
 }

@@ -8,6 +8,8 @@ const main = document.getElementById("main");
 const token = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
 /** kyc-info's answer to a token it does not know. */
 const TOKEN_UNKNOWN = 1919;
+/** How often a page that says "done" asks whether something new is required. */
+const DONE_RECHECK_MS = 30000;
 /** How long one long poll waits on the server. */
 const POLL_MS = 25000;
 
@@ -113,7 +115,8 @@ async function openForm(requirement, card, button) {
   } catch (error) {
     const unknown = error instanceof ApiError && error.status === 404;
     cardError(card, unknown
-      ? new ApiError(404, error.code, `This page does not know the form “${requirement.form}”`)
+      ? new ApiError(404, error.code, `The exchange has no description of the form “${requirement.form}”, so it cannot be `
+        + "shown here; please tell the exchange's operator")
       : error);
     button.disabled = false;
   }
@@ -200,7 +203,13 @@ async function follow() {
         { cache: "no-store", headers: etag ? { "If-None-Match": etag } : {} },
       );
       backoff = 0;
-      if (status === 204) return showDone();
+      if (status === 204) {
+        // Nothing is open; the exchange may ask again later, so look now and then.
+        if (!main.querySelector("#done")) showDone();
+        etag = null;
+        await sleep(DONE_RECHECK_MS);
+        continue;
+      }
       if (status === 304) continue;
       etag = headers.get("ETag");
       render(body);

@@ -29,25 +29,49 @@ const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-/// A file of `web/`, embedded.
-macro_rules! web {
-    ($path:literal) => {
-        include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/web/", $path))
-    };
-}
-
 /// Every served file: its path below the exchange's prefix, its bytes and content type.
 /// The officer's files are listed with theirs; the pages' entry points end in `/`.
-#[rustfmt::skip]
 const FILES: &[(&str, &[u8], &str)] = &[
-    ("web/common/style.css", web!("common/style.css"), CSS),
-    ("web/common/api.js", web!("common/api.js"), JS),
-    ("web/common/base32.js", web!("common/base32.js"), JS),
-    ("kyc-spa/", web!("kyc-spa/index.html"), HTML),
-    ("kyc-spa/app.js", web!("kyc-spa/app.js"), JS),
-    ("kyc-spa/logic.js", web!("kyc-spa/logic.js"), JS),
-    ("aml-spa/", web!("aml-spa/index.html"), HTML),
-    ("aml-spa/app.js", web!("aml-spa/app.js"), JS),
+    (
+        "web/common/style.css",
+        include_bytes!("../../../web/common/style.css"),
+        CSS,
+    ),
+    (
+        "web/common/api.js",
+        include_bytes!("../../../web/common/api.js"),
+        JS,
+    ),
+    (
+        "web/common/base32.js",
+        include_bytes!("../../../web/common/base32.js"),
+        JS,
+    ),
+    (
+        "kyc-spa/",
+        include_bytes!("../../../web/kyc-spa/index.html"),
+        HTML,
+    ),
+    (
+        "kyc-spa/app.js",
+        include_bytes!("../../../web/kyc-spa/app.js"),
+        JS,
+    ),
+    (
+        "kyc-spa/logic.js",
+        include_bytes!("../../../web/kyc-spa/logic.js"),
+        JS,
+    ),
+    (
+        "aml-spa/",
+        include_bytes!("../../../web/aml-spa/index.html"),
+        HTML,
+    ),
+    (
+        "aml-spa/app.js",
+        include_bytes!("../../../web/aml-spa/app.js"),
+        JS,
+    ),
 ];
 
 /// A file ready to serve: bytes with the prefix filled in, and their ETag.

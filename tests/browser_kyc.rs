@@ -197,6 +197,7 @@ async fn a_customer_passes_email_and_a_form_with_a_file_from_the_printed_url() {
     type_into(&browser, "input[type=email]", "alice@example.com").await;
     click(&browser, "form button[type=submit]").await;
     browser.wait_for("#pin").await;
+    browser.screenshot("kyc-2-challenger-pin").await;
     type_into(&browser, "#pin", &outbox_pin(dir)).await;
     click(&browser, "form button[type=submit]").await;
     browser.wait_for_text("main", "complete").await;

@@ -391,6 +391,13 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
         .wait_for("#field-full_name_and_birthdate-DATE_OF_BIRTH[type=date]")
         .await;
     browser.screenshot("kyc-7-personal-form").await;
+    let stale = browser
+        .run(
+            "return document.querySelectorAll('.requirement .alert').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(stale, 0, "the earlier complaint is gone");
     let uploaded = server
         .client
         .post(server.url(&format!("exchange/kyc-upload/{id}")))

@@ -1,0 +1,713 @@
+// The AML officer's back office: sign-in with the officer key, case queue, account file,
+// decisions and statistics. Everything shown comes from the exchange's officer API; the key
+// signs in this page and is never sent.
+
+import {
+  canonicalJson,
+  decisionBlock,
+  decodeBase32,
+  encodeBase32,
+  importOfficerKey,
+  normalizePayto,
+  paytoHash,
+  querySignature,
+  signDecision,
+} from "./crypto.js";
+import { OfficerApi, TalerError } from "./api.js";
+import * as keystore from "./keystore.js";
+import { barChart } from "./chart.js";
+
+const EXCHANGE = new URL("../", location.href);
+const $ = (id) => document.getElementById(id);
+
+/** The signed-in officer: `{key, publicKey, api, state}`; null when signed out. */
+let officer = null;
+let measures = null;
+let currency = null;
+
+// ---------- small DOM helpers ----------
+
+function el(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value === false || value === undefined || value === null) continue;
+    if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else if (value === true) element.setAttribute(key, "");
+    else element.setAttribute(key, value);
+  }
+  element.append(...children.flat().filter((c) => c !== null && c !== undefined));
+  return element;
+}
+
+function table(headers, rows, caption) {
+  return el(
+    "div",
+    { class: "scroll" },
+    el(
+      "table",
+      {},
+      caption ? el("caption", {}, caption) : null,
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c) => el("td", {}, c))))),
+    ),
+  );
+}
+
+function fieldTable(pairs, caption) {
+  return el(
+    "div",
+    { class: "scroll" },
+    el(
+      "table",
+      { class: "fields" },
+      caption ? el("caption", {}, caption) : null,
+      el("tbody", {}, pairs.map(([k, v]) => el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, v)))),
+    ),
+  );
+}
+
+function time(timestamp) {
+  if (!timestamp) return "–";
+  if (timestamp.t_s === "never") return "never";
+  return new Date(timestamp.t_s * 1000).toISOString().replace("T", " ").replace(/\.000Z$/, " UTC");
+}
+
+function duration(relative) {
+  if (!relative || relative.d_us === "forever") return "forever";
+  const seconds = relative.d_us / 1e6;
+  for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
+    if (seconds >= size && seconds % size === 0) {
+      const n = seconds / size;
+      return `${n} ${unit}${n === 1 ? "" : "s"}`;
+    }
+  }
+  return `${seconds} s`;
+}
+
+function accountLink(hPayto, text) {
+  return el("a", { href: `#/account/${hPayto}` }, text ?? hPayto);
+}
+
+function show(view) {
+  for (const section of document.querySelectorAll("main > section")) {
+    section.hidden = section.id !== `view-${view}`;
+  }
+  $("nav").hidden = !officer || !officer.api || !["active", "read-only"].includes(officer.state);
+  $("status").textContent = "";
+}
+
+function report(error) {
+  $("status").textContent = error instanceof TalerError ? error.message : `Error: ${error.message}`;
+}
+
+// ---------- sign-in and officer state ----------
+
+const STATE_WORDS = {
+  active: "active",
+  "read-only": "read-only",
+  disabled: "disabled",
+  unregistered: "not registered",
+};
+
+/**
+ * Which state the exchange gives this officer. Signed reads tell apart unknown (404/1034) and
+ * disabled (409/1034) keys; only a decision tells read-only ones. The probe is a correctly
+ * signed decision about a random, unknown account without its payto URI: the exchange checks
+ * the officer before the account, so a read-write officer gets 404/1041, a read-only one
+ * 403/1826, and nothing is written either way.
+ */
+async function officerState(api, key) {
+  try {
+    measures = await api.get("measures");
+  } catch (error) {
+    if (error.code === 1034) return error.status === 409 ? "disabled" : "unregistered";
+    throw error;
+  }
+  const probe = {
+    h_payto: encodeBase32(crypto.getRandomValues(new Uint8Array(32))),
+    decision_time: { t_s: Math.floor(Date.now() / 1000) },
+    justification: "officer state probe",
+    new_rules: { expiration_time: { t_s: Math.floor(Date.now() / 1000) }, rules: [], custom_measures: {} },
+    keep_investigating: false,
+  };
+  try {
+    await api.decide(await signDecision(key, probe));
+  } catch (error) {
+    if (error.code === 1041) return "active";
+    if (error.code === 1826) return "read-only";
+    throw error;
+  }
+  throw new Error("the exchange accepted a decision about an unknown account");
+}
+
+async function signIn(key, publicKey) {
+  const api = new OfficerApi(EXCHANGE, publicKey, await querySignature(key));
+  officer = { key, publicKey, api, state: null };
+  officer.state = await officerState(api, key);
+  $("officer").hidden = false;
+  $("officer-pub").textContent = publicKey;
+  $("officer-state").textContent = STATE_WORDS[officer.state];
+  $("officer-state").className = `badge state-${officer.state}`;
+  if (officer.state === "active" || officer.state === "read-only") {
+    if (!location.hash.startsWith("#/")) location.hash = "#/queue";
+    else await route();
+    return;
+  }
+  show("state");
+  const command = `talerbox aml officer add --pub ${publicKey} --name "YOUR NAME"`;
+  $("state-text").replaceChildren(
+    officer.state === "disabled"
+      ? el("p", {}, "This officer key is registered but disabled: the exchange refuses its reads and decisions.")
+      : el("p", {}, "This key is not an AML officer of this exchange (or you pasted another key than your private key)."),
+    el("p", {}, "The operator enables it with:"),
+    el("pre", { id: "register-command" }, command),
+    el("p", {}, "Add ", el("code", {}, "--read-only"), " for an officer who may only read."),
+  );
+}
+
+async function keyText() {
+  const typed = $("key-text").value.trim();
+  if (typed) return typed;
+  const file = $("key-file").files[0];
+  if (file) return (await file.text()).trim();
+  return "";
+}
+
+async function onSignIn(event) {
+  event.preventDefault();
+  const message = $("signin-error");
+  message.textContent = "";
+  const text = await keyText();
+  if (!text) {
+    message.textContent = "Paste your private key or choose your key file.";
+    return;
+  }
+  let imported;
+  try {
+    imported = await importOfficerKey(text);
+  } catch (error) {
+    message.textContent = `This is not an officer private key: ${error.message}.`;
+    return;
+  } finally {
+    $("key-text").value = "";
+    $("key-file").value = "";
+  }
+  try {
+    if ($("remember").checked) await keystore.remember(imported);
+    await signIn(imported.key, imported.publicKey);
+  } catch (error) {
+    message.textContent = error instanceof TalerError ? error.message : `Sign-in failed: ${error.message}`;
+  }
+}
+
+async function signOut() {
+  officer = null;
+  measures = null;
+  await keystore.forget().catch(() => {});
+  $("officer").hidden = true;
+  location.hash = "";
+  show("signin");
+}
+
+// ---------- case queue ----------
+
+async function queue(filter) {
+  show("queue");
+  const api = officer.api;
+  const h = filter || undefined;
+  const [accounts, decisions, activity] = await Promise.all([
+    api.get("accounts", { investigation: "yes", limit: -100 }, { accounts: [] }),
+    api.get("decisions", { limit: -20, h_payto: h }, { records: [] }),
+    api.get("legitimizations", { limit: -20, h_payto: h }, { measures: [] }),
+  ]);
+  const investigated = accounts.accounts.filter((a) => !h || a.h_payto === h);
+  $("queue-investigation").replaceChildren(
+    investigated.length === 0
+      ? el("p", {}, "No account is under investigation.")
+      : table(
+          ["Account", "Payto", "Since", "Rules until"],
+          investigated.map((a) => [
+            accountLink(a.h_payto),
+            a.full_payto ?? "–",
+            time(a.decision_time),
+            time(a.expiration_time),
+          ]),
+        ),
+  );
+  $("queue-decisions").replaceChildren(
+    decisions.records.length === 0
+      ? el("p", {}, "No decisions yet.")
+      : table(
+          ["When", "Account", "By", "Justification", "Investigate"],
+          decisions.records.map((d) => [
+            time(d.decision_time),
+            accountLink(d.h_payto, d.full_payto ?? d.h_payto),
+            d.decider_pub ? el("code", {}, d.decider_pub.slice(0, 8)) : "AML program",
+            d.justification ?? "–",
+            d.to_investigate ? "yes" : "no",
+          ]),
+        ),
+  );
+  $("queue-activity").replaceChildren(
+    activity.measures.length === 0
+      ? el("p", {}, "No KYC activity yet.")
+      : table(
+          ["Started", "Account", "Measures", "State"],
+          activity.measures.map((m) => [
+            time(m.start_time),
+            accountLink(m.h_payto),
+            m.measures.measures.map((x) => x.check_name).join(", ") || (m.measures.verboten ? "forbidden" : "–"),
+            m.is_finished ? "done" : "open",
+          ]),
+        ),
+  );
+}
+
+/** An account hash from what the officer typed: a payto URI (hashed here) or a hash. */
+async function accountOf(text) {
+  const input = text.trim();
+  if (/^payto:/i.test(input)) {
+    const normalized = normalizePayto(input);
+    if (normalized instanceof Error) throw normalized;
+    return { hPayto: await paytoHash(normalized), normalized };
+  }
+  decodeBase32(input, 32);
+  return { hPayto: encodeBase32(decodeBase32(input, 32)) };
+}
+
+async function onSearch(event) {
+  event.preventDefault();
+  const note = $("search-note");
+  try {
+    const { hPayto, normalized } = await accountOf($("search").value);
+    note.replaceChildren(
+      normalized ? `${normalized} → ` : "",
+      accountLink(hPayto, `open the file of ${hPayto}`),
+    );
+    await queue(hPayto);
+  } catch (error) {
+    note.textContent = `Not an account: ${error.message}.`;
+  }
+}
+
+// ---------- account file ----------
+
+function isFrozen(rules) {
+  return (
+    rules.rules.length > 0 &&
+    rules.rules.every((r) => /:0(\.0*)?$/.test(r.threshold) && r.measures.includes("verboten"))
+  );
+}
+
+const LABELS = {
+  FORM_ID: "Form",
+  FORM_VERSION: "Form version",
+  FULL_NAME: "Full name",
+  DATE_OF_BIRTH: "Date of birth",
+  CONTACT_EMAIL: "E-mail address",
+  CONTACT_PHONE: "Phone number",
+  ADDRESS: "Postal address",
+  NATIONALITY: "Nationality",
+};
+
+function label(key) {
+  return LABELS[key] ?? key.toLowerCase().replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+function bytesOfFile(value) {
+  if (typeof value.data === "string") {
+    const size = Math.floor((value.data.length * 5) / 8);
+    return decodeBase32(value.data, size);
+  }
+  const base64 = value.contents.replace(/^data:[^,]*,/, "");
+  return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+}
+
+function attributeValue(value) {
+  if (value && typeof value === "object" && typeof value.filename === "string" &&
+      (typeof value.data === "string" || typeof value.contents === "string")) {
+    const type = value.content_type ?? value.mime_type ?? "application/octet-stream";
+    try {
+      const url = URL.createObjectURL(new Blob([bytesOfFile(value)], { type }));
+      return el("a", { href: url, download: value.filename, class: "file" }, `${value.filename} (download)`);
+    } catch {
+      return `${value.filename} (unreadable)`;
+    }
+  }
+  if (value && typeof value === "object" && typeof value.text === "string") return value.text;
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+function attributeRow(row) {
+  const attributes = row.attributes;
+  const source = row.by_aml_officer ? "filed by an AML officer" : "from the customer";
+  if (!attributes) return el("p", {}, `${time(row.collection_time)}: attributes unavailable (not decryptable).`);
+  const form = attributes.FORM_ID ?? "?";
+  const validated = form.startsWith("challenger-");
+  const caption = validated
+    ? `${time(row.collection_time)} · address validated by the challenger (${form.slice(11)})`
+    : `${time(row.collection_time)} · form ${form} · ${source}`;
+  const pairs = Object.keys(attributes)
+    .filter((k) => k !== "FORM_ID" && k !== "FORM_SALT")
+    .sort()
+    .map((k) => [label(k), attributeValue(attributes[k])]);
+  return fieldTable(pairs, caption);
+}
+
+function rulesTable(rules) {
+  if (rules.rules.length === 0) return el("p", {}, "No limits.");
+  return table(
+    ["Operation", "Threshold", "Per", "Then", "Shown to customer"],
+    rules.rules.map((r) => [
+      r.operation_type,
+      r.threshold,
+      duration(r.timeframe),
+      r.measures.join(r.is_and_combinator ? " and " : " or ") || "–",
+      r.exposed ? "yes" : "no",
+    ]),
+  );
+}
+
+/** The account's rules in force now, read from its active decision or the defaults. */
+function currentRules(active) {
+  const now = Date.now() / 1000;
+  if (active) {
+    const until = active.limits.expiration_time.t_s;
+    if (until === "never" || until > now) return { rules: active.limits, origin: "decision", active };
+  }
+  return {
+    rules: { expiration_time: { t_s: "never" }, rules: measures.default_rules, custom_measures: {} },
+    origin: active ? "expired" : "default",
+    active,
+  };
+}
+
+async function account(hPayto) {
+  show("account");
+  const api = officer.api;
+  const [history, open, attributes] = await Promise.all([
+    api.get("decisions", { h_payto: hPayto, limit: -100 }, { records: [] }),
+    api.get("legitimizations", { h_payto: hPayto, active: "yes", limit: -20 }, { measures: [] }),
+    api.get(`attributes/${hPayto}`, { limit: -100 }, { details: [] }),
+  ]);
+  const active = history.records.find((r) => r.is_active);
+  const current = currentRules(active);
+  const fullPayto = history.records.find((r) => r.full_payto)?.full_payto;
+  const frozen = isFrozen(current.rules);
+  $("account-title").textContent = `Account ${hPayto.slice(0, 8)}…`;
+  const box = $("account");
+  box.replaceChildren(
+    fieldTable([
+      ["Account hash", el("code", { id: "account-hash" }, hPayto)],
+      ["Payto URI", fullPayto ?? "unknown (no decision named it)"],
+      ["State", el("strong", { id: "account-state", class: frozen ? "frozen" : "" }, frozen ? "Frozen" : "Not frozen")],
+      ["Under investigation", active?.to_investigate ? "yes" : "no"],
+      ["Rules", current.origin === "decision"
+        ? `set by the decision of ${time(active.decision_time)}, until ${time(current.rules.expiration_time)}`
+        : current.origin === "expired" ? "the defaults (the last decision's rules expired)" : "the defaults (no decision yet)"],
+    ]),
+    el("h3", {}, "Current rules"),
+    rulesTable(current.rules),
+    el("h3", {}, "Open measures"),
+    open.measures.length === 0
+      ? el("p", {}, "None: the customer has nothing to do.")
+      : table(
+          ["Since", "Measure", "What the customer must do"],
+          open.measures.flatMap((set) =>
+            set.measures.measures.map((m) => [
+              time(set.start_time),
+              `${m.check_name} → ${m.prog_name}`,
+              measures.checks[m.check_name]?.description ?? "–",
+            ]),
+          ),
+        ),
+    el("h3", {}, "Attributes"),
+    el(
+      "div",
+      { id: "attributes" },
+      attributes.details.length === 0 ? el("p", {}, "No data collected.") : attributes.details.map(attributeRow),
+    ),
+    el("p", {}, el("button", { type: "button", id: "pdf", onclick: () => pdf(hPayto) }, "Export as PDF"), " ", el("span", { id: "pdf-result", role: "status" })),
+    el("h3", {}, "Decisions"),
+    history.records.length === 0
+      ? el("p", {}, "No decisions yet.")
+      : table(
+          ["When", "Decided by", "Justification", "Rules", "Investigate", "In force"],
+          history.records.map((d) => [
+            time(d.decision_time),
+            d.decider_pub ? el("code", { title: d.decider_pub }, d.decider_pub.slice(0, 12) + "…") : "AML program",
+            d.justification ?? "–",
+            isFrozen(d.limits) ? "freeze" : d.limits.rules.length === 0 ? "defaults" : `${d.limits.rules.length} rules`,
+            d.to_investigate ? "yes" : "no",
+            d.is_active ? "yes" : "no",
+          ]),
+        ),
+    decideForm(hPayto, fullPayto, current),
+  );
+}
+
+async function pdf(hPayto) {
+  const out = $("pdf-result");
+  out.textContent = "Preparing…";
+  try {
+    const blob = await officer.api.pdf(hPayto);
+    if (!blob) {
+      out.textContent = "Nothing to export: no data collected.";
+      return;
+    }
+    const link = el("a", { id: "pdf-link", href: URL.createObjectURL(blob), download: `aml-${hPayto.slice(0, 8)}.pdf` }, "Save the PDF");
+    out.replaceChildren(link);
+    link.click();
+  } catch (error) {
+    out.textContent = error.message;
+  }
+}
+
+// ---------- decisions ----------
+
+function freezeRules() {
+  const operations = ["WITHDRAW", "DEPOSIT", "MERGE", "BALANCE", "CLOSE", "AGGREGATE", "TRANSACTION", "REFUND"];
+  return {
+    expiration_time: { t_s: "never" },
+    rules: operations.map((operation_type) => ({
+      operation_type,
+      threshold: `${currency}:0`,
+      timeframe: { d_us: 30 * 86400 * 1000000 },
+      measures: ["verboten"],
+      display_priority: 1,
+      exposed: true,
+      is_and_combinator: false,
+    })),
+    custom_measures: {},
+  };
+}
+
+const PRESETS = {
+  freeze: { label: "Freeze: forbid every operation", event: "aml-freeze" },
+  default: { label: "Default rules (lift a freeze or custom limits)", event: "aml-default-rules" },
+  measures: { label: "Ask for more information", event: "aml-more-information" },
+  custom: { label: "Custom rules (JSON)", event: "" },
+};
+
+function decideForm(hPayto, fullPayto, current) {
+  const readOnly = officer.state !== "active";
+  const measureNames = Object.keys(measures.roots);
+  const form = el(
+    "form",
+    { id: "decide", class: "decide", novalidate: true },
+    el(
+      "fieldset",
+      { disabled: readOnly },
+      el("legend", {}, "Decide"),
+      readOnly
+        ? el("p", { id: "read-only-note", class: "error" },
+            "Your key is registered read-only: you may read account files but not decide. " +
+            "An operator lets you decide with ",
+            el("code", {}, `talerbox aml officer add --pub ${officer.publicKey} --name "YOUR NAME"`),
+            " (without --read-only).")
+        : null,
+      el("div", { role: "radiogroup", "aria-label": "Preset" },
+        Object.entries(PRESETS).map(([value, preset], i) =>
+          el("label", { class: "check" },
+            el("input", { type: "radio", name: "preset", value, checked: i === 0 }),
+            ` ${preset.label}`))),
+      el("fieldset", { id: "measure-choice", class: "sub", hidden: true },
+        el("legend", {}, "Measures the customer must complete"),
+        measureNames.map((name) =>
+          el("label", { class: "check" },
+            el("input", { type: "checkbox", name: "measure", value: name }),
+            ` ${name} (${measures.roots[name].check_name}: ${measures.checks[measures.roots[name].check_name]?.description ?? measures.roots[name].prog_name})`)),
+        el("label", { class: "check" }, el("input", { type: "checkbox", name: "all" }), " All of them (otherwise any one)")),
+      el("div", { id: "custom-rules", hidden: true },
+        el("label", { for: "rules-json" }, "New rules (LegitimizationRuleSet)"),
+        el("textarea", { id: "rules-json", rows: 10, spellcheck: "false" }, JSON.stringify(current.rules, null, 2))),
+      el("label", { for: "justification" }, "Justification (required)"),
+      el("textarea", { id: "justification", rows: 3, required: true }),
+      el("label", { class: "check" },
+        el("input", { type: "checkbox", id: "investigate", checked: Boolean(current.active?.to_investigate) }),
+        " Keep investigating"),
+      el("label", { for: "events" }, "Events to count (space-separated, not signed)"),
+      el("input", { id: "events", value: PRESETS.freeze.event, spellcheck: "false" }),
+      el("button", { type: "submit" }, "Review what will be signed"),
+    ),
+    el("div", { id: "review" }),
+    el("div", { id: "decide-result", role: "alert" }),
+  );
+  form.addEventListener("change", (event) => {
+    if (event.target.name !== "preset") return;
+    const preset = event.target.value;
+    form.querySelector("#measure-choice").hidden = preset !== "measures";
+    form.querySelector("#custom-rules").hidden = preset !== "custom";
+    form.querySelector("#events").value = PRESETS[preset].event;
+    form.querySelector("#review").replaceChildren();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    review(form, hPayto, fullPayto, current).catch((error) => {
+      form.querySelector("#decide-result").textContent = error.message;
+    });
+  });
+  return form;
+}
+
+/** The request body the form describes, without its signature. */
+function decisionBody(form, hPayto, fullPayto, current) {
+  const now = Math.floor(Date.now() / 1000);
+  const preset = form.querySelector("input[name=preset]:checked").value;
+  const justification = form.querySelector("#justification").value.trim();
+  if (!justification) throw new Error("Write a justification: every decision needs one.");
+  let rules;
+  let newMeasures;
+  if (preset === "freeze") rules = freezeRules();
+  else if (preset === "default") rules = { expiration_time: { t_s: now }, rules: [], custom_measures: {} };
+  else if (preset === "measures") {
+    const chosen = [...form.querySelectorAll("input[name=measure]:checked")].map((c) => c.value);
+    if (chosen.length === 0) throw new Error("Choose at least one measure.");
+    newMeasures = (form.querySelector("input[name=all]").checked ? "+" : "") + chosen.join(" ");
+    rules = current.origin === "decision" ? current.rules : { expiration_time: { t_s: now }, rules: [], custom_measures: {} };
+  } else {
+    try {
+      rules = JSON.parse(form.querySelector("#rules-json").value);
+    } catch (error) {
+      throw new Error(`The custom rules are not JSON: ${error.message}`);
+    }
+  }
+  const body = {
+    h_payto: hPayto,
+    decision_time: { t_s: now },
+    justification,
+    new_rules: rules,
+    keep_investigating: form.querySelector("#investigate").checked,
+  };
+  if (fullPayto) body.payto_uri = fullPayto;
+  if (newMeasures !== undefined) body.new_measures = newMeasures;
+  const events = form.querySelector("#events").value.split(" ").filter(Boolean);
+  if (events.length > 0) body.events = events;
+  return body;
+}
+
+const hex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+async function review(form, hPayto, fullPayto, current) {
+  const result = form.querySelector("#decide-result");
+  result.textContent = "";
+  const body = decisionBody(form, hPayto, fullPayto, current);
+  const block = await decisionBlock(body);
+  const signed = [
+    ["Purpose", "AML decision (1350), 312 bytes"],
+    ["Decision time", `${time(body.decision_time)} = ${BigInt(body.decision_time.t_s) * 1000000n} µs`],
+    ["Account", body.h_payto],
+    ["Justification (SHA-512)", el("pre", {}, body.justification)],
+    ["Properties", "none (64 zero bytes)"],
+    ["New rules (canonical JSON, hashed)", el("pre", { id: "signed-rules" }, canonicalJson(body.new_rules))],
+    ["New measures (SHA-512)", body.new_measures ?? "none (64 zero bytes)"],
+    ["Keep investigating", body.keep_investigating ? "yes (flag 1)" : "no (flag 0)"],
+    ["Signed block (hex)", el("pre", { class: "hex" }, hex(block).replace(/(.{64})/g, "$1\n"))],
+    ["Not signed, sent along", [body.payto_uri ? `payto_uri ${body.payto_uri}` : "", body.events ? ` events ${body.events.join(" ")}` : ""].join("") || "–"],
+  ];
+  const box = form.querySelector("#review");
+  box.replaceChildren(
+    fieldTable(signed, "What your key will sign"),
+    el("button", {
+      type: "button",
+      id: "sign-submit",
+      onclick: async (event) => {
+        event.target.disabled = true;
+        try {
+          await officer.api.decide(await signDecision(officer.key, body));
+          await account(hPayto);
+          $("decide-result").textContent = "Decision recorded (HTTP 204).";
+          $("decide-result").className = "ok";
+        } catch (error) {
+          event.target.disabled = false;
+          result.textContent = error instanceof TalerError ? `Refused: ${error.message}` : error.message;
+        }
+      },
+    }, "Sign and submit"),
+  );
+  box.querySelector("#sign-submit").focus();
+}
+
+// ---------- statistics ----------
+
+function day(date) {
+  return Math.floor(Date.parse(`${date}T00:00:00Z`) / 1000);
+}
+
+async function statistics(event) {
+  event?.preventDefault();
+  const names = $("stats-names").value.split(" ").filter(Boolean);
+  const start = day($("stats-start").value);
+  const end = day($("stats-end").value) + 86400;
+  const chart = $("stats-chart");
+  if (!names.length || !(start < end)) {
+    chart.textContent = "Choose event names and a period whose end is not before its start.";
+    return;
+  }
+  const stepDays = Number($("stats-step").value);
+  const step = stepDays === 0 ? end - start : stepDays * 86400;
+  const buckets = [];
+  for (let from = start; from < end && buckets.length < 62; from += step) {
+    buckets.push([from, Math.min(from + step, end)]);
+  }
+  const counts = await Promise.all(
+    buckets.map(([from, to]) =>
+      officer.api.get(`kyc-statistics/${encodeURIComponent(names.join(" "))}`, { start_date: from, end_date: to }, { statistics: [] }),
+    ),
+  );
+  const groups = buckets.map(([from], i) => ({
+    label: new Date(from * 1000).toISOString().slice(5, 10),
+    values: names.map((name, n) => counts[i].statistics[n]?.counter ?? 0),
+  }));
+  const totals = names.map((name, n) => `${name}: ${groups.reduce((sum, g) => sum + g.values[n], 0)}`);
+  chart.replaceChildren(barChart(groups, names, `Events per ${stepDays === 0 ? "period" : stepDays === 1 ? "day" : "week"}`), el("p", { id: "stats-totals" }, `Totals: ${totals.join(", ")}`));
+}
+
+function statsView() {
+  show("stats");
+  if (!$("stats-names").value) {
+    $("stats-names").value = Object.values(PRESETS).map((p) => p.event).filter(Boolean).join(" ");
+    const today = new Date();
+    $("stats-end").value = today.toISOString().slice(0, 10);
+    $("stats-start").value = new Date(today - 13 * 86400000).toISOString().slice(0, 10);
+  }
+  return statistics();
+}
+
+// ---------- routing ----------
+
+async function route() {
+  if (!officer || !["active", "read-only"].includes(officer.state)) return;
+  const hash = location.hash;
+  try {
+    const found = /^#\/account\/([0-9A-Za-z]{52})$/.exec(hash);
+    if (found) await account(found[1]);
+    else if (hash === "#/stats") await statsView();
+    else await queue();
+  } catch (error) {
+    report(error);
+  }
+}
+
+async function start() {
+  $("signin-form").addEventListener("submit", onSignIn);
+  $("sign-out").addEventListener("click", signOut);
+  $("search-form").addEventListener("submit", onSearch);
+  $("stats-form").addEventListener("submit", (event) => statistics(event).catch(report));
+  window.addEventListener("hashchange", route);
+  try {
+    const config = await fetch(new URL("config", EXCHANGE)).then((r) => r.json());
+    currency = config.currency;
+    const remembered = await keystore.recall().catch(() => undefined);
+    if (remembered) {
+      await signIn(remembered.key, remembered.publicKey);
+      return;
+    }
+  } catch (error) {
+    $("signin-error").textContent = error.message;
+  }
+  show("signin");
+  $("key-text").focus();
+}
+
+start();

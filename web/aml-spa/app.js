@@ -24,6 +24,8 @@ const $ = (id) => document.getElementById(id);
 let officer = null;
 let measures = null;
 let currency = null;
+/** Full payto URIs the exchange told us, by account hash (read from the accounts list). */
+const paytoByHash = new Map();
 
 // ---------- small DOM helpers ----------
 
@@ -216,11 +218,12 @@ async function queue(filter) {
   const api = officer.api;
   const h = filter || undefined;
   const [accounts, decisions, activity] = await Promise.all([
-    api.get("accounts", { investigation: "yes", limit: -100 }, { accounts: [] }),
+    api.get("accounts", { limit: -1024 }, { accounts: [] }),
     api.get("decisions", { limit: -20, h_payto: h }, { records: [] }),
     api.get("legitimizations", { limit: -20, h_payto: h }, { measures: [] }),
   ]);
-  const investigated = accounts.accounts.filter((a) => !h || a.h_payto === h);
+  for (const a of accounts.accounts) if (a.full_payto) paytoByHash.set(a.h_payto, a.full_payto);
+  const investigated = accounts.accounts.filter((a) => a.to_investigate && (!h || a.h_payto === h));
   $("queue-investigation").replaceChildren(
     investigated.length === 0
       ? el("p", {}, "No account is under investigation.")
@@ -255,7 +258,7 @@ async function queue(filter) {
           ["Started", "Account", "Measures", "State"],
           activity.measures.map((m) => [
             time(m.start_time),
-            accountLink(m.h_payto),
+            accountLink(m.h_payto, paytoByHash.get(m.h_payto) ?? m.h_payto),
             m.measures.measures.map((x) => x.check_name).join(", ") || (m.measures.verboten ? "forbidden" : "–"),
             m.is_finished ? "done" : "open",
           ]),
@@ -392,14 +395,14 @@ async function account(hPayto) {
   ]);
   const active = history.records.find((r) => r.is_active);
   const current = currentRules(active);
-  const fullPayto = history.records.find((r) => r.full_payto)?.full_payto;
+  const fullPayto = history.records.find((r) => r.full_payto)?.full_payto ?? paytoByHash.get(hPayto);
   const frozen = isFrozen(current.rules);
   $("account-title").textContent = `Account ${hPayto.slice(0, 8)}…`;
   const box = $("account");
   box.replaceChildren(
     fieldTable([
       ["Account hash", el("code", { id: "account-hash" }, hPayto)],
-      ["Payto URI", fullPayto ?? "unknown (no decision named it)"],
+      ["Payto URI", fullPayto ?? "unknown to the exchange"],
       ["State", el("strong", { id: "account-state", class: frozen ? "frozen" : "" }, frozen ? "Frozen" : "Not frozen")],
       ["Under investigation", active?.to_investigate ? "yes" : "no"],
       ["Rules", current.origin === "decision"

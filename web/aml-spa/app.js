@@ -92,7 +92,14 @@ function accountLink(hPayto, text) {
 
 function show(view) {
   for (const section of document.querySelectorAll("main > section")) {
-    section.hidden = section.id !== `view-${view}`;
+    const shown = section.id === `view-${view}`;
+    if (shown && section.hidden) {
+      // A new view: keyboard and screen-reader users start at its heading.
+      const heading = section.querySelector("h2");
+      heading.tabIndex = -1;
+      queueMicrotask(() => heading.focus());
+    }
+    section.hidden = !shown;
   }
   $("nav").hidden = !officer || !officer.api || !["active", "read-only"].includes(officer.state);
   $("status").textContent = "";
@@ -406,7 +413,7 @@ async function account(hPayto) {
       ["State", el("strong", { id: "account-state", class: frozen ? "frozen" : "" }, frozen ? "Frozen" : "Not frozen")],
       ["Under investigation", active?.to_investigate ? "yes" : "no"],
       ["Rules", current.origin === "decision"
-        ? `set by the decision of ${time(active.decision_time)}, until ${time(current.rules.expiration_time)}`
+        ? `set ${active.decider_pub ? "by an officer's decision" : "by an AML program"} on ${time(active.decision_time)}, until ${time(current.rules.expiration_time)}`
         : current.origin === "expired" ? "the defaults (the last decision's rules expired)" : "the defaults (no decision yet)"],
     ]),
     el("h3", {}, "Current rules"),
@@ -494,7 +501,12 @@ const PRESETS = {
 
 function decideForm(hPayto, fullPayto, current) {
   const readOnly = officer.state !== "active";
-  const measureNames = Object.keys(measures.roots);
+  // Measures a customer can complete (SKIP ones run a program at once instead).
+  const measureNames = Object.keys(measures.roots).filter((n) => measures.roots[n].check_name !== "SKIP");
+  // A check without outputs only informs the customer: the natural notice of a freeze.
+  const notice = measureNames.find((n) => measures.checks[measures.roots[n].check_name]?.outputs.length === 0);
+  const describe = (name) =>
+    `${name}: ${measures.checks[measures.roots[name].check_name]?.description ?? measures.roots[name].prog_name}`;
   const form = el(
     "form",
     { id: "decide", class: "decide", novalidate: true },
@@ -514,12 +526,17 @@ function decideForm(hPayto, fullPayto, current) {
           el("label", { class: "check" },
             el("input", { type: "radio", name: "preset", value, checked: i === 0 }),
             ` ${preset.label}`))),
+      el("div", { id: "freeze-choice" },
+        el("label", { for: "freeze-notice" }, "What the customer's KYC page says meanwhile"),
+        el("select", { id: "freeze-notice" },
+          el("option", { value: "" }, "nothing (no open requirement)"),
+          measureNames.map((n) => el("option", { value: n, selected: n === notice }, describe(n))))),
       el("fieldset", { id: "measure-choice", class: "sub", hidden: true },
         el("legend", {}, "Measures the customer must complete"),
         measureNames.map((name) =>
           el("label", { class: "check" },
             el("input", { type: "checkbox", name: "measure", value: name }),
-            ` ${name} (${measures.roots[name].check_name}: ${measures.checks[measures.roots[name].check_name]?.description ?? measures.roots[name].prog_name})`)),
+            ` ${describe(name)}`)),
         el("label", { class: "check" }, el("input", { type: "checkbox", name: "all" }), " All of them (otherwise any one)")),
       el("div", { id: "custom-rules", hidden: true },
         el("label", { for: "rules-json" }, "New rules (LegitimizationRuleSet)"),
@@ -539,6 +556,7 @@ function decideForm(hPayto, fullPayto, current) {
   form.addEventListener("change", (event) => {
     if (event.target.name !== "preset") return;
     const preset = event.target.value;
+    form.querySelector("#freeze-choice").hidden = preset !== "freeze";
     form.querySelector("#measure-choice").hidden = preset !== "measures";
     form.querySelector("#custom-rules").hidden = preset !== "custom";
     form.querySelector("#events").value = PRESETS[preset].event;
@@ -561,7 +579,10 @@ function decisionBody(form, hPayto, fullPayto, current) {
   if (!justification) throw new Error("Write a justification: every decision needs one.");
   let rules;
   let newMeasures;
-  if (preset === "freeze") rules = freezeRules();
+  if (preset === "freeze") {
+    rules = freezeRules();
+    newMeasures = form.querySelector("#freeze-notice").value || undefined;
+  }
   else if (preset === "default") rules = { expiration_time: { t_s: now }, rules: [], custom_measures: {} };
   else if (preset === "measures") {
     const chosen = [...form.querySelectorAll("input[name=measure]:checked")].map((c) => c.value);

@@ -1,9 +1,8 @@
 // Runs inside the officer page (injected by tests/browser_aml.rs): computes the spec's vectors
 // with the page's own signing module and answers them by name; the Rust side holds the
-// expected values. The last argument is WebDriver's callback.
-const done = arguments[arguments.length - 1];
-(async () => {
-  const c = await import(new URL("crypto.js", location.href));
+// expected values. WebDriver awaits the returned promise.
+return (async () => {
+  const c = await import(new URL("crypto.js", document.querySelector("script[type=module]").src));
   const bytes = (text) => new TextEncoder().encode(text);
   const range = (from) => Uint8Array.from({ length: 32 }, (_, i) => from + i);
   const hex = (b) => [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
@@ -26,6 +25,7 @@ const done = arguments[arguments.length - 1];
   out["decode ZW0"] = attempt(() => c.decodeBase32("ZW0", 1));
   out["decode Z*"] = attempt(() => c.decodeBase32("Z*", 1));
   out["decode zz"] = attempt(() => c.decodeBase32("zz", 1));
+  out["decode uu"] = attempt(() => c.decodeBase32("uu", 1));
   out["sha512 empty"] = c.encodeBase32(await c.sha512(""));
   out["sha512 abc"] = c.encodeBase32(await c.sha512("abc"));
 
@@ -35,7 +35,7 @@ const done = arguments[arguments.length - 1];
   out["officer B pub"] = b.publicKey;
   out["officer A query"] = await c.querySignature(a.key);
   out["officer B query"] = await c.querySignature(b.key);
-  out["officer A key is not extractable"] = String(a.key.extractable);
+  out["officer A key is extractable"] = String(a.key.extractable);
 
   const j4 = JSON.parse(
     '{"z":"\\u0001\\u001f\\u007f/\\u00e9\\u20ac","a":[0,-1,true,false,null],"\\u00e9":{},"Z":[],"\\ufb01":1,"\\ud83d\\ude00":2}',
@@ -98,4 +98,4 @@ const done = arguments[arguments.length - 1];
       normalized instanceof Error ? "invalid" : `${normalized} ${await c.paytoHash(normalized)}`;
   }
   return out;
-})().then(done, (error) => done({ error: String(error) }));
+})().catch((error) => ({ error: String(error) }));

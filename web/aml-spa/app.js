@@ -17,7 +17,8 @@ import { OfficerApi, TalerError } from "./api.js";
 import * as keystore from "./keystore.js";
 import { barChart } from "./chart.js";
 
-const EXCHANGE = new URL("../", location.href);
+// The exchange base URL: this module lives at <exchange>/aml-spa/app.js.
+const EXCHANGE = new URL("../", import.meta.url);
 const $ = (id) => document.getElementById(id);
 
 /** The signed-in officer: `{key, publicKey, api, state}`; null when signed out. */
@@ -184,6 +185,7 @@ async function keyText() {
 
 async function onSignIn(event) {
   event.preventDefault();
+  performance.mark("aml:sign-in");
   const message = $("signin-error");
   message.textContent = "";
   const text = await keyText();
@@ -454,6 +456,7 @@ async function account(hPayto) {
         ),
     decideForm(hPayto, fullPayto, current),
   );
+  performance.mark("aml:account-rendered");
 }
 
 async function pdf(hPayto) {

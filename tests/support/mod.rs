@@ -1,5 +1,7 @@
 //! A real talerbox server on port 0 and a temporary data directory.
 
+pub mod browser;
+
 use std::path::{Path, PathBuf};
 
 use std::sync::Arc;

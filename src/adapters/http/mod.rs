@@ -21,6 +21,7 @@ mod negotiate;
 mod pages;
 mod server;
 pub mod throttle;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -94,7 +95,9 @@ pub fn router(context: HttpContext) -> Router {
             &mount(&context.prefixes.exchange),
             exchange::router(context.exchange)
                 .merge(kyc::router(context.kyc))
-                .route_layer(guard(Guess::OfficerSignature)),
+                .route_layer(guard(Guess::OfficerSignature))
+                // Static pages: outside the guess budget, nothing to guess there.
+                .merge(web::router(&context.prefixes.exchange)),
         )
         .nest(
             &mount(&context.prefixes.challenger),

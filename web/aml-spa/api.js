@@ -1,4 +1,7 @@
-// The exchange's officer API as the page uses it: signed reads, decisions, errors in words.
+// The exchange's officer API as the page uses it: signed reads, decisions, and errors in
+// words with their Taler code (on top of the shared request helper).
+
+import { ApiError, exchangeBase, postJson, request } from "../web/common/api.js";
 
 /** What each Taler error code the officer may meet means, in words. */
 const MEANINGS = {
@@ -16,37 +19,35 @@ const MEANINGS = {
 
 /** An error answer of the exchange: HTTP status, Taler code and a sentence. */
 export class TalerError extends Error {
-  constructor(status, body) {
-    const code = body?.code;
-    const words = MEANINGS[code] ?? body?.hint ?? `the exchange answered ${status}`;
-    const name = body?.hint ? ` ${body.hint}` : "";
-    const detail = body?.detail ? ` (${body.detail})` : "";
-    super(`${words[0].toUpperCase()}${words.slice(1)}${detail}. HTTP ${status}, Taler error ${code ?? "?"}${name}.`);
+  constructor(status, code, hint, detail) {
+    const words = MEANINGS[code] ?? hint ?? (status ? `the exchange answered ${status}` : "the exchange cannot be reached");
+    const name = hint ? ` ${hint}` : "";
+    const more = detail ? ` (${detail})` : "";
+    super(`${words[0].toUpperCase()}${words.slice(1)}${more}. HTTP ${status}, Taler error ${code || "?"}${name}.`);
     this.status = status;
     this.code = code;
   }
 }
 
-async function failure(response) {
-  let body = null;
+/** Runs a shared-helper request, answering its errors as TalerErrors. */
+async function exchange(call) {
   try {
-    body = await response.json();
-  } catch {
-    // Not JSON: the status alone speaks.
+    return await call();
+  } catch (error) {
+    if (error instanceof ApiError) throw new TalerError(error.status, error.code, error.hint, error.detail);
+    throw error;
   }
-  return new TalerError(response.status, body);
 }
 
-/** The officer's view of the exchange at `base` (ending in `/`). */
+/** The officer's view of the exchange. */
 export class OfficerApi {
-  constructor(base, publicKey, querySignature) {
-    this.base = base;
+  constructor(publicKey, querySignature) {
     this.publicKey = publicKey;
     this.querySignature = querySignature;
   }
 
   url(path, params = {}) {
-    const url = new URL(`aml/${this.publicKey}/${path}`, this.base);
+    const url = new URL(`aml/${this.publicKey}/${path}`, exchangeBase);
     for (const [name, value] of Object.entries(params)) {
       if (value !== undefined && value !== null) url.searchParams.set(name, value);
     }
@@ -55,13 +56,13 @@ export class OfficerApi {
 
   /** A signed GET: parsed JSON, or `empty` on 204. */
   async get(path, params, empty = null) {
-    const response = await fetch(this.url(path, params), {
-      headers: { "Taler-AML-Officer-Signature": this.querySignature },
-      cache: "no-store",
-    });
-    if (response.status === 204) return empty;
-    if (!response.ok) throw await failure(response);
-    return response.json();
+    const answer = await exchange(() =>
+      request(this.url(path, params), {
+        headers: { "Taler-AML-Officer-Signature": this.querySignature },
+        cache: "no-store",
+      }),
+    );
+    return answer.status === 204 ? empty : answer.body;
   }
 
   /** The attribute history as a PDF Blob, or null when there is nothing. */
@@ -71,17 +72,15 @@ export class OfficerApi {
       cache: "no-store",
     });
     if (response.status === 204) return null;
-    if (!response.ok) throw await failure(response);
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new TalerError(response.status, body.code, body.hint, body.detail);
+    }
     return response.blob();
   }
 
   /** POSTs a signed decision; resolves on 204, throws a TalerError otherwise. */
   async decide(body) {
-    const response = await fetch(new URL(`aml/${this.publicKey}/decision`, this.base), {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (response.status !== 204) throw await failure(response);
+    await exchange(() => postJson(`aml/${this.publicKey}/decision`, body));
   }
 }

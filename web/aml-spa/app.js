@@ -14,11 +14,11 @@ import {
   signDecision,
 } from "./crypto.js";
 import { OfficerApi, TalerError } from "./api.js";
+import { request } from "../web/common/api.js";
+import { decode } from "../web/common/base32.js";
 import * as keystore from "./keystore.js";
 import { barChart } from "./chart.js";
 
-// The exchange base URL: this module lives at <exchange>/aml-spa/app.js.
-const EXCHANGE = new URL("../", import.meta.url);
 const $ = (id) => document.getElementById(id);
 
 /** The signed-in officer: `{key, publicKey, api, state}`; null when signed out. */
@@ -151,7 +151,7 @@ async function officerState(api, key) {
 }
 
 async function signIn(key, publicKey) {
-  const api = new OfficerApi(EXCHANGE, publicKey, await querySignature(key));
+  const api = new OfficerApi(publicKey, await querySignature(key));
   officer = { key, publicKey, api, state: null };
   officer.state = await officerState(api, key);
   $("officer").hidden = false;
@@ -327,10 +327,7 @@ function label(key) {
 }
 
 function bytesOfFile(value) {
-  if (typeof value.data === "string") {
-    const size = Math.floor((value.data.length * 5) / 8);
-    return decodeBase32(value.data, size);
-  }
+  if (typeof value.data === "string") return decode(value.data);
   const base64 = value.contents.replace(/^data:[^,]*,/, "");
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
 }
@@ -723,8 +720,7 @@ async function start() {
   $("stats-form").addEventListener("submit", (event) => statistics(event).catch(report));
   window.addEventListener("hashchange", route);
   try {
-    const config = await fetch(new URL("config", EXCHANGE)).then((r) => r.json());
-    currency = config.currency;
+    currency = (await request("config")).body.currency;
     const remembered = await keystore.recall().catch(() => undefined);
     if (remembered) {
       await signIn(remembered.key, remembered.publicKey);

@@ -3,47 +3,21 @@
 // decision, and the normalized payto hash. Byte layouts follow taler-primitives.md and
 // exchange-aml-decisions.md; the private key exists only as a non-extractable CryptoKey.
 
-const ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-const ALIASES = { O: "0", I: "1", L: "1", U: "V" };
+import { decode, encode } from "../web/common/base32.js";
 
-/** Taler base32 of `bytes` (Uint8Array): 5 bits a symbol, zero-padded on the right. */
-export function encodeBase32(bytes) {
-  let out = "";
-  let buffer = 0;
-  let bits = 0;
-  for (const byte of bytes) {
-    buffer = (buffer << 8) | byte;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += ALPHABET[(buffer >> bits) & 31];
-    }
-    buffer &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += ALPHABET[(buffer << (5 - bits)) & 31];
-  return out;
-}
+/** Taler base32 of `bytes` (Uint8Array). */
+export const encodeBase32 = encode;
 
-/** Decodes `text` to exactly `size` bytes (lenient in case and aliases); throws otherwise. */
+/**
+ * Decodes `text` to exactly `size` bytes: the length must fit the size, case and the
+ * look-alikes O, I, L and U are accepted (taler-primitives.md §1); throws otherwise.
+ */
 export function decodeBase32(text, size) {
-  if (text.length !== Math.ceil((size * 8) / 5)) {
-    throw new Error(`expected ${Math.ceil((size * 8) / 5)} base32 characters, got ${text.length}`);
+  const expected = Math.ceil((size * 8) / 5);
+  if (text.length !== expected) {
+    throw new Error(`expected ${expected} base32 characters, got ${text.length}`);
   }
-  const out = new Uint8Array(size);
-  let buffer = 0;
-  let bits = 0;
-  let at = 0;
-  for (const raw of text.toUpperCase()) {
-    const value = ALPHABET.indexOf(ALIASES[raw] ?? raw);
-    if (value < 0) throw new Error(`"${raw}" is not a base32 character`);
-    buffer = ((buffer << 5) | value) & 0xffff;
-    bits += 5;
-    if (bits >= 8) {
-      bits -= 8;
-      if (at < size) out[at++] = (buffer >> bits) & 0xff;
-    }
-  }
-  return out;
+  return decode(text.replace(/[Uu]/g, "V"));
 }
 
 const utf8 = new TextEncoder();

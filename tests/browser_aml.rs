@@ -272,6 +272,7 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
         "{review}"
     );
     browser.wait_for_text("#account-state", "Frozen").await;
+    browser.run("window.scrollTo(0, 0);", vec![]).await;
     browser.screenshot("aml-frozen").await;
     let (status, info) = kyc_info(&server, &customer.token).await;
     assert_eq!(status, 200);
@@ -360,6 +361,43 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
         median(wall.clone())
     );
     assert!(median(wall) < 5_000.0, "far too slow");
+
+    // "Remember on this device" keeps a key that signs but cannot be read back.
+    sign_out(&browser).await;
+    click(&browser, "#remember").await;
+    sign_in(&browser, &officer.private).await;
+    browser.wait_for_text("#officer-state", "active").await;
+    browser.goto("about:blank").await;
+    browser.goto(&page).await;
+    browser.wait_for_text("#officer-state", "active").await;
+    let stored = browser
+        .run(
+            "return new Promise((resolve, reject) => { \
+               const open = indexedDB.open('talerbox-aml'); \
+               open.onerror = () => reject(open.error); \
+               open.onsuccess = () => { \
+                 const get = open.result.transaction('officer').objectStore('officer').get('current'); \
+                 get.onsuccess = async () => { \
+                   const key = get.result.key; \
+                   const exported = await crypto.subtle.exportKey('pkcs8', key).then(() => true, () => false); \
+                   open.result.close(); \
+                   resolve({extractable: key.extractable, exported, publicKey: get.result.publicKey}); \
+                 }; \
+               }; \
+             });",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        stored,
+        json!({"extractable": false, "exported": false, "publicKey": officer.public})
+    );
+    // Signing out forgets it.
+    sign_out(&browser).await;
+    browser.goto("about:blank").await;
+    browser.goto(&page).await;
+    browser.wait_for_text("#signin-title", "Sign in").await;
+    assert!(!browser.wait_for("#officer").await.is_displayed().await.unwrap());
 
     // No request ever carried a private key; the recorder did see the signed traffic.
     let requests = browser.requests().await;

@@ -79,12 +79,18 @@ async fn click(browser: &Browser, css: &str) {
 
 /// Fills the decide form with `preset`, reviews and signs; answers the review's text.
 async fn decide(browser: &Browser, preset: &str, justification: &str) -> String {
-    click(browser, &format!("#decide input[name=preset][value={preset}]")).await;
+    click(
+        browser,
+        &format!("#decide input[name=preset][value={preset}]"),
+    )
+    .await;
     let field = browser.wait_for("#justification").await;
     field.clear().await.unwrap();
     field.send_keys(justification).await.unwrap();
     click(browser, "#decide button[type=submit]").await;
-    let review = browser.wait_for_text("#review", "What your key will sign").await;
+    let review = browser
+        .wait_for_text("#review", "What your key will sign")
+        .await;
     browser.screenshot(&format!("aml-review-{preset}")).await;
     click(browser, "#sign-submit").await;
     browser
@@ -171,7 +177,13 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
     let (code, _, err) = talerbox(
         &dir,
         &[
-            "aml", "officer", "add", "--pub", &reader.public, "--name", "Rita Reader",
+            "aml",
+            "officer",
+            "add",
+            "--pub",
+            &reader.public,
+            "--name",
+            "Rita Reader",
             "--read-only",
         ],
     );
@@ -223,16 +235,16 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
             &format!("talerbox aml officer add --pub {stranger_pub}"),
         )
         .await;
-    browser.wait_for_text("#officer-state", "not registered").await;
+    browser
+        .wait_for_text("#officer-state", "not registered")
+        .await;
     browser.screenshot("aml-unregistered").await;
     sign_out(&browser).await;
 
     // The officer signs in; the customer of the offline flow is in the queue.
     sign_in(&browser, &officer.private).await;
     browser.wait_for_text("#officer-state", "active").await;
-    browser
-        .wait_for_text("#officer-pub", &officer.public)
-        .await;
+    browser.wait_for_text("#officer-pub", &officer.public).await;
     browser
         .wait_for_text("#queue-activity", &customer.payto)
         .await;
@@ -274,6 +286,10 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
     browser.wait_for_text("#account-state", "Frozen").await;
     browser.run("window.scrollTo(0, 0);", vec![]).await;
     browser.screenshot("aml-frozen").await;
+    // The README's picture (docs/screenshots/aml-back-office.png), at a small size.
+    browser.client.set_window_size(760, 560).await.unwrap();
+    browser.screenshot("aml-readme").await;
+    browser.client.set_window_size(1024, 900).await.unwrap();
     let (status, info) = kyc_info(&server, &customer.token).await;
     assert_eq!(status, 200);
     assert_eq!(info["requirements"][0]["form"], "INFO", "{info}");
@@ -291,9 +307,7 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
         .await;
 
     // Statistics: the events the two decisions counted, drawn as a chart.
-    browser
-        .run("location.hash = '#/stats';", vec![])
-        .await;
+    browser.run("location.hash = '#/stats';", vec![]).await;
     browser.wait_for("#stats-chart svg rect").await;
     browser
         .wait_for_text("#stats-totals", "aml-freeze: 1, aml-default-rules: 1")
@@ -334,9 +348,7 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
     for _ in 0..TIMING_RUNS {
         // A fresh load each time (the key is kept for the tab only, so it is asked again).
         browser.goto("about:blank").await;
-        browser
-            .goto(&format!("{page}#/account/{h_payto}"))
-            .await;
+        browser.goto(&format!("{page}#/account/{h_payto}")).await;
         let input = browser.wait_for("#key-text").await;
         input.send_keys(&officer.private).await.unwrap();
         let button = browser.wait_for("#signin-form button[type=submit]").await;
@@ -397,20 +409,29 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
     browser.goto("about:blank").await;
     browser.goto(&page).await;
     browser.wait_for_text("#signin-title", "Sign in").await;
-    assert!(!browser.wait_for("#officer").await.is_displayed().await.unwrap());
+    assert!(
+        !browser
+            .wait_for("#officer")
+            .await
+            .is_displayed()
+            .await
+            .unwrap()
+    );
 
     // No request ever carried a private key; the recorder did see the signed traffic.
     let requests = browser.requests().await;
     assert!(
-        requests
-            .iter()
-            .any(|r| r.headers.to_string().contains("Taler-AML-Officer-Signature")),
+        requests.iter().any(|r| r
+            .headers
+            .to_string()
+            .contains("Taler-AML-Officer-Signature")),
         "no signed read recorded"
     );
     assert!(
         requests
             .iter()
-            .any(|r| r.method == "POST" && r.body.as_deref().is_some_and(|b| b.contains("officer_sig"))),
+            .any(|r| r.method == "POST"
+                && r.body.as_deref().is_some_and(|b| b.contains("officer_sig"))),
         "no decision recorded"
     );
     for private in [&officer.private, &reader.private] {
@@ -452,7 +473,10 @@ async fn the_page_signs_like_the_spec_vectors() {
         ("base32 \"foobar\"", "CSQPYRK1E8"),
         ("base32 00", "00"),
         ("base32 ff", "ZW"),
-        ("base32 00..1f", "000G40R40M30E209185GR38E1W8124GK2GAHC5RR34D1P70X3RFG"),
+        (
+            "base32 00..1f",
+            "000G40R40M30E209185GR38E1W8124GK2GAHC5RR34D1P70X3RFG",
+        ),
         ("decode csqpyrk1e8", "666f6f626172"),
         ("decode CSQPYRKLE8", "666f6f626172"),
         ("decode ZW0", "error"),
@@ -467,8 +491,14 @@ async fn the_page_signs_like_the_spec_vectors() {
             "sha512 abc",
             "VPQKB8CKC5XBNK21ED4TW821649EDYJEH6MQX8GAKVQECJTNTED234MS58KMZGD86TX3R8X3ZVNVTHAD8GHP8F781RN9NJAFMN6A97R",
         ),
-        ("officer A pub", "0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0"),
-        ("officer B pub", "4N1VJBZH15AH2HVAVJ1PKPVDVJ9KCSD135WDV8A09VGGCV59APEG"),
+        (
+            "officer A pub",
+            "0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0",
+        ),
+        (
+            "officer B pub",
+            "4N1VJBZH15AH2HVAVJ1PKPVDVJ9KCSD135WDV8A09VGGCV59APEG",
+        ),
         (
             "officer A query",
             "6Z4JPM58WFZ8AHWSM9K5DCNXG537ZYB8Q4D7WXHA3JDP6SHECV9SZGKJ0TZRS80KT8PRT7223SGMJDKKG7SJJM31WZCK5FN4ZATCA20",
@@ -567,7 +597,11 @@ async fn the_page_signs_like_the_spec_vectors() {
 #[tokio::test]
 async fn the_back_office_is_served_under_a_strict_policy() {
     let server = TestServer::start().await;
-    for path in ["exchange/aml-spa/", "exchange/aml-spa/app.js", "exchange/aml-spa/crypto.js"] {
+    for path in [
+        "exchange/aml-spa/",
+        "exchange/aml-spa/app.js",
+        "exchange/aml-spa/crypto.js",
+    ] {
         let response = server.get(path).await;
         assert_eq!(response.status(), 200, "{path}");
         let policy = response.headers()["content-security-policy"]
@@ -580,6 +614,9 @@ async fn the_back_office_is_served_under_a_strict_policy() {
     let page = server.get("exchange/aml-spa/").await.text().await.unwrap();
     assert!(page.contains("<html lang=\"en\">"), "{page}");
     assert!(!page.contains("{{exchange}}"), "{page}");
-    assert_eq!(server.get("exchange/aml-spa/nothing.js").await.status(), 404);
+    assert_eq!(
+        server.get("exchange/aml-spa/nothing.js").await.status(),
+        404
+    );
     server.stop().await;
 }

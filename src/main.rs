@@ -113,10 +113,10 @@ enum KycCommand {
         #[arg(long, default_value = "-100", allow_hyphen_values = true)]
         limit: String,
     },
-    /// Print an account's access token and kyc-info URL (ACCOUNT: payto URI or hash).
+    /// Print an account's access token and the customer's KYC page URL (ACCOUNT: payto URI or hash).
     Token { account: String },
     /// Open KYC measures for an account; prints its access token, its H_NORMALIZED_PAYTO and
-    /// the customer's kyc-info URL (when the exchange's public URL is known).
+    /// the customer's KYC page URL (when the exchange's public URL is known).
     Trigger {
         /// The account's full payto URI (with receiver-name).
         payto: String,
@@ -807,9 +807,12 @@ fn kyc_token(config: Config, account: &str) -> anyhow::Result<ExitCode> {
     };
     out!("{token}");
     match exchange {
-        Some(exchange) => out!("{exchange}kyc-info/{token}"),
+        Some(exchange) => out!(
+            "{}",
+            talerbox::domain::kyc::customer_page_url(&exchange, &token.to_string())
+        ),
         None => eprintln!(
-            "talerbox: the exchange's public URL is unknown: the page is EXCHANGE-BASE-URL/kyc-info/{token}"
+            "talerbox: the exchange's public URL is unknown: the page is EXCHANGE-BASE-URL/kyc-spa/{token}"
         ),
     }
     Ok(ExitCode::SUCCESS)

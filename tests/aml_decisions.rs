@@ -471,7 +471,7 @@ async fn the_cli_decides_as_an_officer() {
     assert_eq!(status, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(lines[2].ends_with(&format!("kyc-info/{}", lines[1])));
+    assert!(lines[2].ends_with(&format!("kyc-spa/{}", lines[1])));
     // The operator finds the case: the account with its flags, the open requirement.
     let (status, out, _) = talerbox(server.dir.path(), &["aml", "accounts"]);
     assert_eq!(status, 0);

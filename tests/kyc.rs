@@ -403,7 +403,7 @@ async fn kyc_info_long_poll_wakes_on_a_cli_trigger() {
     assert_eq!(lines[1].len(), 52);
     assert!(lines[2].starts_with("http"), "{out}");
     assert!(
-        lines[2].ends_with(&format!("/exchange/kyc-info/{}", opened.token)),
+        lines[2].ends_with(&format!("/exchange/kyc-spa/{}", opened.token)),
         "{out}"
     );
 
@@ -458,7 +458,7 @@ fn cli_trigger_prints_token_then_url() {
     assert_eq!(lines[1], hash.to_string());
     assert_eq!(
         lines[2],
-        format!("http://127.0.0.1:8080/exchange/kyc-info/{token}")
+        format!("http://127.0.0.1:8080/exchange/kyc-spa/{token}")
     );
 
     // A misspelled measure is named, with the valid ones.

@@ -92,12 +92,7 @@ pub(crate) async fn offline_flow(server: &Site) -> Secrets {
     let token = lines.next().unwrap().to_owned();
     assert_eq!(token.len(), 52);
     assert_eq!(lines.next().unwrap().len(), 52);
-    assert!(
-        lines
-            .next()
-            .unwrap()
-            .ends_with(&format!("kyc-info/{token}"))
-    );
+    assert!(lines.next().unwrap().ends_with(&format!("kyc-spa/{token}")));
 
     // kyc-info lists the requirement; kyc-start hands over to the built-in challenger.
     let info: Value = server

@@ -148,7 +148,7 @@ fn a_second_server_on_one_data_directory_refuses_naming_the_first() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[2],
-        format!("http://{address}/exchange/kyc-info/{}", lines[0]),
+        format!("http://{address}/exchange/kyc-spa/{}", lines[0]),
         "{out}"
     );
     terminate(first);
@@ -228,7 +228,7 @@ fn kyc_trigger_prints_no_url_it_cannot_know() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[2],
-        format!("https://ex.example.com/kyc-info/{}", lines[0])
+        format!("https://ex.example.com/kyc-spa/{}", lines[0])
     );
 }
 

@@ -40,7 +40,7 @@ pub enum DecideOutput {
     Request(String),
     Applied {
         outcome_serial: u64,
-        /// Token and kyc-info URL when a measure set is open.
+        /// Token and customer page URL when a measure set is open.
         opened: Option<(String, String)>,
     },
     Replayed,
@@ -188,7 +188,7 @@ impl App {
                     outcome_serial,
                     opened: measure_serial.map(|_| {
                         let token = access_token.to_base32();
-                        let url = format!("{}kyc-info/{token}", kyc.base_url());
+                        let url = crate::domain::kyc::customer_page_url(kyc.base_url(), &token);
                         (token, url)
                     }),
                 },

@@ -4,10 +4,10 @@ use std::io::Write;
 
 use talerbox::app::{self, App};
 use talerbox::config::Config;
-use talerbox::domain::kyc::{MeasureSpec, VERBOTEN};
+use talerbox::domain::kyc::{MeasureSpec, VERBOTEN, customer_page_url};
 
 /// Writes the access token, the account's `h_normalized_payto` and, when the exchange's public
-/// URL can be known, the customer's kyc-info URL: from the configured base URL, else from the
+/// URL can be known, the customer's KYC page URL: from the configured base URL, else from the
 /// server running on the data directory, else from the configured listen address.
 pub fn trigger(
     config: Config,
@@ -35,11 +35,15 @@ pub fn trigger(
     writeln!(out, "{}", triggered.access_token)?;
     writeln!(out, "{}", triggered.h_normalized_payto)?;
     match exchange {
-        Some(exchange) => writeln!(out, "{exchange}kyc-info/{}", triggered.access_token)?,
+        Some(exchange) => writeln!(
+            out,
+            "{}",
+            customer_page_url(&exchange, &triggered.access_token.to_string())
+        )?,
         None => eprintln!(
             "talerbox: the exchange's public URL is unknown (no server runs on this data \
              directory, [talerbox] LISTEN has port 0, and neither [exchange] BASE_URL nor \
-             [talerbox] BASE_URL is set): the customer's page is EXCHANGE-BASE-URL/kyc-info/TOKEN"
+             [talerbox] BASE_URL is set): the customer's page is EXCHANGE-BASE-URL/kyc-spa/TOKEN"
         ),
     }
     Ok(())

@@ -98,7 +98,10 @@ impl Browser {
             Err(error) => {
                 let page = self.client.source().await.unwrap_or_default();
                 self.screenshot(&format!("timeout-{}", sanitize(css))).await;
-                panic!("no `{css}` within {timeout:?}: {error}\npage:\n{page}")
+                let console = self.console_errors().await;
+                panic!(
+                    "no `{css}` within {timeout:?}: {error}\nconsole: {console:?}\npage:\n{page}"
+                )
             }
         }
     }

@@ -15,7 +15,8 @@ export class ApiError extends Error {
 }
 
 function describe(status, code, hint, detail) {
-  const words = hint || (status ? `The server answered ${status}` : "The server cannot be reached");
+  const said = hint || (status ? `The server answered ${status}` : "The server cannot be reached");
+  const words = said.charAt(0).toUpperCase() + said.slice(1);
   const more = detail ? ` (${detail})` : "";
   return code ? `${words}${more}. Error code ${code}.` : `${words}${more}.`;
 }

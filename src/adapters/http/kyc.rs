@@ -95,6 +95,7 @@ pub fn router(state: KycHttp) -> Router {
         .route("/kyc-upload/{id}", post(kyc_upload))
         .route("/kyc-proof/{provider}", get(kyc_proof))
         .route("/kyc-done", get(kyc_done))
+        .route("/kyc-forms/{form}", get(kyc_form))
         .route("/admin/kyc-trigger", post(admin_trigger))
         .merge(start)
         .with_state(state)
@@ -424,6 +425,18 @@ async fn kyc_done() -> Html<String> {
         "Thank you. This step of the identity check is complete; you may close this page.",
         None,
     )
+}
+
+/// The description of a form the customer's page renders (talerbox's own endpoint).
+async fn kyc_form(State(state): State<KycHttp>, Path(form): Path<String>) -> Response {
+    match crate::domain::kyc::describe_form(state.service.rules(), &form) {
+        Some(description) => Json(description).into_response(),
+        None => kyc_error(
+            TalerError::new(ErrorCode::ExchangeKycGenericLogicUnknown)
+                .with_hint("no such form")
+                .with_detail(form),
+        ),
+    }
 }
 
 #[derive(Deserialize)]

@@ -58,6 +58,11 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "kyc-spa/logic.js",
+        include_bytes!("../../../web/kyc-spa/logic.js"),
+        JS,
+    ),
+    (
         "aml-spa/",
         include_bytes!("../../../web/aml-spa/index.html"),
         HTML,

@@ -2,6 +2,7 @@
 
 mod decide;
 mod flows;
+mod forms;
 mod model;
 mod oauth2;
 mod programs;
@@ -12,6 +13,10 @@ mod service;
 
 pub use decide::Decided;
 pub use flows::{ProofFailure, ProofParams, UploadOutcome};
+pub use forms::{
+    FieldKind, FormDescription, FormField, PERSONAL_FORM, customer_page_url,
+    describe as describe_form,
+};
 pub use model::*;
 pub use oauth2::{
     ConvertedAttributes, Initiation, access_token, authorize_url_with_nonce,

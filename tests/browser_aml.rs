@@ -14,6 +14,12 @@ use crate::offline_flow::{Site, offline_flow};
 use crate::support::browser::{Browser, SeenRequest};
 use crate::support::{TestServer, talerbox};
 
+/// A FORM check with a file, besides the built-in e-mail check.
+const ADDRESS_CHECK: &str = "[kyc-check-address]\nTYPE = FORM\nFORM_NAME = address_proof\n\
+    DESCRIPTION = \"Show us where you live\"\nDESCRIPTION_I18N = {}\n\
+    OUTPUTS = STREET_ADDRESS UTILITY_BILL_SCAN\nFALLBACK = freeze\n\n\
+    [kyc-measure-address]\nCHECK_NAME = address\nPROGRAM = accept\nCONTEXT = {}\n";
+
 /// Runs of sign-in → account file whose median the test reports.
 const TIMING_RUNS: usize = 5;
 
@@ -110,18 +116,21 @@ async fn kyc_info(server: &TestServer, token: &str) -> (u16, Value) {
     (status, body)
 }
 
-/// The finished download ending in `.pdf` in `dir`, waiting up to ten seconds for it.
-async fn downloaded_pdf(dir: &Path) -> Vec<u8> {
+/// The finished download ending in `.EXTENSION` in `dir`, waiting up to ten seconds for it.
+async fn downloaded(dir: &Path, extension: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = std::fs::read_dir(dir)
             .unwrap()
             .map(|entry| entry.unwrap().path())
-            .find(|path| path.extension().is_some_and(|e| e == "pdf"));
+            .find(|path| path.extension().is_some_and(|e| e == extension));
         if let Some(path) = found {
             return std::fs::read(path).unwrap();
         }
-        assert!(Instant::now() < deadline, "no PDF was downloaded");
+        assert!(
+            Instant::now() < deadline,
+            "nothing .{extension} was downloaded"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -164,10 +173,32 @@ fn assert_key_never_sent(requests: &[SeenRequest], private: &str) -> usize {
 
 #[tokio::test]
 async fn an_officer_decides_on_a_customer_in_the_back_office() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(ADDRESS_CHECK).await;
     let dir = server.dir.path().to_owned();
     // A customer through the offline KYC flow: e-mail address validated by the challenger.
     let customer = offline_flow(&Site::new(server.base.clone(), &dir)).await;
+    // Then a form with a file, as the customer's page uploads it.
+    let (code, _, err) = talerbox(
+        &dir,
+        &["kyc", "trigger", &customer.payto, "--measure", "address"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (status, info) = kyc_info(&server, &customer.token).await;
+    assert_eq!(status, 200);
+    let id = info["requirements"][0]["id"].as_str().unwrap();
+    let bill = b"Electricity, November: 42 kWh";
+    let uploaded = server
+        .client
+        .post(server.url(&format!("exchange/kyc-upload/{id}")))
+        .json(
+            &json!({"FORM_ID": "address_proof", "STREET_ADDRESS": "1 Main Street",
+            "UTILITY_BILL_SCAN": {"filename": "bill.txt", "content_type": "text/plain",
+                "data": base32::encode(bill)}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 204);
     let h_payto = Payto::parse_full(&customer.payto)
         .unwrap()
         .h_normalized()
@@ -270,9 +301,20 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
     browser.wait_for_text("#account-state", "Not frozen").await;
     browser.screenshot("aml-account").await;
 
+    // The form's fields under the form's labels; its file downloads as uploaded.
+    browser
+        .wait_for_text("#attributes", "\"Show us where you live\" (address_proof)")
+        .await;
+    browser.wait_for_text("#attributes", "Street address").await;
+    browser
+        .wait_for_text("#attributes", "Utility bill scan")
+        .await;
+    click(&browser, "#attributes a.file").await;
+    assert_eq!(downloaded(downloads.path(), "txt").await, bill);
+
     // The PDF export downloads a PDF.
     click(&browser, "#pdf").await;
-    let pdf = downloaded_pdf(downloads.path()).await;
+    let pdf = downloaded(downloads.path(), "pdf").await;
     assert!(pdf.starts_with(b"%PDF-1."), "not a PDF");
     assert!(pdf.trim_ascii_end().ends_with(b"%%EOF"), "not a whole PDF");
 

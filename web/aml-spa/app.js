@@ -25,6 +25,8 @@ const $ = (id) => document.getElementById(id);
 let officer = null;
 let measures = null;
 let currency = null;
+/** Form descriptions (`GET kyc-forms/NAME`) by form name; null for one the server lacks. */
+const forms = new Map();
 /** Full payto URIs the exchange told us, by account hash (read from the accounts list). */
 const paytoByHash = new Map();
 
@@ -347,19 +349,41 @@ function attributeValue(value) {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
+/** Fetches the descriptions of the forms `rows` were filed with, once each. */
+async function loadForms(rows) {
+  const names = new Set(rows.map((r) => r.attributes?.FORM_ID).filter((f) => typeof f === "string"));
+  await Promise.all(
+    [...names]
+      .filter((name) => !forms.has(name) && !name.startsWith("challenger-"))
+      .map(async (name) => {
+        try {
+          forms.set(name, (await request(`kyc-forms/${encodeURIComponent(name)}`)).body);
+        } catch {
+          forms.set(name, null);
+        }
+      }),
+  );
+}
+
 function attributeRow(row) {
   const attributes = row.attributes;
   const source = row.by_aml_officer ? "filed by an AML officer" : "from the customer";
   if (!attributes) return el("p", {}, `${time(row.collection_time)}: attributes unavailable (not decryptable).`);
   const form = attributes.FORM_ID ?? "?";
   const validated = form.startsWith("challenger-");
+  const description = forms.get(form);
   const caption = validated
     ? `${time(row.collection_time)} · address validated by the challenger (${form.slice(11)})`
-    : `${time(row.collection_time)} · form ${form} · ${source}`;
-  const pairs = Object.keys(attributes)
-    .filter((k) => k !== "FORM_ID" && k !== "FORM_SALT")
-    .sort()
-    .map((k) => [label(k), attributeValue(attributes[k])]);
+    : `${time(row.collection_time)} · ${description ? `"${description.title}" (${form})` : `form ${form}`} · ${source}`;
+  // The form's own order and labels first, then whatever else the row holds.
+  const described = (description?.fields ?? []).filter((f) => f.name in attributes);
+  const rest = Object.keys(attributes)
+    .filter((k) => !["FORM_ID", "FORM_VERSION", "FORM_SALT"].includes(k) && !described.some((f) => f.name === k))
+    .sort();
+  const pairs = [
+    ...described.map((f) => [f.label, attributeValue(attributes[f.name])]),
+    ...rest.map((k) => [label(k), attributeValue(attributes[k])]),
+  ];
   return fieldTable(pairs, caption);
 }
 
@@ -399,6 +423,7 @@ async function account(hPayto) {
     api.get("legitimizations", { h_payto: hPayto, active: "yes", limit: -20 }, { measures: [] }),
     api.get(`attributes/${hPayto}`, { limit: -100 }, { details: [] }),
   ]);
+  await loadForms(attributes.details);
   const active = history.records.find((r) => r.is_active);
   const current = currentRules(active);
   const fullPayto = history.records.find((r) => r.full_payto)?.full_payto ?? paytoByHash.get(hPayto);

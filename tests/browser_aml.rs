@@ -309,6 +309,13 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
     browser
         .wait_for_text("#attributes", "Utility bill scan")
         .await;
+    browser
+        .run(
+            "document.getElementById('attributes').scrollIntoView();",
+            vec![],
+        )
+        .await;
+    browser.screenshot("aml-attributes").await;
     click(&browser, "#attributes a.file").await;
     assert_eq!(downloaded(downloads.path(), "txt").await, bill);
 

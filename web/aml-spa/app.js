@@ -395,7 +395,7 @@ function rulesTable(rules) {
       r.operation_type,
       r.threshold,
       duration(r.timeframe),
-      r.measures.join(r.is_and_combinator ? " and " : " or ") || "–",
+      r.measures.map((m) => (m === "verboten" ? "forbidden" : m)).join(r.is_and_combinator ? " and " : " or ") || "–",
       r.exposed ? "yes" : "no",
     ]),
   );

@@ -197,6 +197,7 @@ async fn a_customer_passes_email_and_a_form_with_a_file_from_the_printed_url() {
     type_into(&browser, "input[type=email]", "alice@example.com").await;
     click(&browser, "form button[type=submit]").await;
     browser.wait_for("#pin").await;
+    browser.screenshot("kyc-2-challenger-pin").await;
     type_into(&browser, "#pin", &outbox_pin(dir)).await;
     click(&browser, "form button[type=submit]").await;
     browser.wait_for_text("main", "complete").await;
@@ -337,6 +338,27 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
     assert_eq!(result["failures"], json!([]), "{result}");
     assert!(result["count"].as_u64().unwrap() >= 20, "{result}");
 
+    // The shared base32 codec writes what the server writes, and reads it back.
+    let samples: Vec<Vec<u8>> = (0..=33u8)
+        .map(|n| (0..n).map(|i| i.wrapping_mul(37).wrapping_add(n)).collect())
+        .collect();
+    let encoded = browser
+        .run(
+            "return import(arguments[0]).then(b => arguments[1].map(bytes => { \
+               const text = b.encode(Uint8Array.from(bytes)); \
+               return [text, Array.from(b.decode(text.toLowerCase().replace(/0/g, 'o')))]; }));",
+            vec![
+                json!(server.url("exchange/web/common/base32.js")),
+                json!(samples),
+            ],
+        )
+        .await;
+    for (bytes, answer) in samples.iter().zip(encoded.as_array().unwrap()) {
+        let expected = talerbox::domain::primitives::base32::encode(bytes);
+        assert_eq!(answer[0], expected.as_str(), "{bytes:?}");
+        assert_eq!(answer[1], json!(bytes), "{expected}");
+    }
+
     // The built-in form, sent from another client: the long poll brings the page to done.
     let requirement: Value = server
         .get(&format!("exchange/kyc-info/{token}"))
@@ -369,6 +391,13 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
         .wait_for("#field-full_name_and_birthdate-DATE_OF_BIRTH[type=date]")
         .await;
     browser.screenshot("kyc-7-personal-form").await;
+    let stale = browser
+        .run(
+            "return document.querySelectorAll('.requirement .alert').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(stale, 0, "the earlier complaint is gone");
     let uploaded = server
         .client
         .post(server.url(&format!("exchange/kyc-upload/{id}")))
@@ -381,6 +410,20 @@ async fn the_page_updates_itself_and_names_unknown_forms_and_tokens() {
         .unwrap();
     assert_eq!(uploaded.status(), 204);
     browser.wait_for_text("#done", "Done.").await;
+    // It got there by a long poll that named what it had seen.
+    let polls: Vec<_> = browser
+        .requests()
+        .await
+        .into_iter()
+        .filter(|r| r.url.contains("/kyc-info/") && r.url.contains("timeout_ms=25000"))
+        .collect();
+    assert!(!polls.is_empty());
+    assert!(
+        polls.iter().all(|r| r.headers["If-None-Match"]
+            .as_str()
+            .is_some_and(|tag| tag.starts_with('"'))),
+        "{polls:?}"
+    );
 
     // A form the server does not know is a message with its code, not a blank page.
     let unknown = server.get("exchange/kyc-forms/no_such_form").await;

@@ -110,6 +110,7 @@ async function openForm(requirement, card, button) {
   try {
     const { body: form } = await request(`kyc-forms/${encodeURIComponent(requirement.form)}`);
     button.remove();
+    card.querySelector(".alert")?.remove();
     card.append(formElement(requirement, form, card));
     card.querySelector("input")?.focus();
   } catch (error) {

@@ -88,6 +88,16 @@ const FILES: &[(&str, &[u8], &str)] = &[
         JS,
     ),
     (
+        "aml-spa/decide.js",
+        include_bytes!("../../../web/aml-spa/decide.js"),
+        JS,
+    ),
+    (
+        "aml-spa/dom.js",
+        include_bytes!("../../../web/aml-spa/dom.js"),
+        JS,
+    ),
+    (
         "aml-spa/keystore.js",
         include_bytes!("../../../web/aml-spa/keystore.js"),
         JS,

@@ -509,7 +509,7 @@ async fn the_page_signs_like_the_spec_vectors() {
     browser.goto(&server.url("exchange/aml-spa/")).await;
     browser.wait_for("#key-text").await;
     let got = browser
-        .run(include_str!("support/aml_vectors.js"), vec![])
+        .run(include_str!("browser_aml_vectors.js"), vec![])
         .await;
     assert!(got.get("error").is_none(), "{got}");
     let expected: &[(&str, &str)] = &[

@@ -84,12 +84,16 @@ async fn click(browser: &Browser, css: &str) {
 }
 
 /// Fills the decide form with `preset`, reviews and signs; answers the review's text.
-async fn decide(browser: &Browser, preset: &str, justification: &str) -> String {
+async fn decide(browser: &Browser, preset: &str, justification: &str, investigate: bool) -> String {
     click(
         browser,
         &format!("#decide input[name=preset][value={preset}]"),
     )
     .await;
+    let checkbox = browser.wait_for("#investigate").await;
+    if checkbox.is_selected().await.unwrap() != investigate {
+        checkbox.click().await.unwrap();
+    }
     let field = browser.wait_for("#justification").await;
     field.clear().await.unwrap();
     field.send_keys(justification).await.unwrap();
@@ -327,7 +331,8 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
 
     // Freeze: the review shows the canonical rules; kyc-info tells the customer.
     assert_eq!(kyc_info(&server, &customer.token).await.0, 204);
-    let review = decide(&browser, "freeze", "Structuring suspected").await;
+    let review = decide(&browser, "freeze", "Structuring suspected", true).await;
+    assert!(review.contains("yes (flag 1)"), "{review}");
     assert!(
         review.contains(r#""operation_type":"WITHDRAW","threshold":"KUDOS:0""#),
         "{review}"
@@ -347,8 +352,17 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
         "{info}"
     );
 
+    // The frozen account heads the queue, under investigation.
+    browser.run("location.hash = '#/queue';", vec![]).await;
+    browser
+        .wait_for_text("#queue-investigation", &h_payto)
+        .await;
+    browser
+        .run(&format!("location.hash = '#/account/{h_payto}';"), vec![])
+        .await;
+
     // Lift it: back to the default rules, nothing left for the customer.
-    decide(&browser, "default", "Cleared after review").await;
+    decide(&browser, "default", "Cleared after review", false).await;
     browser.wait_for_text("#account-state", "Not frozen").await;
     assert_eq!(kyc_info(&server, &customer.token).await.0, 204);
     browser

@@ -10,6 +10,7 @@ mod aml;
 mod aml_decisions;
 mod bank;
 mod bank_tan;
+mod browser_aml;
 mod browser_kyc;
 mod challenger;
 mod cli;

@@ -15,14 +15,14 @@ const FORM: &str = "application/x-www-form-urlencoded";
 
 /// A running server as the flow sees it: its base URL, its directory (configuration file and
 /// `data/`) and a browser that shows each redirect instead of following it.
-struct Site {
+pub(crate) struct Site {
     base: String,
     dir: PathBuf,
     client: reqwest::Client,
 }
 
 impl Site {
-    fn new(base: String, dir: &Path) -> Site {
+    pub(crate) fn new(base: String, dir: &Path) -> Site {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -49,9 +49,13 @@ impl Site {
     }
 }
 
-/// What the flow handled that must never reach a log.
-struct Secrets {
+/// What the flow handled that must never reach a log, and the account it went through.
+pub(crate) struct Secrets {
     values: Vec<(&'static str, String)>,
+    /// The customer's full payto URI.
+    pub(crate) payto: String,
+    /// The customer's KYC access token.
+    pub(crate) token: String,
 }
 
 #[tokio::test]
@@ -62,7 +66,7 @@ async fn the_offline_flow_works_out_of_the_box() {
 }
 
 /// Runs the whole flow on `server`; answers the secrets it saw.
-async fn offline_flow(server: &Site) -> Secrets {
+pub(crate) async fn offline_flow(server: &Site) -> Secrets {
     let dir = server.dir.clone();
 
     // A bank account, whose payto the exchange's KYC is about.
@@ -249,7 +253,7 @@ async fn offline_flow(server: &Site) -> Secrets {
             ("password", "alice-password".to_owned()),
             ("address", "alice@example.com".to_owned()),
             ("address, URL-encoded", "alice%40example.com".to_owned()),
-            ("KYC access token", token),
+            ("KYC access token", token.clone()),
             ("challenger nonce", nonce),
             ("PIN", pin),
             ("authorization code", code),
@@ -261,6 +265,8 @@ async fn offline_flow(server: &Site) -> Secrets {
             ("officer private key", officer_priv),
             ("officer signature", signature.trim().to_owned()),
         ],
+        payto,
+        token,
     }
 }
 

@@ -72,6 +72,41 @@ const FILES: &[(&str, &[u8], &str)] = &[
         include_bytes!("../../../web/aml-spa/app.js"),
         JS,
     ),
+    (
+        "aml-spa/api.js",
+        include_bytes!("../../../web/aml-spa/api.js"),
+        JS,
+    ),
+    (
+        "aml-spa/chart.js",
+        include_bytes!("../../../web/aml-spa/chart.js"),
+        JS,
+    ),
+    (
+        "aml-spa/crypto.js",
+        include_bytes!("../../../web/aml-spa/crypto.js"),
+        JS,
+    ),
+    (
+        "aml-spa/decide.js",
+        include_bytes!("../../../web/aml-spa/decide.js"),
+        JS,
+    ),
+    (
+        "aml-spa/dom.js",
+        include_bytes!("../../../web/aml-spa/dom.js"),
+        JS,
+    ),
+    (
+        "aml-spa/keystore.js",
+        include_bytes!("../../../web/aml-spa/keystore.js"),
+        JS,
+    ),
+    (
+        "aml-spa/aml.css",
+        include_bytes!("../../../web/aml-spa/aml.css"),
+        CSS,
+    ),
 ];
 
 /// A file ready to serve: bytes with the prefix filled in, and their ETag.

@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use super::error::ApiError;
 use super::lanes::QuickLane;
 use crate::domain::kyc::{KycInfo, KycService, MeasureSpec, ProofFailure, ProofParams};
+use crate::domain::primitives::json_body::from_object_slice;
 use crate::domain::primitives::{ErrorCode, TalerError, constant_time_eq};
 
 /// kyc-start bodies are limited to 64 KiB; kyc-upload uses the global 16 MiB.
@@ -220,11 +221,17 @@ fn info_response(info: KycInfo, not_modified: bool) -> Response {
 }
 
 async fn kyc_start(State(kyc): State<KycHttp>, Path(id): Path<String>, body: Bytes) -> Response {
-    // The body is ignored, but must be JSON when present (an empty body counts as `{}`).
-    if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
-        return kyc_error(TalerError::new(ErrorCode::GenericJsonInvalid));
-    }
-    match kyc.blocking(move |service| service.start(&id)).await {
+    let started = kyc.blocking(move |service| {
+        service.check_start_id(&id)?;
+        // The body is ignored, but must be a JSON object when present (empty counts as `{}`).
+        if !body.is_empty() {
+            from_object_slice::<serde_json::Value>(&body).map_err(|e| {
+                TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string())
+            })?;
+        }
+        service.start(&id)
+    });
+    match started.await {
         Ok(redirect_url) => {
             Json(serde_json::json!({ "redirect_url": redirect_url })).into_response()
         }
@@ -249,22 +256,10 @@ async fn upload_attributes(headers: &HeaderMap, body: Bytes) -> Result<Attribute
         .to_ascii_lowercase();
     match media_type.as_str() {
         "application/json" => {
-            // Anything but an object is refused before parsing it.
-            let first = body.iter().find(|b| !b.is_ascii_whitespace());
-            if first != Some(&b'{') {
-                return Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                    .with_detail("expected a JSON object"));
-            }
             parse_off_the_workers(move || {
-                match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(serde_json::Value::Object(map)) => Ok(map),
-                    Ok(_) => Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                        .with_detail("expected a JSON object")),
-                    Err(e) => {
-                        Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                            .with_detail(e.to_string()))
-                    }
-                }
+                from_object_slice::<Attributes>(&body).map_err(|e| {
+                    TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string())
+                })
             })
             .await
         }
@@ -445,7 +440,7 @@ async fn admin_trigger(State(kyc): State<KycHttp>, headers: HeaderMap, body: Byt
         return ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::GenericUnauthorized)
             .into_response();
     }
-    let request: TriggerRequest = match serde_json::from_slice(&body) {
+    let request: TriggerRequest = match from_object_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return kyc_error(

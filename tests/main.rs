@@ -16,4 +16,5 @@ mod connections;
 mod http_basics;
 mod kyc;
 mod offline_flow;
+mod operations;
 mod operator;

@@ -19,9 +19,11 @@ use tokio::sync::watch;
 
 use super::error::ApiError;
 use super::lanes::QuickLane;
+use super::metrics::Waiting;
 use crate::domain::kyc::{KycInfo, KycService, MeasureSpec, ProofFailure, ProofParams};
 use crate::domain::primitives::json_body::from_object_slice;
 use crate::domain::primitives::{ErrorCode, TalerError, constant_time_eq};
+use prometheus_client::metrics::gauge::Gauge;
 
 /// kyc-start bodies are limited to 64 KiB; kyc-upload uses the global 16 MiB.
 pub const KYC_START_BODY_LIMIT: usize = 64 * 1024;
@@ -38,6 +40,8 @@ pub struct KycHttp {
     pub changes: Arc<watch::Sender<u64>>,
     /// `[exchange] ADMIN_TOKEN`; the admin trigger exists only when it is set.
     pub admin_token: Option<String>,
+    /// Long polls waiting (a metric).
+    pub long_polls: Gauge,
 }
 
 impl KycHttp {
@@ -45,6 +49,7 @@ impl KycHttp {
         service: Arc<KycService>,
         quick: Arc<QuickLane>,
         admin_token: Option<String>,
+        long_polls: Gauge,
     ) -> Self {
         let (changes, _) = watch::channel(0);
         KycHttp {
@@ -52,6 +57,7 @@ impl KycHttp {
             quick,
             changes: Arc::new(changes),
             admin_token,
+            long_polls,
         }
     }
 
@@ -196,7 +202,9 @@ async fn kyc_info(
         if !unchanged || info.information.is_none() {
             return info_response(info, unchanged);
         }
+        let waiting = Waiting::start(&kyc.long_polls);
         let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+        drop(waiting);
         if !matches!(waited, Ok(Ok(()))) {
             return info_response(info, true);
         }

@@ -140,7 +140,7 @@ async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<By
     }
 }
 
-fn inflate(compressed: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+pub(super) fn inflate(compressed: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     let mut inflated = Vec::new();
     let budget = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     flate2::read::ZlibDecoder::new(compressed)

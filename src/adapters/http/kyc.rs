@@ -251,7 +251,10 @@ type Attributes = serde_json::Map<String, serde_json::Value>;
 
 /// An upload's attributes: a JSON object, or the fields of an HTML form as strings (files of a
 /// multipart form as `{filename, content_type, data}` with the data in base32, as upstream).
-async fn upload_attributes(headers: &HeaderMap, body: Bytes) -> Result<Attributes, TalerError> {
+pub(super) async fn upload_attributes(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Attributes, TalerError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

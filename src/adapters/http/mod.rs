@@ -23,6 +23,9 @@ mod pages;
 mod server;
 pub mod throttle;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::future::Future;
 use std::sync::Arc;
 

@@ -14,6 +14,7 @@ mod challenger;
 mod cli;
 mod connections;
 mod durability;
+mod footprint;
 mod http_basics;
 mod kyc;
 mod offline_flow;

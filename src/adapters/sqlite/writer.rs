@@ -259,6 +259,11 @@ mod tests {
         assert!(!stats.stalled(Duration::from_secs(60)));
         release_tx.send(()).unwrap();
         job.join().unwrap().unwrap();
+        // The job is answered just before the writer marks its batch done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.stalled(Duration::ZERO) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         assert!(!stats.stalled(Duration::ZERO));
         assert_eq!(stats.queued.get(), 0);
     }

@@ -21,7 +21,10 @@ async fn scrape(server: &TestServer) -> String {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
     response.text().await.unwrap()
 }
 

@@ -1,4 +1,4 @@
-//! Operations endpoints: `GET /metrics` (Prometheus text format) and `GET /readyz`.
+//! Operations endpoints: `GET /metrics` (OpenMetrics text format) and `GET /readyz`.
 //!
 //! Request counts and latencies are labelled with the matched route template, never the raw
 //! path (which may carry tokens, ids and addresses); requests that match no route share the
@@ -28,8 +28,9 @@ use crate::ports::health::HealthProbe;
 /// A writer busy with one batch for longer than this is stuck: the server is not ready.
 pub const WRITER_STALL_LIMIT: Duration = Duration::from_secs(10);
 
-/// The content type of the Prometheus text exposition format.
-const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of what the encoder writes: the OpenMetrics text format (Prometheus' text
+/// exposition format with `# EOF` and `_total` counters), which Prometheus scrapes natively.
+const TEXT_FORMAT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {

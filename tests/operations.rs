@@ -138,6 +138,40 @@ async fn waiting_long_polls_are_counted() {
 }
 
 #[tokio::test]
+async fn readyz_fails_while_the_writer_is_stuck() {
+    let server = TestServer::start().await;
+    assert_eq!(server.get("readyz").await.status(), 200);
+    // Another process holds the write lock: the writer's next batch waits for it.
+    let lock = rusqlite::Connection::open(server.dir.path().join("data/talerbox.sqlite3")).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let registration = server
+        .client
+        .post(server.url("bank/accounts"))
+        .json(&json!({"username": "alice", "password": "alice-password", "name": "Alice"}));
+    let registration = tokio::spawn(registration.send());
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let mut stuck = None;
+    for _ in 0..30 {
+        let ready = server.get("readyz").await;
+        if ready.status() == 503 {
+            stuck = Some(ready.json::<Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lock.execute_batch("COMMIT").unwrap();
+    let stuck = stuck.expect("readyz stayed 200 while the writer waited");
+    assert_eq!(stuck["status"], "not ready");
+    assert!(
+        stuck["reason"].as_str().unwrap().contains("writer"),
+        "{stuck}"
+    );
+    registration.await.unwrap().unwrap();
+    assert_eq!(server.get("readyz").await.status(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
 async fn readyz_and_healthz_answer_on_the_root() {
     let server = TestServer::start().await;
     let ready = server.get("readyz").await;

@@ -25,8 +25,10 @@ use super::throttle::RefusalLabels;
 use crate::adapters::sqlite::WriterStats;
 use crate::ports::health::HealthProbe;
 
-/// A writer busy with one batch for longer than this is stuck: the server is not ready.
-pub const WRITER_STALL_LIMIT: Duration = Duration::from_secs(10);
+/// A writer busy with one batch for longer than this is stuck: the server is not ready. A
+/// batch normally takes milliseconds; one that waits for a lock held by another process
+/// waits up to the busy timeout (5 s) and crosses this limit on the way.
+pub const WRITER_STALL_LIMIT: Duration = Duration::from_secs(3);
 
 /// The content type of what the encoder writes: the OpenMetrics text format (Prometheus' text
 /// exposition format with `# EOF` and `_total` counters), which Prometheus scrapes natively.

@@ -9,7 +9,7 @@
 //! median of several runs.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -25,7 +25,7 @@ const REDIRECT: &str = "https://exchange.example/kyc-proof/challenger";
 
 mod support;
 
-use support::{Connection, Error, connect, median, send};
+use support::{Connection, Error, connect, expect, json_field, median, send, take_code};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -86,45 +86,6 @@ struct Bench {
     outbox: PathBuf,
 }
 
-/// A keep-alive HTTP/1.1 connection.
-fn expect(step: &str, status: u16, wanted: u16, body: &[u8]) -> Result<(), Error> {
-    if status == wanted {
-        return Ok(());
-    }
-    let body = String::from_utf8_lossy(body);
-    Err(format!("{step} answered {status}: {body}").into())
-}
-
-fn json_field(body: &[u8], field: &str) -> Result<String, Error> {
-    let value: serde_json::Value = serde_json::from_slice(body)?;
-    value[field]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no {field} in {value}").into())
-}
-
-/// Takes the PIN for `address` out of the outbox (the file name ends in the address).
-fn take_pin(outbox: &Path, address: &str) -> Result<String, Error> {
-    let suffix = format!("-{address}.txt");
-    for entry in std::fs::read_dir(outbox)? {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if name.ends_with(&suffix) {
-            let message = std::fs::read_to_string(&path)?;
-            std::fs::remove_file(&path)?;
-            let pin = message
-                .split(|c: char| !c.is_ascii_digit())
-                .find(|run| run.len() == 8)
-                .ok_or("no PIN in the message")?;
-            return Ok(pin.to_owned());
-        }
-    }
-    Err(format!("no message for {address}").into())
-}
-
 impl Bench {
     /// One complete validation; answers the access token.
     async fn flow(
@@ -162,7 +123,7 @@ impl Bench {
         )
         .await?;
         expect("challenge", status, 200, &body)?;
-        let pin = take_pin(&self.outbox, &address)?;
+        let pin = take_code(&self.outbox, &address)?;
         let (status, body) = send(
             connection,
             Method::POST,

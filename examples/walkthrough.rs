@@ -2,7 +2,9 @@
 //! a bank account, a KYC requirement for it, the built-in challenger as the provider (address
 //! and PIN entered as a browser would, the PIN read from the outbox), the proof, and an AML
 //! officer exporting the account's attribute history as a PDF, then deciding: a freeze the
-//! customer sees, a request for more information, and closing the case.
+//! customer sees, a request for more information, and closing the case. Finally a wallet:
+//! its balance crosses a BALANCE rule (`POST /kyc-wallet`), and it gets its access token from
+//! `GET /kyc-check` signed with its reserve key, not from an operator.
 //!
 //! Run: `cargo run --example walkthrough`
 
@@ -14,7 +16,7 @@ use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
 use talerbox::domain::aml::decision_request::{DecisionRequest, sign_decision};
 use talerbox::domain::kyc::MeasureSpec;
-use talerbox::domain::primitives::{EddsaPrivateKey, Payto, base32, purpose, sign_purpose};
+use talerbox::domain::primitives::{Amount, EddsaPrivateKey, Payto, base32, purpose, sign_purpose};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -25,7 +27,14 @@ async fn main() -> anyhow::Result<()> {
         listen: None,
         data_dir: Some(data.path().to_owned()),
     };
-    let app = App::open(Config::load(None, &overrides)?)?;
+    // The defaults plus one rule for wallets: a balance of 5000 KUDOS asks who the owner is.
+    let config_file = data.path().join("talerbox.conf");
+    std::fs::write(
+        &config_file,
+        "[kyc-rule-wallet-balance]\nENABLED = YES\nEXPOSED = YES\nOPERATION_TYPE = BALANCE\n\
+         THRESHOLD = KUDOS:5000\nTIMEFRAME = 30 d\nNEXT_MEASURES = personal\n",
+    )?;
+    let app = App::open(Config::load(Some(&config_file), &overrides)?)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}/", listener.local_addr()?);
     let urls = app.urls(listener.local_addr()?);
@@ -250,8 +259,78 @@ async fn main() -> anyhow::Result<()> {
     let count = decisions["records"].as_array().map_or(0, Vec::len);
     println!("case closed: {count} decisions and outcomes on record");
 
+    wallet(&browser, &format!("{base}exchange/")).await?;
+
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(10), server).await???;
+    Ok(())
+}
+
+/// The wallet step: registration with a balance over the BALANCE rule, the access token from
+/// kyc-check, the form, and kyc-check again.
+async fn wallet(browser: &reqwest::Client, exchange: &str) -> anyhow::Result<()> {
+    let reserve = EddsaPrivateKey::generate(&mut rand_core::OsRng);
+    let reserve_pub = reserve.public_key();
+    let balance: Amount = "KUDOS:6000".parse()?;
+    let registered = browser
+        .post(format!("{exchange}kyc-wallet"))
+        .json(&json!({
+            "reserve_pub": reserve_pub,
+            "reserve_sig": sign_purpose(&reserve, purpose::WALLET_ACCOUNT_SETUP, &balance.to_nbo()),
+            "balance": balance,
+        }))
+        .send()
+        .await?;
+    let status = registered.status();
+    let required: Value = registered.json().await?;
+    anyhow::ensure!(status == 451, "kyc-wallet answered {status}: {required}");
+    let h_payto = required["h_payto"].as_str().unwrap_or_default().to_owned();
+    println!(
+        "wallet: balance {balance} needs KYC (code {}, requirement {})",
+        required["code"], required["requirement_row"]
+    );
+    let check = |expected: u16| {
+        let url = format!("{exchange}kyc-check/{h_payto}");
+        let signature = sign_purpose(&reserve, purpose::KYC_AUTH, &[]).to_string();
+        async move {
+            let answer = browser
+                .get(url)
+                .header("Account-Owner-Signature", signature)
+                .send()
+                .await?;
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await?;
+            anyhow::ensure!(status == expected, "kyc-check answered {status}: {body}");
+            anyhow::Ok(body)
+        }
+    };
+    let token = check(202).await?["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    println!("wallet: access token from kyc-check: {token}");
+    let info: Value = browser
+        .get(format!("{exchange}kyc-info/{token}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = info["requirements"][0]["id"].as_str().unwrap_or_default();
+    let upload = browser
+        .post(format!("{exchange}kyc-upload/{id}"))
+        .json(
+            &json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": "Wally Wallet",
+            "DATE_OF_BIRTH": "1990-01-01"}),
+        )
+        .send()
+        .await?;
+    anyhow::ensure!(
+        upload.status() == 204,
+        "kyc-upload answered {}",
+        upload.status()
+    );
+    let limits = check(200).await?["limits"].as_array().map_or(0, Vec::len);
+    println!("wallet: form uploaded; kyc-check 200 with {limits} limits");
     Ok(())
 }
 

@@ -340,12 +340,20 @@ fn challenger_settings(instance: &ChallengerConfig) -> anyhow::Result<Challenger
     })
 }
 
-/// Purges expired challenger validations and grants every `PURGE_INTERVAL`, from startup on.
-async fn purge_periodically(services: Vec<Arc<ChallengeService>>) {
+/// Purges expired challenger validations and grants, and the bank's stale TAN challenges,
+/// every `PURGE_INTERVAL`, from startup on.
+async fn purge_periodically(services: Vec<Arc<ChallengeService>>, tan: Arc<TanService>) {
     let mut interval = tokio::time::interval(PURGE_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
+        let bank = Arc::clone(&tan);
+        match tokio::task::spawn_blocking(move || bank.purge_stale()).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(purged)) => tracing::info!(challenges = purged, "purged stale TAN challenges"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "purging TAN challenges failed"),
+            Err(e) => tracing::warn!(error = %e, "purging TAN challenges failed"),
+        }
         for service in &services {
             let service = Arc::clone(service);
             match tokio::task::spawn_blocking(move || service.purge_expired()).await {
@@ -483,7 +491,7 @@ pub async fn serve(
     let watcher = kyc.watch_store();
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
-    let purge = tokio::spawn(purge_periodically(services.collect()));
+    let purge = tokio::spawn(purge_periodically(services.collect(), Arc::clone(&app.tan)));
     let urls = app.urls(bound);
     let instances: Vec<String> = app
         .challengers

@@ -91,6 +91,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "MASTER_PUBLIC_KEY",
             "ENABLE_AML_PDF",
             "ADMIN_TOKEN",
+            "ENABLE_KYC",
         ],
     ),
     ("challenger", CHALLENGER_OPTIONS),
@@ -318,6 +319,8 @@ pub struct ExchangeConfig {
     pub master_public_key: Option<EddsaPublicKey>,
     /// `ENABLE_AML_PDF` (talerbox option): PDF exports of attribute histories.
     pub enable_aml_pdf: bool,
+    /// `ENABLE_KYC`: without it, kyc-check answers 204 and kyc-wallet never requires KYC.
+    pub enable_kyc: bool,
     /// `ADMIN_TOKEN` (talerbox option): bearer secret of `POST admin/kyc-trigger`; unset, the
     /// endpoint does not exist.
     pub admin_token: Option<String>,
@@ -335,6 +338,7 @@ impl std::fmt::Debug for ExchangeConfig {
             )
             .field("master_public_key", &self.master_public_key)
             .field("enable_aml_pdf", &self.enable_aml_pdf)
+            .field("enable_kyc", &self.enable_kyc)
             .finish()
     }
 }
@@ -647,6 +651,7 @@ impl ExchangeConfig {
             attribute_encryption_key: non_empty(ini.get_string(S, "ATTRIBUTE_ENCRYPTION_KEY")?),
             master_public_key,
             enable_aml_pdf: ini.get_yes_no(S, "ENABLE_AML_PDF")?.unwrap_or(true),
+            enable_kyc: ini.get_yes_no(S, "ENABLE_KYC")?.unwrap_or(true),
             admin_token: non_empty(ini.get_string(S, "ADMIN_TOKEN")?),
         })
     }
@@ -768,6 +773,7 @@ fn tan_settings(ini: &Ini, section: &str) -> Result<crate::domain::tan::TanSetti
         validity,
         retransmission: relative_time(ini, section, "TAN_RETRANSMISSION_PERIOD", 60)?,
         retry_counter,
+        clean_after: relative_time(ini, section, "GC_CLEAN_AFTER", 14 * 24 * 3600)?,
     })
 }
 
@@ -1046,13 +1052,17 @@ mod tests {
         let set = load(
             "[libeufin-bank]\nTAN_VALIDITY_PERIOD = 5 min\nTAN_RETRANSMISSION_PERIOD = 0 s\n\
              TAN_RETRY_COUNTER = 5\nTAN_SCRIPT_TIMEOUT = 2 s\n\
-             TAN_SMS_ENV = {\"B\": \"2\", \"A\": \"1\"}\n",
+             TAN_SMS_ENV = {\"B\": \"2\", \"A\": \"1\"}\nGC_CLEAN_AFTER = 2 days\n",
         )
         .unwrap()
         .bank;
         assert_eq!(set.tan.validity, RelativeTime::from_seconds(300));
         assert_eq!(set.tan.retransmission, RelativeTime::ZERO);
         assert_eq!(set.tan.retry_counter, 5);
+        assert_eq!(
+            set.tan.clean_after,
+            RelativeTime::from_seconds(2 * 24 * 3600)
+        );
         assert_eq!(set.tan_script_timeout, RelativeTime::from_seconds(2));
         assert_eq!(
             set.tan_sms_env,

@@ -127,6 +127,14 @@ enum KycCommand {
         #[arg(long = "and")]
         all: bool,
     },
+    /// Record the public key that authenticates GET /kyc-check for a bank account (talerbox's
+    /// substitute for the KYC auth wire transfer); prints the account's H_NORMALIZED_PAYTO.
+    AccountKey {
+        /// The account's full payto URI (with receiver-name).
+        payto: String,
+        /// The account's EdDSA public key (52 base32 characters); replaces an earlier one.
+        public_key: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -496,6 +504,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Kyc(KycCommand::List { limit }) => kyc_list(config, limit),
         Command::Aml(AmlCommand::Program(command)) => program(config, command),
         Command::Kyc(KycCommand::Token { account }) => kyc_token(config, &account),
+        Command::Kyc(KycCommand::AccountKey { payto, public_key }) => {
+            cli::kyc::account_key(config, &payto, &public_key, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exchange(ExchangeCommand::MasterPub) => {
             let app = App::open(config)?;
             out!("{}", app.master_key.public);

@@ -17,6 +17,7 @@ mod durability;
 mod footprint;
 mod http_basics;
 mod kyc;
+mod kyc_wallet;
 mod offline_flow;
 mod operations;
 mod operator;

@@ -678,3 +678,14 @@ fn log_format_json_writes_one_object_a_line() {
     assert_eq!(request["fields"]["status"], 200);
     assert!(request["fields"]["duration_ms"].is_number(), "{request}");
 }
+
+#[test]
+fn a_tan_script_that_cannot_run_is_a_startup_warning() {
+    let (log, _, _) = log_of_a_session("TAN_SMS = /nonexistent/talerbox-sms\n");
+    let warning = log
+        .lines()
+        .find(|line| line.contains("TAN_SMS = /nonexistent/talerbox-sms: no such file"))
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(warning.contains("WARN"), "{warning}");
+    assert_no_secrets(&log);
+}

@@ -91,3 +91,44 @@ pub async fn rate(
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }
+
+/// `Err` naming the step unless the status is `wanted`.
+pub fn expect(step: &str, status: u16, wanted: u16, body: &[u8]) -> Result<(), Error> {
+    if status == wanted {
+        return Ok(());
+    }
+    let body = String::from_utf8_lossy(body);
+    Err(format!("{step} answered {status}: {body}").into())
+}
+
+/// The string `field` of a JSON object body.
+pub fn json_field(body: &[u8], field: &str) -> Result<String, Error> {
+    let value: serde_json::Value = serde_json::from_slice(body)?;
+    value[field]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("no {field} in {value}").into())
+}
+
+/// Takes the 8-digit code (challenger PIN or bank TAN) for `address` out of the outbox: the
+/// message file's name ends in the address.
+pub fn take_code(outbox: &std::path::Path, address: &str) -> Result<String, Error> {
+    let suffix = format!("-{address}.txt");
+    for entry in std::fs::read_dir(outbox)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(&suffix) {
+            let message = std::fs::read_to_string(&path)?;
+            std::fs::remove_file(&path)?;
+            let code = message
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|run| run.len() == 8)
+                .ok_or("no code in the message")?;
+            return Ok(code.to_owned());
+        }
+    }
+    Err(format!("no message for {address}").into())
+}

@@ -137,6 +137,7 @@ impl App {
                 .as_ref()
                 .map(|p| p.display().to_string()),
         )
+        .with_kyc_enabled(self.config.exchange.enable_kyc)
     }
 
     /// Fills a provider's unset URLs from the built-in challenger and the exchange, and its

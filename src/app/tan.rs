@@ -15,12 +15,23 @@ use crate::ports::sender::Sender;
 pub const OUTBOX_DELIVERY: &str = "talerbox-outbox";
 
 /// The senders of the configured channels; `outbox` is the data directory's outbox folder.
+/// A script that cannot run is logged as a warning: the channel stays advertised and its
+/// sends fail with 502 (§2, §7).
 pub fn tan_senders(bank: &BankConfig, outbox: &Path, clock: Arc<dyn Clock>) -> TanSenders {
     let timeout = Duration::from_micros(bank.tan_script_timeout.as_micros());
-    let sender = |script: &Option<String>, env: &[(String, String)]| -> Option<Arc<dyn Sender>> {
+    let sender = |option: &str,
+                  script: &Option<String>,
+                  env: &[(String, String)]|
+     -> Option<Arc<dyn Sender>> {
         let script = script.as_deref()?;
         if script == OUTBOX_DELIVERY {
             return Some(Arc::new(OutboxSender::new(outbox, Arc::clone(&clock))));
+        }
+        if let Some(problem) = script_problem(script) {
+            tracing::warn!(
+                "[libeufin-bank] {option} = {script}: {problem}; codes on this channel cannot \
+                 be sent (502) until it is fixed"
+            );
         }
         Some(Arc::new(
             CommandSender::new(script)
@@ -29,9 +40,29 @@ pub fn tan_senders(bank: &BankConfig, outbox: &Path, clock: Arc<dyn Clock>) -> T
         ))
     };
     TanSenders {
-        sms: sender(&bank.tan_sms, &bank.tan_sms_env),
-        email: sender(&bank.tan_email, &bank.tan_email_env),
+        sms: sender("TAN_SMS", &bank.tan_sms, &bank.tan_sms_env),
+        email: sender("TAN_EMAIL", &bank.tan_email, &bank.tan_email_env),
     }
+}
+
+/// Why `script` cannot be run, if it cannot: a path to nothing or to a file without execute
+/// permission, or a bare name found nowhere on `PATH` (where the command sender looks).
+fn script_problem(script: &str) -> Option<&'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if script.contains('/') {
+        let path = Path::new(script);
+        return match std::fs::metadata(path) {
+            Err(_) => Some("no such file"),
+            Ok(_) if !executable(path) => Some("not an executable file"),
+            Ok(_) => None,
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path).any(|dir| executable(&dir.join(script)));
+    (!found).then_some("not found on PATH")
 }
 
 #[cfg(test)]
@@ -48,6 +79,35 @@ mod tests {
         Config::load(Some(&path), &Overrides::default())
             .unwrap()
             .bank
+    }
+
+    #[test]
+    fn scripts_that_cannot_run_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.sh");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let missing = dir.path().join("missing.sh");
+        assert_eq!(
+            script_problem(missing.to_str().unwrap()),
+            Some("no such file")
+        );
+        assert_eq!(
+            script_problem(plain.to_str().unwrap()),
+            Some("not an executable file")
+        );
+        assert_eq!(
+            script_problem(dir.path().to_str().unwrap()),
+            Some("not an executable file")
+        );
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(script_problem(plain.to_str().unwrap()), None);
+        assert_eq!(script_problem("sh"), None);
+        assert_eq!(
+            script_problem("talerbox-no-such-tan-script"),
+            Some("not found on PATH")
+        );
     }
 
     #[test]

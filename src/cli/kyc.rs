@@ -1,10 +1,12 @@
-//! `talerbox kyc trigger`: opens measures for an account, as taler-exchange-kyc-trigger does.
+//! `talerbox kyc trigger`: opens measures for an account, as taler-exchange-kyc-trigger does;
+//! `talerbox kyc account-key`: records the key that authenticates an account's kyc-check.
 
 use std::io::Write;
 
 use talerbox::app::{self, App};
 use talerbox::config::Config;
 use talerbox::domain::kyc::{MeasureSpec, VERBOTEN};
+use talerbox::domain::primitives::EddsaPublicKey;
 
 /// Writes the access token, the account's `h_normalized_payto` and, when the exchange's public
 /// URL can be known, the customer's kyc-info URL: from the configured base URL, else from the
@@ -42,6 +44,27 @@ pub fn trigger(
              [talerbox] BASE_URL is set): the customer's page is EXCHANGE-BASE-URL/kyc-info/TOKEN"
         ),
     }
+    Ok(())
+}
+
+/// Records `public_key` as the key of the account of the full payto `payto` and writes the
+/// account's `h_normalized_payto`. The real exchange learns this key from a "KYC auth" wire
+/// transfer whose subject carries it; talerbox moves no money, so the operator records it.
+pub fn account_key(
+    config: Config,
+    payto: &str,
+    public_key: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let key: EddsaPublicKey = public_key
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("the public key must be 52 base32 characters"))?;
+    let listen = config.server.listen;
+    let app = App::open(config)?;
+    let kyc = app.kyc_trigger_service(&app.urls(listen).exchange);
+    let h_payto = kyc.record_account_key(payto, key)?;
+    writeln!(out, "{h_payto}")?;
     Ok(())
 }
 

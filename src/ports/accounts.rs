@@ -1,7 +1,7 @@
 //! The bank's account store. Each method is one atomic transaction with a typed outcome.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::domain::accounts::{
     Account, AccountAddress, Balance, ContactData, TanChannel, TokenRecord, Username,
@@ -9,6 +9,7 @@ use crate::domain::accounts::{
 use crate::domain::primitives::{Amount, Currency, Iban, Timestamp};
 
 use super::StoreError;
+use super::tan::InMemoryTanStore;
 
 /// How the new account's address is chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,10 +200,12 @@ pub trait AccountStore: Send + Sync {
     fn delete_token(&self, token_hash: &[u8; 32]) -> Result<bool, StoreError>;
 }
 
-/// An in-memory `AccountStore` for unit tests and embedders.
+/// An in-memory `AccountStore` for unit tests and embedders. Built `with_challenges`, it
+/// makes gated changes together with the TAN challenges of that store.
 #[derive(Debug, Default)]
 pub struct InMemoryAccountStore {
     state: Mutex<MemoryState>,
+    challenges: Option<Arc<InMemoryTanStore>>,
 }
 
 #[derive(Debug, Default)]
@@ -231,6 +234,38 @@ impl MemoryState {
 }
 
 impl InMemoryAccountStore {
+    /// A store whose gated changes consume challenges of `challenges` atomically.
+    pub fn with_challenges(challenges: Arc<InMemoryTanStore>) -> Self {
+        InMemoryAccountStore {
+            state: Mutex::default(),
+            challenges: Some(challenges),
+        }
+    }
+
+    /// Makes a protected change; `Done` only if it applied.
+    fn apply_op(
+        &self,
+        username: &Username,
+        op: &GatedOp,
+        now: Timestamp,
+    ) -> Result<GatedChange, StoreError> {
+        let applied = match op {
+            GatedOp::Update(changes) => self.update_account(username, changes)?,
+            GatedOp::Password(hash) => self.set_password_hash(username, hash)?,
+            GatedOp::Token(token) => self.insert_token(token)?,
+            GatedOp::Delete => match self.delete_account(username, now)? {
+                DeleteOutcome::Deleted => true,
+                DeleteOutcome::NotFound => false,
+                DeleteOutcome::BalanceNotZero => return Ok(GatedChange::BalanceNotZero),
+            },
+        };
+        Ok(if applied {
+            GatedChange::Done
+        } else {
+            GatedChange::NoAccount
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, MemoryState> {
         match self.state.lock() {
             Ok(guard) => guard,
@@ -245,6 +280,30 @@ impl InMemoryAccountStore {
 }
 
 impl AccountStore for InMemoryAccountStore {
+    fn apply_with_tan(
+        &self,
+        username: &Username,
+        op: &GatedOp,
+        tan: &TanUse,
+    ) -> Result<GatedChange, StoreError> {
+        let Some(challenges) = &self.challenges else {
+            return Err(StoreError::Internal(
+                "an in-memory account store built without challenges".into(),
+            ));
+        };
+        let outcome = challenges.consume_with(
+            tan.account_id,
+            &tan.used,
+            tan.invalidate_others,
+            tan.now,
+            || {
+                let outcome = self.apply_op(username, op, tan.now)?;
+                Ok((outcome, outcome == GatedChange::Done))
+            },
+        )?;
+        Ok(outcome.unwrap_or(GatedChange::StaleChallenge))
+    }
+
     fn create_account(&self, new: NewAccount) -> Result<CreateOutcome, StoreError> {
         let mut state = self.lock();
         if let Some(existing) = state.by_name(&new.username) {

@@ -72,6 +72,25 @@ pub struct ActivateMeasures {
     pub now: Timestamp,
 }
 
+/// Records the key that authenticates kyc-check for an account (a wallet's reserve key, or
+/// a bank account's key set by the operator), creating the account with `new_token` if needed.
+#[derive(Debug, Clone)]
+pub struct RecordAccountKey {
+    pub h_payto: NormalizedPaytoHash,
+    pub normalized_payto: String,
+    pub full_payto: Option<String>,
+    pub new_token: AccessToken,
+    pub account_pub: EddsaPublicKey,
+    pub now: Timestamp,
+}
+
+/// The account after its key was recorded, and the key it had before (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecorded {
+    pub account: KycAccount,
+    pub previous: Option<EddsaPublicKey>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Activated {
     pub access_token: AccessToken,
@@ -279,6 +298,8 @@ pub enum CompleteOutcome {
 pub trait KycStore: Send + Sync {
     fn activate_measures(&self, request: ActivateMeasures) -> Result<Activated, StoreError>;
     fn account_by_token(&self, token: &AccessToken) -> Result<Option<KycAccount>, StoreError>;
+    /// Sets the account's key (replacing an earlier one), creating the account if needed.
+    fn record_account_key(&self, request: RecordAccountKey) -> Result<KeyRecorded, StoreError>;
     fn account(&self, h_payto: &NormalizedPaytoHash) -> Result<Option<KycAccount>, StoreError>;
     /// The account's unfinished measure set, if any.
     fn open_measure(&self, h_payto: &NormalizedPaytoHash)
@@ -532,6 +553,35 @@ impl KycStore for InMemoryKycStore {
             access_token,
             measure_serial,
         })
+    }
+
+    fn record_account_key(&self, request: RecordAccountKey) -> Result<KeyRecorded, StoreError> {
+        let mut state = self.lock();
+        let position = state
+            .accounts
+            .iter()
+            .position(|a| a.h_payto == request.h_payto);
+        let (account, previous) = match position {
+            Some(index) => {
+                let account = &mut state.accounts[index];
+                let previous = account.account_pub.replace(request.account_pub);
+                (account.clone(), previous)
+            }
+            None => {
+                let account = KycAccount {
+                    h_payto: request.h_payto,
+                    normalized_payto: request.normalized_payto,
+                    full_payto: request.full_payto,
+                    access_token: request.new_token,
+                    account_pub: Some(request.account_pub),
+                    created: request.now,
+                };
+                state.accounts.push(account.clone());
+                (account, None)
+            }
+        };
+        state.changes += 1;
+        Ok(KeyRecorded { account, previous })
     }
 
     fn account_by_token(&self, token: &AccessToken) -> Result<Option<KycAccount>, StoreError> {

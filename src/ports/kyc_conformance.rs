@@ -8,7 +8,7 @@ use crate::domain::primitives::{NormalizedPaytoHash, Timestamp};
 
 use super::kyc::{
     ActivateMeasures, BeginProcess, CompleteOutcome, CompletedProcess, Completion, KycStore,
-    NewAttributes, NewOutcome,
+    NewAttributes, NewOutcome, RecordAccountKey,
 };
 
 /// Expands to one `#[test]` per conformance function; `guarded:` keeps a fixture guard alive.
@@ -24,6 +24,7 @@ macro_rules! kyc_store_conformance {
             settling_replaces_the_active_outcome,
             open_process_is_the_newest_unfinished_one,
             the_change_counter_moves_with_every_change,
+            account_keys_create_the_account_and_replace_the_key,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -399,4 +400,29 @@ pub fn the_change_counter_moves_with_every_change(store: &dyn KycStore) {
         .settle(&account(1), serial, outcome(5_000), at(2_000))
         .unwrap();
     assert!(store.change_counter().unwrap() > after_activation);
+}
+
+pub fn account_keys_create_the_account_and_replace_the_key(store: &dyn KycStore) {
+    use crate::domain::primitives::EddsaPublicKey;
+    let record = |key: u8, token: u8| RecordAccountKey {
+        h_payto: account(7),
+        normalized_payto: "payto://x-taler-bank/localhost/seven".into(),
+        full_payto: None,
+        new_token: AccessToken([token; 32]),
+        account_pub: EddsaPublicKey([key; 32]),
+        now: at(10),
+    };
+    let before = store.change_counter().unwrap();
+    let first = store.record_account_key(record(1, 0xaa)).unwrap();
+    assert_eq!(first.previous, None);
+    assert_eq!(first.account.access_token, AccessToken([0xaa; 32]));
+    assert_eq!(first.account.account_pub, Some(EddsaPublicKey([1; 32])));
+    assert_ne!(store.change_counter().unwrap(), before);
+    // A second key replaces the first; the account and its token stay.
+    let second = store.record_account_key(record(2, 0xbb)).unwrap();
+    assert_eq!(second.previous, Some(EddsaPublicKey([1; 32])));
+    assert_eq!(second.account.access_token, AccessToken([0xaa; 32]));
+    let stored = store.account(&account(7)).unwrap().unwrap();
+    assert_eq!(stored.account_pub, Some(EddsaPublicKey([2; 32])));
+    assert_eq!(stored.created, at(10));
 }

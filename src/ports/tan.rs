@@ -56,6 +56,44 @@ pub struct InMemoryTanStore {
 }
 
 impl InMemoryTanStore {
+    /// Runs `change` while no other call can touch the challenges and, if it reports that it
+    /// applied, consumes `used` as `consume` does: the in-memory form of one transaction over
+    /// an account change and its challenges. `None` (nothing run) if one of `used` is no longer
+    /// solved, unused and alive.
+    pub fn consume_with<T>(
+        &self,
+        account_id: i64,
+        used: &[ChallengeId],
+        invalidate_others: bool,
+        now: Timestamp,
+        change: impl FnOnce() -> Result<(T, bool), StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        let mut state = self.lock();
+        let usable = used.iter().all(|id| {
+            state
+                .get(id.as_bytes())
+                .is_some_and(|c| c.account_id == account_id && c.state() == ChallengeState::Solved)
+        });
+        if !usable {
+            return Ok(None);
+        }
+        let (outcome, applied) = change()?;
+        if !applied {
+            return Ok(Some(outcome));
+        }
+        for challenge in state.values_mut() {
+            if challenge.account_id != account_id {
+                continue;
+            }
+            if used.contains(&challenge.id) {
+                mark_used(challenge, now);
+            } else if invalidate_others {
+                invalidate(challenge, now);
+            }
+        }
+        Ok(Some(outcome))
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<[u8; 16], Challenge>> {
         match self.challenges.lock() {
             Ok(guard) => guard,
@@ -109,26 +147,9 @@ impl TanStore for InMemoryTanStore {
         invalidate_others: bool,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut state = self.lock();
-        let usable = used.iter().all(|id| {
-            state
-                .get(id.as_bytes())
-                .is_some_and(|c| c.account_id == account_id && c.state() == ChallengeState::Solved)
-        });
-        if !usable {
-            return Ok(false);
-        }
-        for challenge in state.values_mut() {
-            if challenge.account_id != account_id {
-                continue;
-            }
-            if used.contains(&challenge.id) {
-                mark_used(challenge, now);
-            } else if invalidate_others {
-                invalidate(challenge, now);
-            }
-        }
-        Ok(true)
+        let consumed =
+            self.consume_with(account_id, used, invalidate_others, now, || Ok(((), true)))?;
+        Ok(consumed.is_some())
     }
 
     fn purge_before(&self, cutoff: Timestamp) -> Result<usize, StoreError> {

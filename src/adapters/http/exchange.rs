@@ -18,11 +18,17 @@ impl ExchangeHttp {
         specification: &crate::config::CurrencySpecification,
         aml: super::aml::AmlHttp,
     ) -> Self {
+        // The exchange's specification names its currency (the bank's does not).
+        let mut currency_specification = serde_json::json!(specification);
+        if let Some(fields) = currency_specification.as_object_mut() {
+            fields.insert("currency".to_owned(), currency.into());
+        }
         let config = serde_json::json!({
             "name": "taler-exchange",
             "version": EXCHANGE_VERSION,
             "currency": currency,
-            "currency_specification": specification,
+            "currency_specification": currency_specification,
+            "supported_kyc_requirements": [],
             "implementation": "urn:net:taler:specs:taler-exchange:talerbox",
         });
         ExchangeHttp { config, aml }
@@ -33,4 +39,7 @@ pub fn router(state: ExchangeHttp) -> Router {
     Router::new()
         .route("/config", super::static_json(&state.config))
         .merge(super::aml::routes(state.aml))
+        .merge(super::unimplemented::routes(
+            super::unimplemented::EXCHANGE_NOT_IMPLEMENTED,
+        ))
 }

@@ -30,7 +30,7 @@ pub const KYC_START_BODY_LIMIT: usize = 64 * 1024;
 /// How often the watcher looks for changes made by other processes.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// The longest long poll a client may ask for.
-const MAX_LONG_POLL: Duration = Duration::from_secs(120);
+pub(super) const MAX_LONG_POLL: Duration = Duration::from_secs(120);
 
 #[derive(Clone)]
 pub struct KycHttp {
@@ -104,6 +104,7 @@ pub fn router(state: KycHttp) -> Router {
         .route("/kyc-done", get(kyc_done))
         .route("/admin/kyc-trigger", post(admin_trigger))
         .merge(start)
+        .merge(super::kyc_wallet::routes())
         .with_state(state)
 }
 
@@ -111,10 +112,13 @@ pub fn router(state: KycHttp) -> Router {
 fn kyc_status(code: ErrorCode) -> StatusCode {
     use ErrorCode as C;
     match code {
-        C::ExchangeKycInfoAuthorizationFailed => StatusCode::FORBIDDEN,
+        C::ExchangeKycInfoAuthorizationFailed
+        | C::ExchangeKycCheckAuthorizationFailed
+        | C::ExchangeKycWalletSignatureInvalid => StatusCode::FORBIDDEN,
         C::ExchangeKycAmlFormIncomplete
         | C::ExchangeKycNotAForm
-        | C::ExchangeKycMeasureIndexInvalid => StatusCode::BAD_REQUEST,
+        | C::ExchangeKycMeasureIndexInvalid
+        | C::GenericPathSegmentMalformed => StatusCode::BAD_REQUEST,
         C::ExchangeKycProofBackendInvalidResponse
         | C::ExchangeKycGenericProviderUnexpectedReply => StatusCode::BAD_GATEWAY,
         C::ExchangeKycProofRequestUnknown
@@ -122,13 +126,14 @@ fn kyc_status(code: ErrorCode) -> StatusCode {
         | C::ExchangeKycCheckRequestUnknown => StatusCode::NOT_FOUND,
         C::ExchangeKycFormAlreadyUploaded
         | C::ExchangeKycInvalidLogicToCheck
+        | C::ExchangeKycCheckAuthorizationKeyUnknown
         | C::ExchangeGenericKycFailed => StatusCode::CONFLICT,
         C::GenericDbSoftFailure => StatusCode::SERVICE_UNAVAILABLE,
         other => ApiError::from(other).status,
     }
 }
 
-fn kyc_error(error: TalerError) -> Response {
+pub(super) fn kyc_error(error: TalerError) -> Response {
     let status = kyc_status(error.code);
     ApiError { status, error }.into_response()
 }
@@ -139,7 +144,7 @@ fn internal(cause: &dyn std::fmt::Display) -> TalerError {
 
 impl KycHttp {
     /// Runs a call that may talk to a provider or wait for a commit on the blocking pool.
-    async fn blocking<T: Send + 'static>(
+    pub(super) async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&KycService) -> Result<T, TalerError> + Send + 'static,
     ) -> Result<T, TalerError> {
@@ -150,7 +155,7 @@ impl KycHttp {
     }
 
     /// Runs a few reads on the quick lane.
-    async fn quick<T: Send + 'static>(
+    pub(super) async fn quick<T: Send + 'static>(
         &self,
         work: impl FnOnce(&KycService) -> Result<T, TalerError> + Send + 'static,
     ) -> Result<T, TalerError> {

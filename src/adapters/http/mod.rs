@@ -16,12 +16,14 @@ mod challenger;
 pub mod error;
 mod exchange;
 pub mod kyc;
+mod kyc_wallet;
 pub mod lanes;
 pub mod metrics;
 mod negotiate;
 mod pages;
 mod server;
 pub mod throttle;
+mod unimplemented;
 
 #[cfg(test)]
 mod fuzz_tests;

@@ -20,8 +20,8 @@ use crate::ports::StoreError;
 use crate::ports::kyc::{
     AccountFilter, AccountSummary, ActivateMeasures, Activated, AmlHistoryEntry, BeginProcess,
     CompleteOutcome, CompletedProcess, Completion, DecisionOutcome, DecisionWrite, FinishedProcess,
-    KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome, OutcomeRow,
-    ProcessRow,
+    KeyRecorded, KycAccount, KycHistoryEntry, KycStore, MeasureListing, MeasureRow, NewOutcome,
+    OutcomeRow, ProcessRow, RecordAccountKey,
 };
 
 pub struct SqliteKycStore {
@@ -463,6 +463,37 @@ impl KycStore for SqliteKycStore {
             Ok(Activated {
                 access_token: AccessToken(token),
                 measure_serial: serial,
+            })
+        })
+    }
+
+    fn record_account_key(&self, request: RecordAccountKey) -> Result<KeyRecorded, StoreError> {
+        self.db.write(move |conn| {
+            let select = format!("SELECT {ACCOUNT_COLUMNS} FROM kyc_accounts WHERE h_payto = ?1");
+            let before = conn
+                .prepare_cached(&select)?
+                .query_row([&request.h_payto.0[..]], account_row)
+                .optional()?
+                .map(into_account)
+                .transpose()?;
+            insert_account(
+                conn,
+                &request.h_payto,
+                &request.normalized_payto,
+                request.full_payto.as_deref(),
+                &request.new_token,
+                Some(request.account_pub),
+                request.now,
+            )?;
+            conn.prepare_cached("UPDATE kyc_accounts SET account_pub = ?2 WHERE h_payto = ?1")?
+                .execute(params![&request.h_payto.0[..], &request.account_pub.0[..]])?;
+            let account = conn
+                .prepare_cached(&select)?
+                .query_row([&request.h_payto.0[..]], account_row)?;
+            bump_changes(conn)?;
+            Ok(KeyRecorded {
+                account: into_account(account)?,
+                previous: before.and_then(|a| a.account_pub),
             })
         })
     }

@@ -41,9 +41,13 @@ fn settings() -> BankSettings {
 }
 
 fn bank_with(adjust: impl FnOnce(&mut BankSettings)) -> Bank {
+    bank_over(InMemoryAccountStore::default(), adjust)
+}
+
+fn bank_over(store: InMemoryAccountStore, adjust: impl FnOnce(&mut BankSettings)) -> Bank {
     let mut settings = settings();
     adjust(&mut settings);
-    let store = Arc::new(InMemoryAccountStore::default());
+    let store = Arc::new(store);
     let clock = Arc::new(FakeClock::at(
         Timestamp::from_seconds(1_700_000_000).unwrap(),
     ));
@@ -877,4 +881,77 @@ fn listings_page_and_filter() {
             .unwrap()
             .is_none()
     );
+}
+
+/// The 2FA round over in-memory ports: a gated PATCH answers a challenge, its replay after
+/// confirmation changes the account and consumes the challenge in one step, and a second
+/// replay of the used challenge changes nothing.
+#[test]
+fn gated_changes_commit_with_their_challenge_in_memory() {
+    use crate::domain::tan::{
+        BodyKey, CanonicalBody, ChallengeId, TanRequest, TanSenders, TanService, TanSettings,
+    };
+    use crate::ports::sender::RecordingSender;
+    use crate::ports::tan::InMemoryTanStore;
+
+    let challenges = Arc::new(InMemoryTanStore::default());
+    let bank = bank_over(
+        InMemoryAccountStore::with_challenges(challenges.clone()),
+        |s| {
+            s.tan_channels = vec![TanChannel::Sms];
+        },
+    );
+    bank.register_as_admin(with(
+        alice(),
+        json!({"tan_channel": "sms", "contact_data": {"phone": "+41791234567"}}),
+    ))
+    .unwrap();
+    let sms = Arc::new(RecordingSender::default());
+    let tan = TanService::new(
+        challenges,
+        TanSenders {
+            sms: Some(sms.clone()),
+            email: None,
+        },
+        Arc::clone(&bank.clock) as _,
+        Arc::new(SeededRandom::new(9)),
+        BodyKey::new([1; 32]),
+        TanSettings::default(),
+        "Taler Bank".into(),
+    );
+    let body = json!({"is_public": true});
+    let patch = |presented: Vec<ChallengeId>| {
+        let request = TanRequest {
+            service: &tan,
+            presented,
+            body: CanonicalBody::of_json(&body),
+        };
+        let patch = serde_json::from_value(body.clone()).unwrap();
+        bank.service
+            .reconfigure_gated(&caller("alice"), "alice", patch, Some(&request))
+    };
+    let challenge = patch(Vec::new()).unwrap().expect("a 202 challenge");
+    let id = challenge.challenges[0].challenge_id.clone();
+    assert!(
+        !bank.account("alice").is_public,
+        "nothing changes before the code"
+    );
+    let account_id = bank.account("alice").row_id;
+    tan.send(Some(account_id), &id).unwrap();
+    let (_, message) = sms.last().unwrap();
+    let code = message
+        .strip_prefix("T-")
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    tan.confirm(Some(account_id), &id, &code).unwrap();
+    let parsed = ChallengeId::parse(&id).unwrap();
+    assert!(patch(vec![parsed]).unwrap().is_none(), "the replay runs");
+    assert!(bank.account("alice").is_public);
+    let again = patch(vec![parsed])
+        .unwrap()
+        .expect("a used challenge authorises nothing");
+    assert_ne!(again.challenges[0].challenge_id, id);
 }

@@ -9,6 +9,7 @@ mod requirement;
 mod rules;
 mod ruleset;
 mod service;
+mod wallet;
 
 pub use decide::Decided;
 pub use flows::{ProofFailure, ProofParams, UploadOutcome};
@@ -25,6 +26,10 @@ pub use rules::{
 };
 pub use ruleset::{RuleSetError, check_event_names};
 pub use service::{KycInfo, KycProcessInformation, KycService, Requirement, Triggered};
+pub use wallet::{
+    AccountCheck, AccountLimit, AccountStatus, LongPollTarget, WalletAnswer, WalletRegistration,
+    account_limits, balance_rules,
+};
 
 #[cfg(test)]
 mod decide_tests;

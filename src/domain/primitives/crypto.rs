@@ -64,6 +64,12 @@ pub mod purpose {
     pub const AML_DECISION: u32 = 1350;
     /// AML officer authenticating a query (`Taler-AML-Officer-Signature`).
     pub const AML_QUERY: u32 = 1351;
+    /// Wallet registering its reserve key with its balance (`POST /kyc-wallet`).
+    pub const WALLET_ACCOUNT_SETUP: u32 = 1205;
+    /// Account owner authenticating `GET /kyc-check` (`Account-Owner-Signature`).
+    /// UNVERIFIED: this number could not be checked against the registry (see
+    /// docs/api-coverage.md); correcting it is a change of this line alone.
+    pub const KYC_AUTH: u32 = 1221;
 }
 
 /// An Ed25519 private key (32-byte seed). Deliberately has no `Display` or

@@ -112,6 +112,26 @@ impl Payto {
         parse(text, Form::Normalized)
     }
 
+    /// The wallet account of `reserve_pub` at the exchange with base URL `exchange_base_url`
+    /// (ending in `/`): `payto://taler-reserve[-http]/HOSTPATH/RESERVE_PUB`, `-http` for an
+    /// `http://` exchange (taler-primitives.md §8).
+    pub fn reserve(
+        exchange_base_url: &str,
+        reserve_pub: &EddsaPublicKey,
+    ) -> Result<Self, PaytoError> {
+        let (method, host_path) = if let Some(rest) = exchange_base_url.strip_prefix("http://") {
+            ("taler-reserve-http", rest)
+        } else if let Some(rest) = exchange_base_url.strip_prefix("https://") {
+            ("taler-reserve", rest)
+        } else {
+            return Err(PaytoError::Path);
+        };
+        parse(
+            &format!("{PREFIX}{method}/{host_path}{reserve_pub}"),
+            Form::Normalized,
+        )
+    }
+
     /// The URI exactly as parsed.
     pub fn as_str(&self) -> &str {
         &self.text
@@ -687,5 +707,27 @@ mod tests {
                 format!("payto://x-taler-bank/{}/{}", host.to_ascii_lowercase(), account)
             );
         }
+    }
+
+    #[test]
+    fn reserve_accounts_follow_the_exchange_base_url() {
+        let key: EddsaPublicKey = "000G40R40M30E209185GR38E1W8124GK2GAHC5RR34D1P70X3RFG"
+            .parse()
+            .unwrap();
+        let secure = Payto::reserve("https://exchange.example.com/", &key).unwrap();
+        assert_eq!(
+            secure.normalized(),
+            "payto://taler-reserve/exchange.example.com/000G40R40M30E209185GR38E1W8124GK2GAHC5RR34D1P70X3RFG"
+        );
+        assert_eq!(
+            secure.h_normalized().to_string(),
+            "YW06MB5P8DNNQ4N47T5V9EBYFXVHASJMFY3CHRH98K1AS3VD3XS0"
+        );
+        let plain = Payto::reserve("http://127.0.0.1:8080/exchange/", &key).unwrap();
+        assert_eq!(
+            plain.normalized(),
+            "payto://taler-reserve-http/127.0.0.1:8080/exchange/000G40R40M30E209185GR38E1W8124GK2GAHC5RR34D1P70X3RFG"
+        );
+        assert!(Payto::reserve("ftp://x/", &key).is_err());
     }
 }

@@ -235,6 +235,8 @@ pub struct TanSettings {
     pub validity: RelativeTime,
     pub retransmission: RelativeTime,
     pub retry_counter: u32,
+    /// `GC_CLEAN_AFTER`: challenges whose last event is older are deleted (§3.5).
+    pub clean_after: RelativeTime,
 }
 
 impl Default for TanSettings {
@@ -243,6 +245,7 @@ impl Default for TanSettings {
             validity: RelativeTime::from_seconds(3600),
             retransmission: RelativeTime::from_seconds(60),
             retry_counter: 3,
+            clean_after: RelativeTime::from_seconds(14 * 24 * 3600),
         }
     }
 }

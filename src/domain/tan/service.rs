@@ -298,6 +298,18 @@ impl TanService {
         Err(TanFailure::contention())
     }
 
+    /// The bank's garbage collection (§3.5): deletes the challenges whose last event is
+    /// older than `GC_CLEAN_AFTER`; answers how many. Nothing with a `forever` setting.
+    pub fn purge_stale(&self) -> Result<usize, TalerError> {
+        let keep = self.settings.clean_after;
+        if keep.is_forever() {
+            return Ok(0);
+        }
+        let now = self.clock.now().as_micros();
+        let cutoff = Timestamp::from_micros(now.saturating_sub(keep.as_micros()));
+        Ok(self.store.purge_before(cutoff)?)
+    }
+
     /// Consumes the challenges a successful request used (§4.4) and, when the factor set
     /// changed, kills the account's other open challenges (§8.3).
     pub fn consume(

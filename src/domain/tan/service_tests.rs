@@ -249,3 +249,26 @@ fn dead_challenges_are_404_5144_and_the_replay_gets_a_fresh_202() {
         None
     );
 }
+
+#[test]
+fn garbage_collection_deletes_challenges_quiet_for_gc_clean_after() {
+    let f = fixture(false);
+    let id = challenge_id(&f.service.gate(&[phone()], &[], &[], &binding()).unwrap());
+    f.service.send(Some(ACCOUNT), &id).unwrap();
+    let parsed = ChallengeId::parse(&id).unwrap();
+    // The last event is the code's expiry, an hour after the send.
+    f.clock.advance(RelativeTime::from_seconds(14 * 24 * 3600));
+    assert_eq!(f.service.purge_stale().unwrap(), 0);
+    assert!(f.store.challenge(ACCOUNT, &parsed).unwrap().is_some());
+    f.clock.advance(RelativeTime::from_seconds(3601));
+    assert_eq!(f.service.purge_stale().unwrap(), 1);
+    assert!(f.store.challenge(ACCOUNT, &parsed).unwrap().is_none());
+    // The confirm endpoint then knows it no more.
+    assert_eq!(
+        f.service
+            .confirm(Some(ACCOUNT), &id, "00000000")
+            .unwrap_err()
+            .status,
+        404
+    );
+}

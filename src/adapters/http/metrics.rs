@@ -53,7 +53,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
-    /// kyc-info requests waiting for a change.
+    /// kyc-info and kyc-check long polls waiting for a change.
     pub long_polls: Gauge,
     database_bytes: Gauge,
     database: Arc<dyn DatabaseFacts>,
@@ -103,7 +103,7 @@ impl Metrics {
         let long_polls = Gauge::default();
         registry.register(
             "long_polls_waiting",
-            "kyc-info long polls waiting for a change",
+            "kyc-info and kyc-check long polls waiting for a change",
             long_polls.clone(),
         );
         registry.register(

@@ -48,7 +48,8 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
 
-/// The server's metrics; cheap to clone into the parts that report.
+/// The server's metrics, shared behind an `Arc`; the parts that report hold clones of its
+/// gauges and families.
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,

@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use crate::adapters::delivery::{CommandSender, LogSender, OutboxSender};
 use crate::adapters::http::kyc::KycHttp;
 use crate::adapters::http::lanes::QuickLane;
+use crate::adapters::http::metrics::{DatabaseFacts, Metrics};
 use crate::adapters::http::{
     self, AmlHttp, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes,
 };
@@ -82,6 +83,8 @@ pub struct App {
     cipher: Arc<dyn AttributeCipher>,
     /// The configuration file external AML programs get as `-c` (none without them).
     program_config: Option<PathBuf>,
+    /// Password computations waiting for the argon2 pool (a metric).
+    password_queue: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// Choices made on the command line when opening an installation.
@@ -107,7 +110,8 @@ impl App {
         let db = Database::open(&path, &DbOptions::default())
             .with_context(|| format!("opening the database {}", path.display()))?;
         let db = Arc::new(db);
-        let accounts = Arc::new(account_service(&config, &db)?);
+        let (accounts, password_queue) = account_service(&config, &db)?;
+        let accounts = Arc::new(accounts);
         accounts
             .ensure_admin()
             .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
@@ -131,6 +135,7 @@ impl App {
             aml,
             master_key,
             cipher,
+            password_queue,
         })
     }
 
@@ -170,10 +175,17 @@ impl App {
         }
         // The first is `[challenger]`, served at the challenger prefix.
         let (_, challenger) = challengers.remove(0);
+        let throttle = Arc::new(http::Throttle::new(&server.throttle));
+        let metrics = Arc::new(Metrics::new(
+            Arc::clone(&self.db) as Arc<dyn DatabaseFacts>,
+            self.password_queue.clone(),
+            throttle.refusals(),
+        ));
         let kyc = KycHttp::new(
             Arc::new(self.kyc_service(&urls.exchange, &urls.challenger)?),
             Arc::clone(&quick),
             self.config.exchange.admin_token.clone(),
+            metrics.long_polls.clone(),
         );
         let aml = AmlHttp {
             service: Arc::clone(&self.aml),
@@ -199,7 +211,8 @@ impl App {
                 exchange: server.exchange_prefix.clone(),
                 challenger: server.challenger_prefix.clone(),
             },
-            throttle: Arc::new(http::Throttle::new(&server.throttle)),
+            throttle,
+            metrics,
         };
         Ok((http::router(context), kyc))
     }
@@ -240,7 +253,10 @@ fn tan_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<TanService
 }
 
 /// The bank's account service on the SQLite store, with argon2id passwords.
-fn account_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<AccountService> {
+fn account_service(
+    config: &Config,
+    db: &Arc<Database>,
+) -> anyhow::Result<(AccountService, prometheus_client::metrics::gauge::Gauge)> {
     let bank = &config.bank;
     let hasher = Argon2Hasher::new(Argon2Params {
         memory_kib: bank.password_hash_memory_kib,
@@ -248,6 +264,7 @@ fn account_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<Accoun
         parallelism: bank.password_hash_parallelism,
     })
     .context("[libeufin-bank] PASSWORD_HASH_* options")?;
+    let queue = hasher.queue_gauge();
     let service = AccountService::new(
         Arc::new(SqliteAccountStore::new(Arc::clone(db))),
         Arc::new(hasher),
@@ -256,7 +273,7 @@ fn account_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<Accoun
         bank_settings(bank)?,
     )
     .map_err(|e| anyhow::anyhow!("starting the account service: {e}"))?;
-    Ok(service)
+    Ok((service, queue))
 }
 
 /// A challenger instance on its SQLite store, with the configured PIN delivery.

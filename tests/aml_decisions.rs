@@ -548,3 +548,39 @@ async fn the_cli_decides_as_an_officer() {
     assert!(out.starts_with("{\"new_rules\":"), "{out}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn arrays_and_scalars_are_not_bodies() {
+    let server = TestServer::start().await;
+    server.enable_a(false);
+    for body in ["[]", "[{\"h_payto\": 1}]", "\"decision\"", "12", "false"] {
+        for path in [
+            format!("exchange/aml/{A_PUB}/decision"),
+            "exchange/management/aml-officers".to_owned(),
+        ] {
+            let answer = server
+                .client
+                .post(server.url(&path))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(answer, 400, 22).await;
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_signature_is_answered_before_the_rules_are_judged() {
+    let server = TestServer::start().await;
+    server.enable_a(false);
+    // Rules that would be refused (400/26), signed by nobody: the signature is the answer.
+    let mut body = d1();
+    body["new_rules"] = json!({"rules": "not a list"});
+    assert_error(server.decide(&body).await, 403, 1825).await;
+    body["new_measures"] = json!("no-such-measure");
+    assert_error(server.decide(&body).await, 403, 1825).await;
+    server.stop().await;
+}

@@ -798,3 +798,91 @@ async fn a_parallel_burst_of_guesses_cannot_slip_past_the_budget() {
     );
     server.stop().await;
 }
+
+/// Bodies that are JSON but not objects, for every decoder's one shape rule.
+const NOT_OBJECTS: [&str; 5] = [
+    r#"["alice", "alice-password", "Alice"]"#,
+    "[]",
+    r#""alice""#,
+    "42",
+    "null",
+];
+
+#[tokio::test]
+async fn arrays_and_scalars_are_not_bodies() {
+    let server = TestServer::start().await;
+    assert_eq!(server.register(alice()).await.status(), 200);
+    for body in NOT_OBJECTS {
+        let register = server
+            .bank(Method::POST, "accounts")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(register, 400, 22).await;
+        let patch = server
+            .bank(Method::PATCH, "accounts/alice")
+            .basic_auth("alice", Some("alice-password"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(patch, 400, 22).await;
+        let token = server
+            .bank(Method::POST, "accounts/alice/token")
+            .basic_auth("alice", Some("alice-password"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(token, 400, 22).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn strangers_are_refused_before_their_bodies_are_read() {
+    let server = TestServer::start().await;
+    assert_eq!(server.register(alice()).await.status(), 200);
+    let bob = json!({"username": "bob", "password": "bob-password", "name": "Bob"});
+    assert_eq!(server.register(bob).await.status(), 200);
+    for path in ["accounts/alice", "accounts/alice/auth"] {
+        for body in ["{not json", "[1]", r#"{"new_password": 5}"#] {
+            // Bob is who he says, but no owner of alice's account: 403/44, as libeufin.
+            let foreign = server
+                .bank(Method::PATCH, path)
+                .basic_auth("bob", Some("bob-password"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(foreign, 403, 44).await;
+            let anonymous = server
+                .bank(Method::PATCH, path)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(anonymous, 401, 25).await;
+            let wrong_password = server
+                .bank(Method::PATCH, path)
+                .basic_auth("alice", Some("not-her-password"))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(wrong_password, 401, 40).await;
+        }
+    }
+    let foreign_token = server
+        .bank(Method::POST, "accounts/alice/token")
+        .basic_auth("bob", Some("bob-password"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_error(foreign_token, 403, 44).await;
+    server.stop().await;
+}

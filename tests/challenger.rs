@@ -430,10 +430,11 @@ async fn setup_errors() {
         .await
         .unwrap();
     assert_error(bad_flag, 400, 26).await;
+    // Not an object: the JSON code, as for every body (issue 12).
     assert_error(
         send(path.clone(), Some(&bearer), "[]").await.unwrap(),
         400,
-        26,
+        22,
     )
     .await;
     let big = ch
@@ -956,5 +957,48 @@ async fn parallel_pin_submissions_take_turns() {
     let refused = ch.solve(&nonce, &wrong_of(&pin)).await;
     assert!(!refused.headers().contains_key(LOCATION));
     assert_error(refused, 403, 9758).await;
+    ch.server.stop().await;
+}
+
+#[tokio::test]
+async fn arrays_and_scalars_are_not_bodies() {
+    let ch = Challenger::start().await;
+    let setup = format!("setup/{}", ch.client_id);
+    for body in ["[]", r#"["a@example.com"]"#, "\"x\"", "7", "true"] {
+        let answer = ch
+            .post(&setup)
+            .header(AUTHORIZATION, format!("Bearer {SECRET}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(answer, 400, 22).await;
+        // The client is authenticated before its body is looked at.
+        let stranger = ch
+            .post(&setup)
+            .header(AUTHORIZATION, "Bearer secret-token:wrong")
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(stranger, 404, 9750).await;
+    }
+    let nonce = ch.setup().await;
+    assert_eq!(ch.authorize(&nonce, "").await.status(), 200);
+    for body in ["[]", r#"["a@example.com"]"#, "\"x\"", "7"] {
+        for step in ["challenge", "solve"] {
+            let answer = ch
+                .post(&format!("{step}/{nonce}"))
+                .header(ACCEPT, "application/json")
+                .header(CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_error(answer, 400, 22).await;
+        }
+    }
     ch.server.stop().await;
 }

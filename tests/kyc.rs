@@ -1001,3 +1001,43 @@ async fn email_validation_end_to_end() {
     assert_eq!(reload.headers()[LOCATION].to_str().unwrap(), done);
     assert_error(kyc.kyc_start(&id).await, 409, 1941).await;
 }
+
+#[tokio::test]
+async fn arrays_and_scalars_are_not_bodies() {
+    let kyc = Kyc::start().await;
+    let opened = kyc.trigger(ALICE, "email personal").await;
+    let (requirements, _) = kyc.requirements(&opened.token).await;
+    let start = id_of(&requirements[0]);
+    let upload = id_of(&requirements[1]);
+    let (hash, _) = start.split_once('-').unwrap();
+    for body in ["[]", r#"["payto://x", "email"]"#, "\"x\"", "1", "null"] {
+        let post = |path: String| {
+            kyc.post(&path)
+                .header(CONTENT_TYPE, "application/json")
+                .body(body)
+                .send()
+        };
+        assert_error(post(format!("kyc-start/{start}")).await.unwrap(), 400, 22).await;
+        assert_error(post(format!("kyc-upload/{upload}")).await.unwrap(), 400, 22).await;
+        // An id that opens nothing is refused for the id, whatever the body.
+        let unknown = post(format!("kyc-start/{hash}-0-999999")).await.unwrap();
+        assert_error(unknown, 404, 21).await;
+        let trigger = kyc
+            .post("admin/kyc-trigger")
+            .header(AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(trigger, 400, 22).await;
+        let stranger = kyc
+            .post("admin/kyc-trigger")
+            .header(AUTHORIZATION, "Bearer secret-token:guess")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_error(stranger, 401, 40).await;
+    }
+}

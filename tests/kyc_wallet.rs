@@ -342,6 +342,14 @@ async fn kyc_wallet_refuses_bad_signatures_other_currencies_and_bad_json() {
         json!({"reserve_pub": "not-a-key", "reserve_sig": wallet.sign_balance(5, 0, "KUDOS"), "balance": "KUDOS:5"}),
         json!({"reserve_pub": wallet.public(), "reserve_sig": wallet.sign_balance(5, 0, "KUDOS"), "balance": "KUDOS"}),
         json!([]),
+        // The sequence form of a correctly signed request is no object either.
+        json!([
+            wallet.public(),
+            wallet.sign_balance(5, 0, "KUDOS"),
+            "KUDOS:5"
+        ]),
+        json!("KUDOS:5"),
+        json!(5),
     ] {
         assert_error(wallets.register_raw(&bad).await, 400, 22).await;
     }

@@ -9,6 +9,8 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 
+use prometheus_client::metrics::gauge::Gauge;
+
 use crate::adapters::system::OsRandom;
 use crate::domain::primitives::constant_time_eq;
 use crate::ports::password::{PasswordHashError, PasswordHasher};
@@ -50,6 +52,8 @@ struct BlockPool {
     kept_blocks: usize,
     /// The most computations seen running at once.
     peak: AtomicUsize,
+    /// Computations waiting for a slot.
+    waiting: Gauge,
 }
 
 impl BlockPool {
@@ -61,20 +65,30 @@ impl BlockPool {
             size,
             kept_blocks,
             peak: AtomicUsize::new(0),
+            waiting: Gauge::default(),
         }
     }
 
     fn run<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> T {
         let mut slot = {
             let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-            loop {
+            let mut waited = false;
+            let slot = loop {
                 if let Some(slot) = free.pop() {
                     self.peak
                         .fetch_max(self.size - free.len(), Ordering::Relaxed);
                     break slot;
                 }
+                if !waited {
+                    waited = true;
+                    self.waiting.inc();
+                }
                 free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
+            };
+            if waited {
+                self.waiting.dec();
             }
+            slot
         };
         let result = if blocks <= self.kept_blocks.max(slot.len()) {
             if slot.len() < blocks {
@@ -119,6 +133,11 @@ impl Argon2Hasher {
     /// The most hashes or verifications that have run at once so far.
     pub fn peak_concurrency(&self) -> usize {
         self.pool.peak.load(Ordering::Relaxed)
+    }
+
+    /// The number of computations waiting for a pool slot (a metrics gauge, live).
+    pub fn queue_gauge(&self) -> Gauge {
+        self.pool.waiting.clone()
     }
 
     /// The raw argon2 output of `password` under `argon2`, computed in a pool slot.

@@ -6,3 +6,6 @@ pub mod challenges;
 pub mod kyc;
 pub mod primitives;
 pub mod tan;
+
+#[cfg(test)]
+pub(crate) mod fuzz_tests;

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use super::error::ApiError;
 use super::lanes::QuickLane;
 use crate::domain::accounts::{AccountService, Caller, page_from_query};
+use crate::domain::primitives::json_body::from_object_slice;
 use crate::domain::primitives::{ErrorCode, TalerError};
 use crate::domain::tan::{
     CanonicalBody, ChallengeId, ChallengeResponse, TanFailure, TanRequest, TanService,
@@ -244,7 +245,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthHeader {
 
 /// Decodes a JSON body after authentication (any decoding failure is 400/22 in the bank).
 fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, TalerError> {
-    serde_json::from_slice(body)
+    from_object_slice(body)
         .map_err(|e| TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string()))
 }
 
@@ -312,6 +313,7 @@ async fn reconfigure(
     let tan = Arc::clone(&bank.tan);
     gated_response(
         bank.as_caller(header, move |service, caller| {
+            service.authorize(caller, &username, true, true)?;
             // Decoded as before the gate existed, so every 400 stays as it was.
             let patch = parse_body(&body)?;
             let request = json_request(&tan, presented, &body)?;
@@ -346,6 +348,7 @@ async fn change_password(
     let tan = Arc::clone(&bank.tan);
     gated_response(
         bank.as_caller(header, move |service, caller| {
+            service.authorize(caller, &username, true, true)?;
             let change = parse_body(&body)?;
             let request = json_request(&tan, presented, &body)?;
             service.change_password_gated(caller, &username, change, Some(&request))
@@ -387,6 +390,7 @@ async fn create_token(
     let tan = Arc::clone(&bank.tan);
     let result = bank
         .as_caller(header, move |service, caller| {
+            service.authorize_token_owner(caller, &username)?;
             let token = parse_body(&body)?;
             let request = json_request(&tan, presented, &body)?;
             service.create_token_gated(caller, &username, token, Some(&request))

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 use crate::domain::primitives::ErrorCode;
+use crate::domain::primitives::json_body::from_object_slice;
 
 /// The global limit, as in the Taler C services (`TALER_MHD_REQUEST_BUFFER_MAX`).
 pub const GLOBAL_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -139,7 +140,7 @@ async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<By
     }
 }
 
-fn inflate(compressed: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+pub(super) fn inflate(compressed: &[u8], limit: usize) -> Result<Bytes, ApiError> {
     let mut inflated = Vec::new();
     let budget = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     flate2::read::ZlibDecoder::new(compressed)
@@ -171,7 +172,7 @@ pub async fn enforce_limit(
     next.run(request).await
 }
 
-/// A JSON request body; decoding failures answer 400 with `GENERIC_JSON_INVALID`.
+/// A JSON object request body; decoding failures answer 400 with `GENERIC_JSON_INVALID`.
 pub struct TalerJson<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for TalerJson<T> {
@@ -182,7 +183,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for TalerJson<T> {
             ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::GenericJsonInvalid)
                 .with_detail(e.body_text())
         })?;
-        serde_json::from_slice(&bytes).map(TalerJson).map_err(|e| {
+        from_object_slice(&bytes).map(TalerJson).map_err(|e| {
             ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::GenericJsonInvalid)
                 .with_detail(e.to_string())
         })

@@ -3,7 +3,7 @@
 
 mod oauth;
 mod pages;
-mod request;
+pub(super) mod request;
 
 use std::sync::Arc;
 

@@ -19,8 +19,11 @@ use tokio::sync::watch;
 
 use super::error::ApiError;
 use super::lanes::QuickLane;
+use super::metrics::Waiting;
 use crate::domain::kyc::{KycInfo, KycService, MeasureSpec, ProofFailure, ProofParams};
+use crate::domain::primitives::json_body::from_object_slice;
 use crate::domain::primitives::{ErrorCode, TalerError, constant_time_eq};
+use prometheus_client::metrics::gauge::Gauge;
 
 /// kyc-start bodies are limited to 64 KiB; kyc-upload uses the global 16 MiB.
 pub const KYC_START_BODY_LIMIT: usize = 64 * 1024;
@@ -37,6 +40,8 @@ pub struct KycHttp {
     pub changes: Arc<watch::Sender<u64>>,
     /// `[exchange] ADMIN_TOKEN`; the admin trigger exists only when it is set.
     pub admin_token: Option<String>,
+    /// Long polls waiting (a metric).
+    pub long_polls: Gauge,
 }
 
 impl KycHttp {
@@ -44,6 +49,7 @@ impl KycHttp {
         service: Arc<KycService>,
         quick: Arc<QuickLane>,
         admin_token: Option<String>,
+        long_polls: Gauge,
     ) -> Self {
         let (changes, _) = watch::channel(0);
         KycHttp {
@@ -51,6 +57,7 @@ impl KycHttp {
             quick,
             changes: Arc::new(changes),
             admin_token,
+            long_polls,
         }
     }
 
@@ -201,7 +208,9 @@ async fn kyc_info(
         if !unchanged || info.information.is_none() {
             return info_response(info, unchanged);
         }
+        let waiting = Waiting::start(&kyc.long_polls);
         let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+        drop(waiting);
         if !matches!(waited, Ok(Ok(()))) {
             return info_response(info, true);
         }
@@ -226,11 +235,17 @@ fn info_response(info: KycInfo, not_modified: bool) -> Response {
 }
 
 async fn kyc_start(State(kyc): State<KycHttp>, Path(id): Path<String>, body: Bytes) -> Response {
-    // The body is ignored, but must be JSON when present (an empty body counts as `{}`).
-    if !body.is_empty() && serde_json::from_slice::<serde_json::Value>(&body).is_err() {
-        return kyc_error(TalerError::new(ErrorCode::GenericJsonInvalid));
-    }
-    match kyc.blocking(move |service| service.start(&id)).await {
+    let started = kyc.blocking(move |service| {
+        service.check_start_id(&id)?;
+        // The body is ignored, but must be a JSON object when present (empty counts as `{}`).
+        if !body.is_empty() {
+            from_object_slice::<serde_json::Value>(&body).map_err(|e| {
+                TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string())
+            })?;
+        }
+        service.start(&id)
+    });
+    match started.await {
         Ok(redirect_url) => {
             Json(serde_json::json!({ "redirect_url": redirect_url })).into_response()
         }
@@ -242,7 +257,10 @@ type Attributes = serde_json::Map<String, serde_json::Value>;
 
 /// An upload's attributes: a JSON object, or the fields of an HTML form as strings (files of a
 /// multipart form as `{filename, content_type, data}` with the data in base32, as upstream).
-async fn upload_attributes(headers: &HeaderMap, body: Bytes) -> Result<Attributes, TalerError> {
+pub(super) async fn upload_attributes(
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Attributes, TalerError> {
     let content_type = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -255,22 +273,10 @@ async fn upload_attributes(headers: &HeaderMap, body: Bytes) -> Result<Attribute
         .to_ascii_lowercase();
     match media_type.as_str() {
         "application/json" => {
-            // Anything but an object is refused before parsing it.
-            let first = body.iter().find(|b| !b.is_ascii_whitespace());
-            if first != Some(&b'{') {
-                return Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                    .with_detail("expected a JSON object"));
-            }
             parse_off_the_workers(move || {
-                match serde_json::from_slice::<serde_json::Value>(&body) {
-                    Ok(serde_json::Value::Object(map)) => Ok(map),
-                    Ok(_) => Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                        .with_detail("expected a JSON object")),
-                    Err(e) => {
-                        Err(TalerError::new(ErrorCode::GenericJsonInvalid)
-                            .with_detail(e.to_string()))
-                    }
-                }
+                from_object_slice::<Attributes>(&body).map_err(|e| {
+                    TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string())
+                })
             })
             .await
         }
@@ -463,7 +469,7 @@ async fn admin_trigger(State(kyc): State<KycHttp>, headers: HeaderMap, body: Byt
         return ApiError::new(StatusCode::UNAUTHORIZED, ErrorCode::GenericUnauthorized)
             .into_response();
     }
-    let request: TriggerRequest = match serde_json::from_slice(&body) {
+    let request: TriggerRequest = match from_object_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             return kyc_error(

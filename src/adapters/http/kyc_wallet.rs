@@ -14,7 +14,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::kyc::{KycHttp, MAX_LONG_POLL, kyc_error};
+use super::metrics::Waiting;
 use crate::domain::kyc::{AccountCheck, LongPollTarget, WalletAnswer, WalletRegistration};
+use crate::domain::primitives::json_body::from_object_slice;
 use crate::domain::primitives::{
     Amount, EddsaPublicKey, EddsaSignature, ErrorCode, NormalizedPaytoHash, TalerError,
 };
@@ -35,7 +37,7 @@ struct WalletRequest {
 }
 
 async fn kyc_wallet(State(kyc): State<KycHttp>, body: Bytes) -> Response {
-    let request: WalletRequest = match serde_json::from_slice(&body) {
+    let request: WalletRequest = match from_object_slice(&body) {
         Ok(request) => request,
         Err(e) => {
             let error = TalerError::new(ErrorCode::GenericJsonInvalid).with_detail(e.to_string());
@@ -152,13 +154,12 @@ async fn kyc_check(
             Ok(check) => check,
             Err(error) => return kyc_error(error),
         };
-        if target.keeps_waiting(&check)
-            && matches!(
-                tokio::time::timeout_at(deadline, changes.changed()).await,
-                Ok(Ok(()))
-            )
-        {
-            continue;
+        if target.keeps_waiting(&check) {
+            let _waiting = Waiting::start(&kyc.long_polls);
+            let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+            if matches!(waited, Ok(Ok(()))) {
+                continue;
+            }
         }
         return check_response(check);
     }

@@ -18,12 +18,16 @@ mod exchange;
 pub mod kyc;
 mod kyc_wallet;
 pub mod lanes;
+pub mod metrics;
 mod negotiate;
 mod pages;
 mod server;
 pub mod throttle;
 mod unimplemented;
 mod web;
+
+#[cfg(test)]
+mod fuzz_tests;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -63,6 +67,7 @@ pub struct HttpContext {
     pub prefixes: Prefixes,
     /// Budgets of failed guesses, shared by all components.
     pub throttle: Arc<throttle::Throttle>,
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Where each component is mounted, e.g. `/bank/`.
@@ -86,9 +91,16 @@ pub fn router(context: HttpContext) -> Router {
     let guard = |guess: Guess| {
         middleware::from_fn_with_state((Arc::clone(&throttle), guess), throttle::guard)
     };
+    let operations = metrics::Operations {
+        metrics: Arc::clone(&context.metrics),
+        health: Arc::clone(&context.health),
+    };
     let mut router = Router::new()
         .route("/healthz", get(healthz))
         .with_state(Arc::clone(&context.health))
+        .route("/readyz", get(metrics::readyz))
+        .route("/metrics", get(metrics::metrics))
+        .with_state(operations)
         .nest(
             &mount(&context.prefixes.bank),
             bank::router(context.bank).route_layer(guard(Guess::BankPassword)),
@@ -116,6 +128,10 @@ pub fn router(context: HttpContext) -> Router {
         .layer(middleware::map_response(error::method_invalid_body))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            context.metrics,
+            metrics::record,
+        ))
         // Our own buffer enforces the limits; axum's 2 MiB default must not cut in first.
         .layer(DefaultBodyLimit::disable())
 }

@@ -23,6 +23,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
@@ -50,6 +53,15 @@ pub enum Guess {
 }
 
 impl Guess {
+    /// The `kind` label of the throttle's metric.
+    fn label(self) -> &'static str {
+        match self {
+            Guess::BankPassword => "bank_password",
+            Guess::OfficerSignature => "officer_signature",
+            Guess::Pin => "pin",
+        }
+    }
+
     fn failed(self, status: StatusCode) -> bool {
         match self {
             Guess::BankPassword => status == StatusCode::UNAUTHORIZED,
@@ -115,6 +127,14 @@ pub struct Throttle {
     /// guesses with different numbers of turns wait separately).
     turns: Mutex<HashMap<(Key, usize), Arc<Semaphore>>>,
     trusted_proxies: Vec<IpAddr>,
+    /// Refusals by kind of guess (a metric).
+    refusals: Family<RefusalLabels, Counter>,
+}
+
+/// The label of the throttle's metric: which kind of guess was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    kind: &'static str,
 }
 
 /// A guess's turn on one key; the key's entry goes when its last turn ends.
@@ -157,7 +177,13 @@ impl Throttle {
             blocked: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
             trusted_proxies: settings.trusted_proxies.clone(),
+            refusals: Family::default(),
         }
+    }
+
+    /// The count of refused guesses by kind, for the metrics registry.
+    pub fn refusals(&self) -> Family<RefusalLabels, Counter> {
+        self.refusals.clone()
     }
 
     /// The client's address: the peer, or, when the peer is a trusted proxy, the last
@@ -259,6 +285,11 @@ pub async fn guard(
     let _address_turn = throttle.turn(&keys[0], address_turns).await;
     let _account_turn = throttle.turn(&keys[1], account_turns).await;
     if let Some(wait) = throttle.wait(&keys) {
+        let kind = guess.label();
+        throttle
+            .refusals
+            .get_or_create(&RefusalLabels { kind })
+            .inc();
         return too_many(guess, wait);
     }
     let response = next.run(request).await;

@@ -26,7 +26,7 @@ pub use challenges::SqliteChallengeStore;
 pub use kyc::SqliteKycStore;
 pub use migrations::latest_version;
 pub use tan::SqliteTanStore;
-pub use writer::Writer;
+pub use writer::{Writer, WriterStats};
 
 /// How long a statement waits for another connection's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,6 +135,23 @@ impl Database {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The writer's queue, batches and progress, for metrics and the readiness probe.
+    pub fn writer_stats(&self) -> &WriterStats {
+        self.writer.stats()
+    }
+
+    /// Bytes of the database file and its write-ahead log.
+    pub fn size_on_disk(&self) -> u64 {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        let wal = PathBuf::from(wal);
+        [self.path.as_path(), wal.as_path()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// Runs `work` on a pooled read-only connection.

@@ -6,9 +6,14 @@
 //! before the commit that contains it has returned.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use rusqlite::Connection;
 
 use super::DbError;
@@ -59,24 +64,77 @@ where
     }
 }
 
+/// What the writer shows of itself: jobs waiting, sizes of the batches it committed, and
+/// since when it has been working on its current batch (for the readiness probe).
+#[derive(Clone)]
+pub struct WriterStats {
+    /// Jobs submitted and not yet taken into a batch.
+    pub queued: Gauge,
+    /// Jobs per group commit.
+    pub batch_sizes: Histogram,
+    /// Microseconds after `epoch` at which the current batch began; 0 while idle.
+    busy_since: Arc<AtomicU64>,
+    epoch: Instant,
+}
+
+impl WriterStats {
+    fn new() -> Self {
+        WriterStats {
+            queued: Gauge::default(),
+            batch_sizes: Histogram::new(exponential_buckets(1.0, 4.0, 6)),
+            busy_since: Arc::new(AtomicU64::new(0)),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn begin_batch(&self) {
+        let micros = u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.busy_since.store(micros.max(1), Ordering::Relaxed);
+    }
+
+    fn end_batch(&self) {
+        self.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the writer has been inside one batch for longer than `limit`: a job hangs,
+    /// or the database stays locked, and every write waits behind it.
+    pub fn stalled(&self, limit: Duration) -> bool {
+        let since = self.busy_since.load(Ordering::Relaxed);
+        since != 0
+            && self
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_micros(since))
+                > limit
+    }
+}
+
 /// Handle to the writer thread. Dropping it drains the queue and stops the thread.
 pub struct Writer {
     queue: Option<Sender<Box<dyn Job>>>,
     thread: Option<JoinHandle<()>>,
+    stats: WriterStats,
 }
 
 impl Writer {
     /// Starts the writer thread on a connection already configured for writing.
     pub fn start(conn: Connection) -> Result<Writer, DbError> {
         let (queue, jobs) = channel::<Box<dyn Job>>();
+        let stats = WriterStats::new();
+        let observed = stats.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run_writer(&conn, &jobs))
+            .spawn(move || run_writer(&conn, &jobs, &observed))
             .map_err(|e| DbError::Io(e.to_string()))?;
         Ok(Writer {
             queue: Some(queue),
             thread: Some(thread),
+            stats,
         })
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Runs `work` in its own savepoint inside the next group commit and waits until that
@@ -94,7 +152,11 @@ impl Writer {
             reply,
         });
         let queue = self.queue.as_ref().ok_or(DbError::WriterStopped)?;
-        queue.send(job).map_err(|_| DbError::WriterStopped)?;
+        self.stats.queued.inc();
+        if queue.send(job).is_err() {
+            self.stats.queued.dec();
+            return Err(DbError::WriterStopped.into());
+        }
         answer.recv().map_err(|_| DbError::WriterStopped)?
     }
 }
@@ -108,8 +170,9 @@ impl Drop for Writer {
     }
 }
 
-fn run_writer(conn: &Connection, jobs: &Receiver<Box<dyn Job>>) {
+fn run_writer(conn: &Connection, jobs: &Receiver<Box<dyn Job>>, stats: &WriterStats) {
     while let Ok(first) = jobs.recv() {
+        stats.begin_batch();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -117,7 +180,13 @@ fn run_writer(conn: &Connection, jobs: &Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
+        stats
+            .queued
+            .dec_by(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+        #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH
+        stats.batch_sizes.observe(batch.len() as f64);
         commit_batch(conn, batch);
+        stats.end_batch();
     }
 }
 
@@ -166,6 +235,38 @@ fn run_in_savepoint(conn: &Connection, job: &mut dyn Job) {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn a_batch_that_does_not_end_shows_as_stalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Arc::new(writer_on(&dir.path().join("db")));
+        let stats = writer.stats().clone();
+        assert!(!stats.stalled(Duration::ZERO));
+        let (started, release) = (sync_channel::<()>(0), sync_channel::<()>(0));
+        let (started_tx, started_rx) = started;
+        let (release_tx, release_rx) = release;
+        let busy = Arc::clone(&writer);
+        let job = std::thread::spawn(move || {
+            busy.write(move |_| {
+                started_tx.send(()).unwrap();
+                release_rx.recv().unwrap();
+                Ok::<_, DbError>(())
+            })
+        });
+        started_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(stats.stalled(Duration::from_millis(20)));
+        assert!(!stats.stalled(Duration::from_secs(60)));
+        release_tx.send(()).unwrap();
+        job.join().unwrap().unwrap();
+        // The job is answered just before the writer marks its batch done.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stats.stalled(Duration::ZERO) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(!stats.stalled(Duration::ZERO));
+        assert_eq!(stats.queued.get(), 0);
+    }
 
     fn writer_on(path: &std::path::Path) -> Writer {
         let conn = Connection::open(path).unwrap();

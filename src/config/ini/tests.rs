@@ -1159,4 +1159,24 @@ mod properties {
             prop_assert!(wildcard_matches("*", &name));
         }
     }
+
+    proptest! {
+        #![proptest_config(crate::domain::fuzz_tests::fuzz_config())]
+
+        /// The INI parser's fuzz target (100,000 cases; see `domain::fuzz_tests`).
+        #[test]
+        #[ignore = "fuzzing: run with --ignored fuzz_"]
+        fn fuzz_ini(text in config_text(), noise in ".{0,120}") {
+            let mut ini = ini_without_env();
+            if ini.parse_str(&text, "<fuzz>", None).is_ok() {
+                assert_getters_do_not_panic(&ini);
+                let mut again = ini_without_env();
+                prop_assert!(again.parse_str(&ini.dump(), "<dump>", None).is_ok());
+                prop_assert_eq!(contents(&again), contents(&ini));
+            }
+            let mut ini = ini_without_env();
+            let _ = ini.parse_str(&noise, "<fuzz>", None);
+            assert_getters_do_not_panic(&ini);
+        }
+    }
 }

@@ -471,6 +471,17 @@ impl AccountService {
         }
     }
 
+    /// Only the owner mints tokens of an account, the admin included (403/44).
+    pub fn authorize_token_owner(&self, caller: &Caller, username: &str) -> Result<(), TalerError> {
+        if caller.username.as_str() != username {
+            return Err(error(
+                ErrorCode::GenericForbidden,
+                "tokens are minted by their owner",
+            ));
+        }
+        Ok(())
+    }
+
     /// Token creation with the 2FA gate for Basic callers (corebank-tan.md §3.3). `Err` is
     /// the 202 body.
     pub fn create_token_gated(
@@ -480,12 +491,7 @@ impl AccountService {
         request: TokenRequest,
         tan: Option<&TanRequest<'_>>,
     ) -> Result<Result<TokenSuccessResponse, ChallengeResponse>, TalerError> {
-        if caller.username.as_str() != username {
-            return Err(error(
-                ErrorCode::GenericForbidden,
-                "tokens are minted by their owner",
-            ));
-        }
+        self.authorize_token_owner(caller, username)?;
         if let Access::Token {
             scope, refreshable, ..
         } = caller.access

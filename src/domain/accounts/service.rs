@@ -247,8 +247,9 @@ impl AccountService {
     }
 
     /// The caller may act on `username`'s account: readable (or writable) access first
-    /// (403/16), then ownership or admin (403/44).
-    pub(super) fn authorize(
+    /// (403/16), then ownership or admin (403/44). The HTTP adapter asks this before it
+    /// decodes a body, so a stranger learns nothing from how a body is refused.
+    pub fn authorize(
         &self,
         caller: &Caller,
         username: &str,

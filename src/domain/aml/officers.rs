@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::domain::primitives::json_body::from_object_slice;
 use crate::domain::primitives::{
     EddsaPrivateKey, EddsaPublicKey, EddsaSignature, Timestamp, officer_status_body, purpose,
     verify_purpose,
@@ -37,7 +38,7 @@ impl AmlService {
     /// stored; the same date again is an idempotent replay).
     pub fn register_officer(&self, body: &[u8]) -> Result<(), AmlError> {
         let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| AmlError::JsonInvalid(e.to_string()))?;
+            from_object_slice(body).map_err(|e| AmlError::JsonInvalid(e.to_string()))?;
         // A missing or mistyped member is 400/22, as the exchange answers it
         // (exchange-aml-decisions.md §11 item 2).
         let setup: AmlOfficerSetup =

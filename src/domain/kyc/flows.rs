@@ -199,6 +199,13 @@ impl KycService {
         Ok(authorize_url_with_nonce(&authorize_base, nonce, &query))
     }
 
+    /// kyc-start's id check, before its body is looked at.
+    pub fn check_start_id(&self, id: &str) -> Result<(), TalerError> {
+        let id = Self::parse_id(id)?;
+        self.authorized_measure(&id, ErrorCode::GenericEndpointUnknown)
+            .map(drop)
+    }
+
     /// kyc-upload's id check, before any body is parsed: an unknown or unauthorized id is
     /// refused without spending work on what came with it.
     pub fn check_upload_id(&self, id: &str) -> Result<(), TalerError> {

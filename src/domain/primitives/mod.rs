@@ -9,6 +9,7 @@ pub mod canonical_json;
 pub mod crypto;
 mod error;
 pub mod iban;
+pub mod json_body;
 pub mod payto;
 mod secret;
 pub mod time;

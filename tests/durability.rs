@@ -1,0 +1,276 @@
+//! SIGKILL under a mixed write load: every write the server acknowledged is still there after
+//! the restart, and `talerbox db check` passes after every kill. Five kills by default;
+//! `TALERBOX_KILLS=20 cargo test --test main durability` asks for more.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use talerbox::domain::primitives::base32;
+
+const ADMIN_TOKEN: &str = "secret-token:durability";
+const CLIENT_SECRET: &str = "secret-token:client";
+const REDIRECT: &str = "https://exchange.example/kyc-proof/x";
+const CONFIG: &str = "[libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_HASH_ITERATIONS = 1\n\
+    [exchange]\nADMIN_TOKEN = secret-token:durability\n";
+/// Writers running at once against the server.
+const WRITERS: usize = 8;
+
+fn talerbox(dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_talerbox"));
+    command
+        .env_remove("TALERBOX_DATA_DIR")
+        .env_remove("TALERBOX_CONFIG")
+        .arg("-c")
+        .arg(dir.join("talerbox.conf"))
+        .arg("--data-dir")
+        .arg(dir.join("data"));
+    command
+}
+
+/// A random number from the OS-seeded hasher keys (no clock, no extra crate).
+fn random_below(bound: u64) -> u64 {
+    RandomState::new().build_hasher().finish() % bound
+}
+
+/// Starts `serve` on a free port; its standard error is drained by a thread, so that request
+/// logs never fill the pipe.
+fn spawn_server(dir: &Path) -> (Child, String) {
+    let mut child = talerbox(dir)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let Some(line) = lines.next() else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server ended before it listened");
+        };
+        if let Some(rest) = line.unwrap().split("listening on ").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, base)
+}
+
+/// What the server acknowledged.
+#[derive(Default)]
+struct Acknowledged {
+    /// Bank accounts (`POST /bank/accounts` answered 200).
+    accounts: Vec<String>,
+    /// Challenger validations (`POST /challenger/setup` answered a nonce).
+    nonces: Vec<[u8; 32]>,
+    /// Accounts whose KYC form upload answered 204.
+    uploads: Vec<[u8; 32]>,
+}
+
+/// One write of the mix; `Err` when the server went away (the write is not acknowledged).
+async fn one_write(
+    http: &reqwest::Client,
+    base: &str,
+    client_id: &str,
+    name: &str,
+    acked: &Mutex<Acknowledged>,
+) -> Result<(), reqwest::Error> {
+    match random_below(3) {
+        0 => {
+            let response = http
+                .post(format!("{base}bank/accounts"))
+                .json(&json!({"username": name, "password": "password-1", "name": name}))
+                .send()
+                .await?;
+            assert_eq!(response.status(), 200, "registration of {name}");
+            acked.lock().unwrap().accounts.push(name.to_owned());
+        }
+        1 => {
+            let response = http
+                .post(format!("{base}challenger/setup/{client_id}"))
+                .bearer_auth(CLIENT_SECRET)
+                .send()
+                .await?;
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await?;
+            let nonce = base32::decode_array(body["nonce"].as_str().unwrap()).unwrap();
+            acked.lock().unwrap().nonces.push(nonce);
+        }
+        _ => {
+            let payto = format!("payto://x-taler-bank/localhost/{name}?receiver-name=N");
+            let opened: Value = http
+                .post(format!("{base}exchange/admin/kyc-trigger"))
+                .bearer_auth(ADMIN_TOKEN)
+                .json(&json!({"payto_uri": payto, "measures": "personal"}))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let token = opened["access_token"].as_str().unwrap();
+            let info: Value = http
+                .get(format!("{base}exchange/kyc-info/{token}"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let id = info["requirements"][0]["id"].as_str().unwrap();
+            let uploaded = http
+                .post(format!("{base}exchange/kyc-upload/{id}"))
+                .json(
+                    &json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": name,
+                    "DATE_OF_BIRTH": "1990-01-31"}),
+                )
+                .send()
+                .await?;
+            assert_eq!(uploaded.status(), 204);
+            let h_payto = opened["h_normalized_payto"].as_str().unwrap();
+            let hash = base32::decode_array(h_payto).unwrap();
+            acked.lock().unwrap().uploads.push(hash);
+        }
+    }
+    Ok(())
+}
+
+/// Writes until the server goes away.
+async fn write_until_killed(
+    base: String,
+    client_id: String,
+    round: usize,
+    writer: usize,
+    acked: Arc<Mutex<Acknowledged>>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    for n in 0.. {
+        let name = format!("r{round}w{writer}n{n}");
+        if one_write(&http, &base, &client_id, &name, &acked)
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Every acknowledged write is in the database.
+fn assert_all_present(db: &Path, acked: &Acknowledged) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    for username in &acked.accounts {
+        let found: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM bank_accounts WHERE username = ?1",
+                [username],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 1, "acknowledged account {username} lost");
+    }
+    for nonce in &acked.nonces {
+        let found: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM challenger_validations WHERE nonce = ?1",
+                [&nonce[..]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(found, 1, "acknowledged validation lost");
+    }
+    for h_payto in &acked.uploads {
+        let found: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM kyc_attributes WHERE h_payto = ?1",
+                [&h_payto[..]],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(found >= 1, "acknowledged upload lost");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let kills: usize = std::env::var("TALERBOX_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("talerbox.conf"), CONFIG).unwrap();
+    assert!(talerbox(dir.path()).arg("init").status().unwrap().success());
+    let added = talerbox(dir.path())
+        .args([
+            "challenger",
+            "client",
+            "add",
+            "--secret-unsafe",
+            CLIENT_SECRET,
+        ])
+        .args(["--redirect-uri", REDIRECT])
+        .output()
+        .unwrap();
+    assert!(added.status.success());
+    let client_id = String::from_utf8(added.stdout).unwrap();
+    let client_id = client_id.lines().next().unwrap().to_owned();
+    let db = dir.path().join("data/talerbox.sqlite3");
+    let acked = Arc::new(Mutex::new(Acknowledged::default()));
+
+    for round in 0..kills {
+        let (mut child, base) = spawn_server(dir.path());
+        // The writes of all earlier rounds survived the last kill and this restart.
+        assert_all_present(&db, &acked.lock().unwrap());
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|writer| {
+                let run = write_until_killed(
+                    base.clone(),
+                    client_id.clone(),
+                    round,
+                    writer,
+                    Arc::clone(&acked),
+                );
+                tokio::spawn(run)
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150 + random_below(350))).await;
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        for writer in writers {
+            writer.await.unwrap();
+        }
+        let check = talerbox(dir.path()).args(["db", "check"]).output().unwrap();
+        assert!(
+            check.status.success(),
+            "db check after kill {round}: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+    }
+    let (mut child, base) = spawn_server(dir.path());
+    let acked = std::mem::take(&mut *acked.lock().unwrap());
+    assert_all_present(&db, &acked);
+    assert!(
+        !acked.accounts.is_empty() && !acked.nonces.is_empty() && !acked.uploads.is_empty(),
+        "the load wrote too little to prove anything"
+    );
+    // The restarted server serves what it acknowledged before the kills.
+    let last = acked.accounts.last().unwrap();
+    let read = reqwest::Client::new()
+        .get(format!("{base}bank/accounts/{last}"))
+        .basic_auth(last, Some("password-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    eprintln!(
+        "{kills} kills survived: {} accounts, {} validations, {} uploads acknowledged",
+        acked.accounts.len(),
+        acked.nonces.len(),
+        acked.uploads.len()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

@@ -2,6 +2,7 @@
 
 mod decide;
 mod flows;
+pub mod forms;
 mod model;
 mod oauth2;
 mod programs;

@@ -81,10 +81,8 @@ fn preamble(h_payto: &NormalizedPaytoHash, count: usize, context: &ExportContext
         format!("Exchange: {}", context.exchange),
         format!("Account: {payto}"),
         format!("Account hash (h_normalized_payto): {h_payto}"),
-        format!(
-            "Exported by AML officer {} ({})",
-            context.officer_name, context.officer_pub
-        ),
+        format!("Exported by AML officer: {}", context.officer_name),
+        format!("Officer public key: {}", context.officer_pub),
         format!("Exported at: {}", iso8601_utc(context.exported_at)),
         format!("{count} collection event{plural}, numbered oldest first"),
     ]
@@ -224,10 +222,8 @@ mod tests {
                     "Account hash (h_normalized_payto): {}",
                     NormalizedPaytoHash([1; 32])
                 ),
-                format!(
-                    "Exported by AML officer Olga Officer ({})",
-                    context.officer_pub
-                ),
+                "Exported by AML officer: Olga Officer".to_owned(),
+                format!("Officer public key: {}", context.officer_pub),
                 "Exported at: 2023-11-16T02:00:00Z".to_owned(),
                 "1 collection event, numbered oldest first".to_owned(),
             ]

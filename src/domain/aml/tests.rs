@@ -443,7 +443,7 @@ fn pdf_reports_come_from_the_renderer() {
     assert!(text.contains("submitted by the customer"), "{text}");
     // The officer who exported it, and the exchange once the server announced its URL.
     assert!(
-        text.contains("Exported by AML officer Olivia Officer"),
+        text.contains("Exported by AML officer: Olivia Officer"),
         "{text}"
     );
     assert!(text.contains("Exchange: (base URL not known)"), "{text}");

@@ -15,10 +15,16 @@ pub const FONT_NAME: &str = "DejaVuSans";
 /// 1/1000 em.
 pub const BOLD_STROKE_EM: f32 = 30.0;
 
+/// Characters below this (Latin, Greek, Cyrillic, …) have their glyph and width looked up
+/// once, when the font is loaded; the rest go through the font's character map each time.
+const CACHED_CHARACTERS: usize = 0x800;
+
 pub struct Font {
     face: Face<'static>,
     /// Font units to 1/1000 em.
     scale: f32,
+    /// Glyph (0: none) and advance width of each character below [`CACHED_CHARACTERS`].
+    cached: Vec<(u16, f32)>,
 }
 
 impl Font {
@@ -26,15 +32,48 @@ impl Font {
         let face = Face::parse(FONT_DATA, 0)
             .map_err(|e| RenderError(format!("the embedded font: {e}")))?;
         let scale = 1000.0 / f32::from(face.units_per_em().max(1));
-        Ok(Font { face, scale })
+        let mut font = Font {
+            face,
+            scale,
+            cached: Vec::new(),
+        };
+        font.cached = (0..CACHED_CHARACTERS)
+            .map(|code| {
+                let glyph = u32::try_from(code)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .and_then(|c| font.lookup(c))
+                    .unwrap_or(0);
+                (glyph, font.advance(glyph))
+            })
+            .collect();
+        Ok(font)
     }
 
     /// The glyph of `character`, `None` when the font has none.
     pub fn glyph(&self, character: char) -> Option<u16> {
+        match self.cached.get(character as usize) {
+            Some((0, _)) => None,
+            Some((glyph, _)) => Some(*glyph),
+            None => self.lookup(character),
+        }
+    }
+
+    fn lookup(&self, character: char) -> Option<u16> {
         self.face
             .glyph_index(character)
             .map(|glyph| glyph.0)
             .filter(|glyph| *glyph != 0)
+    }
+
+    /// Width of one character (0 without a glyph) in points at `size`.
+    pub fn char_width(&self, character: char, size: f32, bold: bool) -> f32 {
+        let units = match self.cached.get(character as usize) {
+            Some((_, advance)) => *advance,
+            None => self.glyph(character).map_or(0.0, |g| self.advance(g)),
+        };
+        let stroke = if bold { BOLD_STROKE_EM } else { 0.0 };
+        (units + stroke) * size / 1000.0
     }
 
     /// Advance width of `glyph` in 1/1000 em.
@@ -62,14 +101,9 @@ impl Font {
 
     /// Width of `text` (already [`Font::printable`]) in points at `size`.
     pub fn text_width(&self, text: &str, size: f32, bold: bool) -> f32 {
-        let mut units = 0.0;
-        for character in text.chars() {
-            units += self.glyph(character).map_or(0.0, |g| self.advance(g));
-            if bold {
-                units += BOLD_STROKE_EM;
-            }
-        }
-        units * size / 1000.0
+        text.chars()
+            .map(|character| self.char_width(character, size, bold))
+            .sum()
     }
 
     /// Metrics for the font descriptor, in 1/1000 em: ascent, descent, cap height, bounding box.

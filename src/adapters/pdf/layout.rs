@@ -152,42 +152,53 @@ impl<'f> Pages<'f> {
 }
 
 /// Splits `text` (made printable) into lines that fit the text width in `style`: at spaces
-/// where possible, inside a word that is wider than a whole line.
+/// where possible, inside a word that is wider than a whole line. Widths are summed as the
+/// line grows, so a line costs time linear in its length.
 fn wrap(font: &Font, text: &str, style: Style) -> Vec<String> {
     let text = font.printable(text);
     let first_width = TEXT_WIDTH - style.indent;
-    let rest_width = first_width - CONTINUATION_INDENT;
-    let fits = |line: &str, lines_so_far: usize| {
+    // A hair less than the room, so that rounding in the running sums never overflows it.
+    let room = |lines_so_far: usize| {
         let width = if lines_so_far == 0 {
             first_width
         } else {
-            rest_width
+            first_width - CONTINUATION_INDENT
         };
-        font.text_width(line, style.size, style.bold) <= width
+        width - 0.01
     };
+    let width_of = |character: char| font.char_width(character, style.size, style.bold);
+    let space = width_of(' ');
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
+    let mut current_width = 0.0;
     for word in text.split(' ') {
-        let candidate = if current.is_empty() {
-            word.to_owned()
+        let word_width: f32 = word.chars().map(width_of).sum();
+        let joined = if current.is_empty() {
+            word_width
         } else {
-            format!("{current} {word}")
+            current_width + space + word_width
         };
-        if fits(&candidate, lines.len()) {
-            current = candidate;
+        if joined <= room(lines.len()) {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+            current_width = joined;
             continue;
         }
         if !current.is_empty() {
             lines.push(std::mem::take(&mut current));
+            current_width = 0.0;
         }
         // The word alone: split it by characters where it is too wide.
         for character in word.chars() {
-            current.push(character);
-            if !fits(&current, lines.len()) && current.chars().count() > 1 {
-                current.pop();
+            let width = width_of(character);
+            if !current.is_empty() && current_width + width > room(lines.len()) {
                 lines.push(std::mem::take(&mut current));
-                current.push(character);
+                current_width = 0.0;
             }
+            current.push(character);
+            current_width += width;
         }
     }
     if !current.is_empty() || lines.is_empty() {

@@ -1,8 +1,10 @@
-use std::collections::HashMap;
-
 use super::*;
+// The black-box tests' extraction, so that both read the files the same way.
+#[path = "../../../tests/support/pdf.rs"]
+mod extraction;
 use crate::domain::aml::{AttributeEvent, AttributeHistory, ExportContext, ExportSection};
 use crate::domain::primitives::{EddsaPrivateKey, NormalizedPaytoHash, Timestamp};
+use extraction::pdf_text as extract;
 
 fn document(rows: usize, name: &str) -> ExportDocument {
     ExportDocument {
@@ -25,58 +27,6 @@ fn document(rows: usize, name: &str) -> ExportDocument {
 
 fn render(document: &ExportDocument) -> Vec<u8> {
     UnicodePdfRenderer::new().unwrap().render(document).unwrap()
-}
-
-/// The document's text as a reader extracts it: each `Tj` string decoded through the font's
-/// ToUnicode map, one line each, pages in order.
-fn extract(pdf: &[u8]) -> (usize, String) {
-    let parsed = lopdf::Document::load_mem(pdf).unwrap();
-    let font = parsed
-        .objects
-        .values()
-        .filter_map(|o| o.as_dict().ok())
-        .find(|d| d.get(b"Subtype").and_then(|t| t.as_name()).ok() == Some(b"Type0".as_slice()))
-        .unwrap();
-    let cmap_ref = font.get(b"ToUnicode").unwrap().as_reference().unwrap();
-    let cmap = parsed.get_object(cmap_ref).unwrap().as_stream().unwrap();
-    let map = to_unicode(&cmap.decompressed_content().unwrap_or(cmap.content.clone()));
-    let mut text = String::new();
-    for page in parsed.get_pages().values() {
-        let content =
-            lopdf::content::Content::decode(&parsed.get_page_content(*page).unwrap()).unwrap();
-        for operation in content.operations.iter().filter(|o| o.operator == "Tj") {
-            let codes = operation.operands[0].as_str().unwrap();
-            for pair in codes.chunks(2) {
-                let glyph = u16::from_be_bytes([pair[0], pair[1]]);
-                text.push_str(map.get(&glyph).map_or("\u{FFFD}", String::as_str));
-            }
-            text.push('\n');
-        }
-    }
-    (parsed.get_pages().len(), text)
-}
-
-/// The `bfchar` entries of a ToUnicode CMap: glyph id to text (UTF-16BE in hex).
-fn to_unicode(cmap: &[u8]) -> HashMap<u16, String> {
-    let text = String::from_utf8_lossy(cmap);
-    let mut map = HashMap::new();
-    for block in text.split("beginbfchar").skip(1) {
-        let body = block.split("endbfchar").next().unwrap();
-        let hex: Vec<&str> = body
-            .split(['<', '>'])
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        for entry in hex.chunks(2) {
-            let glyph = u16::from_str_radix(entry[0], 16).unwrap();
-            let units: Vec<u16> = (0..entry[1].len())
-                .step_by(4)
-                .map(|i| u16::from_str_radix(&entry[1][i..i + 4], 16).unwrap())
-                .collect();
-            map.insert(glyph, String::from_utf16(&units).unwrap());
-        }
-    }
-    map
 }
 
 #[test]

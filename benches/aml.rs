@@ -17,12 +17,13 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::json;
-use talerbox::adapters::pdf::PrintPdfRenderer;
+use talerbox::adapters::pdf::UnicodePdfRenderer;
 use talerbox::adapters::sqlite::SqliteAmlStore;
 use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
 use talerbox::domain::aml::{
-    AttributeEvent, AttributeHistory, AttributeSource, Page, StoreAttributes,
+    AttributeEvent, AttributeHistory, AttributeSource, ExportContext, ExportDocument, Page,
+    StoreAttributes,
 };
 use talerbox::domain::primitives::{
     AttributeKey, EddsaPrivateKey, EddsaSignature, NormalizedPaytoHash, Timestamp, purpose,
@@ -73,8 +74,8 @@ fn main() -> Result<(), Error> {
                 .store_attributes(StoreAttributes {
                     h_payto: account,
                     attributes: serde_json::from_value(json!({
-                        "FORM_ID": "personal",
-                        "FULL_NAME": format!("Alice Example {n}"),
+                        "FORM_ID": "full_name_and_birthdate",
+                        "FULL_NAME": format!("Łukasz Čapek {n}"),
                         "DATE_OF_BIRTH": "1990-01-02",
                         "CONTACT_EMAIL": "alice@example.com",
                         "ADDRESS_LINES": "Bahnhofstrasse 1\n8001 Zürich",
@@ -125,7 +126,15 @@ fn main() -> Result<(), Error> {
 
         if wanted("pdf") {
             let history = history(&store, &cipher, account)?;
-            let document = history.document();
+            let document = history.document(&ExportContext {
+                exchange: format!("http://{address}/exchange/"),
+                payto: Some("payto://iban/CH9300762011623852957?receiver-name=Zo%C3%AB".into()),
+                officer_name: "Bench Officer".into(),
+                officer_pub: public,
+                exported_at: Timestamp::from_seconds(1_700_000_000).ok_or("time")?,
+            });
+            let size = UnicodePdfRenderer::new()?.render(&document)?.len();
+            println!("PDF size, {ROWS} rows: {size} bytes");
             let mut medians = Vec::new();
             let mut latencies = Vec::new();
             let mut rates = Vec::new();
@@ -213,13 +222,12 @@ fn history(
 }
 
 /// Median time of one render, in microseconds.
-fn render_median(document: &talerbox::domain::aml::ExportDocument) -> Result<f64, String> {
+fn render_median(document: &ExportDocument) -> Result<f64, String> {
+    let renderer = UnicodePdfRenderer::new().map_err(|e| e.to_string())?;
     let mut times = Vec::with_capacity(RENDERS);
     for _ in 0..RENDERS {
         let started = Instant::now();
-        let pdf = PrintPdfRenderer
-            .render(document)
-            .map_err(|e| e.to_string())?;
+        let pdf = renderer.render(document).map_err(|e| e.to_string())?;
         times.push(started.elapsed().as_secs_f64() * 1e6);
         if !pdf.starts_with(b"%PDF-") {
             return Err("not a PDF".into());

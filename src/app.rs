@@ -19,7 +19,7 @@ use crate::adapters::http::{
 };
 use crate::adapters::keys::{self, KeyCheck, MasterKey};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
-use crate::adapters::pdf::PrintPdfRenderer;
+use crate::adapters::pdf::UnicodePdfRenderer;
 use crate::adapters::private_files;
 use crate::adapters::sqlite::{
     Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteKycStore,
@@ -407,7 +407,7 @@ fn aml_service(
         decisions: store,
         kyc: Arc::new(SqliteKycStore::new(Arc::clone(db))),
         cipher,
-        pdf: Arc::new(PrintPdfRenderer),
+        pdf: Arc::new(UnicodePdfRenderer::new()?),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
     };
@@ -493,6 +493,7 @@ pub async fn serve(
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect(), Arc::clone(&app.tan)));
     let urls = app.urls(bound);
+    app.aml.set_exchange_url(urls.exchange.clone());
     let instances: Vec<String> = app
         .challengers
         .iter()

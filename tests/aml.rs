@@ -12,6 +12,7 @@ use talerbox::domain::primitives::{
     EddsaPrivateKey, EddsaPublicKey, NormalizedPaytoHash, Payto, Timestamp,
 };
 
+use crate::support::pdf::pdf_text;
 use crate::support::{TestServer, assert_error, config_file};
 
 const A_PUB: &str = "0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0";
@@ -113,26 +114,6 @@ async fn rowids(response: Response) -> Vec<u64> {
         .collect()
 }
 
-/// The text of every `Tj` of a PDF, decoded as WinAnsi (the fonts' encoding), and its page
-/// count. lopdf's `extract_text` misses fonts behind a reference, hence this.
-fn pdf_text(pdf: &[u8]) -> (usize, String) {
-    let parsed = lopdf::Document::load_mem(pdf).unwrap();
-    let mut text = String::new();
-    for page in parsed.get_pages().values() {
-        let content =
-            lopdf::content::Content::decode(&parsed.get_page_content(*page).unwrap()).unwrap();
-        for operation in content.operations.iter().filter(|o| o.operator == "Tj") {
-            let bytes = operation.operands[0].as_str().unwrap();
-            text.push_str(&lopdf::Document::decode_text(
-                Some("WinAnsiEncoding"),
-                bytes,
-            ));
-            text.push('\n');
-        }
-    }
-    (parsed.get_pages().len(), text)
-}
-
 // ---- reading attributes ----
 
 #[tokio::test]
@@ -180,11 +161,9 @@ async fn a_valid_officer_reads_json() {
 async fn a_valid_officer_reads_a_pdf() {
     let server = TestServer::start().await;
     server.enable(A_PUB, "Olivia Officer");
-    server.file(
-        account(),
-        json!({"FORM_ID": "test", "FULL_NAME": "Alice Example", "DATE_OF_BIRTH": "1990-01-02"}),
-        customer(),
-    );
+    let form = |name: &str| json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": name, "DATE_OF_BIRTH": "1990-01-02"});
+    let first = server.file(account(), form("Łukasz Čapek"), customer());
+    server.file(account(), form("Zoë Ærøskøbing"), customer());
     let path = format!("{A_PUB}/attributes/{ACCOUNT}");
     let response = server
         .aml_get(&path, Some(A_SIG), Some("application/pdf"))
@@ -195,17 +174,33 @@ async fn a_valid_officer_reads_a_pdf() {
     assert_eq!(disposition, "inline; filename=\"aml-A2260CZA.pdf\"");
     let pdf = response.bytes().await.unwrap();
     assert!(pdf.starts_with(b"%PDF-1."));
+    assert!(pdf.len() < 100 * 1024, "{} bytes", pdf.len());
     let (pages, text) = pdf_text(&pdf);
     assert_eq!(pages, 1);
+    let exchange = format!("Exchange: {}exchange/\n", server.base);
+    let officer = format!("Exported by AML officer: Olivia Officer\nOfficer public key: {A_PUB}\n");
+    let hash = format!("Account hash (h_normalized_payto): {ACCOUNT}");
     for expected in [
-        ACCOUNT,
-        "FULL_NAME: Alice Example",
-        "DATE_OF_BIRTH: 1990-01-02",
-        "FORM_ID: test",
-        "source: customer",
+        exchange.as_str(),
+        officer.as_str(),
+        hash.as_str(),
+        // No decision or KYC process has named the account's payto URI yet.
+        "Account: (payto URI not known to the exchange)",
+        "2 collection events, numbered oldest first",
+        "Event 1 of 2 - collected ",
+        "Full name: Łukasz Čapek\n",
+        "Event 2 of 2 - collected ",
+        "Full name: Zoë Ærøskøbing\n",
+        "Date of birth: 1990-01-02",
+        "Form: Full name and date of birth (full_name_and_birthdate)",
+        "submitted by the customer",
+        "Page 1 of 1",
     ] {
         assert!(text.contains(expected), "{expected} missing in {text}");
     }
+    assert!(text.find("Łukasz") < text.find("Zoë"), "{text}");
+    // Internal row ids stay out of the document.
+    assert!(!text.contains(&format!("Row {first}")), "{text}");
     // JSON stays the default for */* and for types we do not offer.
     for accept in ["*/*", "text/html", "application/pdf;q=0, application/json"] {
         let response = server.aml_get(&path, Some(A_SIG), Some(accept)).await;
@@ -445,8 +440,8 @@ async fn rows_under_an_old_key_show_without_attributes() {
         .aml_get(&path, Some(A_SIG), Some("application/pdf"))
         .await;
     let (_, text) = pdf_text(&response.bytes().await.unwrap());
-    assert!(text.contains("(attributes unavailable)"), "{text}");
-    assert!(text.contains("FORM_ID: new"), "{text}");
+    assert!(text.contains("(attributes unavailable"), "{text}");
+    assert!(text.contains("Form: new"), "{text}");
     new.stop().await;
 }
 
@@ -808,4 +803,91 @@ async fn wrong_signatures_are_throttled() {
     let other = format!("{B_PUB}/attributes/{ACCOUNT}");
     assert_error(server.aml_get(&other, Some(A_SIG), None).await, 403, 1033).await;
     server.stop().await;
+}
+
+/// One attribute row of 2,000 fields: 64 parallel PDF exports of it from a `talerbox serve`
+/// process each stay small, and the server's peak resident memory (VmHWM) stays bounded.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn parallel_exports_of_a_huge_row_stay_bounded() {
+    const EXPORTS: usize = 64;
+    let server = TestServer::start().await;
+    server.enable(A_PUB, "Olivia Officer");
+    let fields: serde_json::Map<String, Value> = (0..2_000)
+        .map(|i| {
+            (
+                format!("FIELD_{i:04}"),
+                json!(format!("value {i} ").repeat(20)),
+            )
+        })
+        .collect();
+    server.file(account(), Value::Object(fields), customer());
+    let dir = server.stop_keeping_data().await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_talerbox"))
+        .arg("-c")
+        .arg(dir.path().join("talerbox.conf"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(url) = line.split("listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    // Keep reading the log so that the server never waits on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let client = reqwest::Client::new();
+    let url = format!("{base}exchange/aml/{A_PUB}/attributes/{ACCOUNT}");
+    let exports: Vec<_> = (0..EXPORTS)
+        .map(|_| {
+            let request = client
+                .get(&url)
+                .header("Taler-AML-Officer-Signature", A_SIG)
+                .header("Accept", "application/pdf");
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.bytes().await.unwrap()
+            })
+        })
+        .collect();
+    for export in exports {
+        let pdf = export.await.unwrap();
+        assert!(pdf.len() < 1024 * 1024, "{} bytes", pdf.len());
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    eprintln!(
+        "peak RSS (VmHWM) of the server after {EXPORTS} parallel PDF exports of a 2,000-field \
+         row: {} MiB",
+        peak_kib / 1024
+    );
+    assert!(peak_kib < 128 * 1024, "{peak_kib} KiB");
+    let pdf = reqwest::Client::new()
+        .get(&url)
+        .header("Taler-AML-Officer-Signature", A_SIG)
+        .header("Accept", "application/pdf")
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (pages, text) = pdf_text(&pdf);
+    assert!(pages < 100, "{pages} pages");
+    assert!(text.contains("1800 more attributes not shown"), "{text}");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
 }

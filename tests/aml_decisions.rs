@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use talerbox::domain::aml::decision_request::{DecisionRequest, sign_decision};
 use talerbox::domain::primitives::{EddsaPrivateKey, base32};
 
+use crate::support::pdf::pdf_text;
 use crate::support::{TestServer, assert_error, talerbox};
 
 const A_PUB: &str = "0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0";
@@ -91,6 +92,43 @@ impl TestServer {
         assert_eq!(status, 0, "{err}");
         out.lines().next().unwrap().to_owned()
     }
+}
+
+#[tokio::test]
+async fn the_pdf_export_names_the_payto_uri_a_decision_gave() {
+    let server = TestServer::start().await;
+    server.enable_a(false);
+    assert_eq!(server.decide(&d1()).await.status(), 204);
+    server
+        .aml
+        .store_attributes(talerbox::domain::aml::StoreAttributes {
+            h_payto: IBAN_HASH.parse().unwrap(),
+            attributes: serde_json::from_value(json!({"FORM_ID": "officer-note", "NOTE": "ok"}))
+                .unwrap(),
+            source: talerbox::domain::aml::AttributeSource::Officer(A_PUB.parse().unwrap()),
+            expiration_time: talerbox::domain::primitives::Timestamp::never(),
+            process_serial: None,
+        })
+        .unwrap();
+    let response = server
+        .client
+        .get(server.url(&format!("exchange/aml/{A_PUB}/attributes/{IBAN_HASH}")))
+        .header("Taler-AML-Officer-Signature", A_SIG)
+        .header("Accept", "application/pdf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, text) = pdf_text(&response.bytes().await.unwrap());
+    for expected in [
+        "Account: payto://iban/DE89370400440532013000?receiver-name=Alice\n",
+        "Event 1 of 1 - collected ",
+        " - entered by an AML officer\n",
+        "NOTE: ok\n",
+    ] {
+        assert!(text.contains(expected), "{expected} missing in {text}");
+    }
+    server.stop().await;
 }
 
 #[tokio::test]

@@ -11,6 +11,8 @@ use talerbox::config::{Config, Overrides};
 use talerbox::domain::aml::AmlService;
 use tokio::sync::oneshot;
 
+pub mod pdf;
+
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "admin-password";
 

@@ -4,7 +4,7 @@
 
 use crate::domain::aml::ExportDocument;
 
-use super::metrics::{printable, text_width};
+use super::font::Font;
 
 /// A4 in points.
 pub const PAGE_WIDTH: f32 = 595.28;
@@ -55,8 +55,8 @@ pub struct PlacedLine {
 }
 
 /// Lays out `document`; every page ends with a `Page i of n` footer.
-pub fn layout(document: &ExportDocument) -> Vec<Vec<PlacedLine>> {
-    let mut pages = Pages::new();
+pub fn layout(document: &ExportDocument, font: &Font) -> Vec<Vec<PlacedLine>> {
+    let mut pages = Pages::new(font);
     pages.paragraph(&document.title, TITLE, 1);
     for line in &document.preamble {
         pages.paragraph(line, PREAMBLE, 1);
@@ -67,8 +67,8 @@ pub fn layout(document: &ExportDocument) -> Vec<Vec<PlacedLine>> {
         let first = section
             .lines
             .first()
-            .map_or(0, |line| wrap(line, ATTRIBUTE).len().min(1));
-        let heading_lines = wrap(&section.heading, HEADING).len();
+            .map_or(0, |line| wrap(font, line, ATTRIBUTE).len().min(1));
+        let heading_lines = wrap(font, &section.heading, HEADING).len();
         let keep = heading_lines as f32 * HEADING.leading + first as f32 * ATTRIBUTE.leading;
         pages.reserve(keep);
         pages.paragraph(&section.heading, HEADING, heading_lines);
@@ -79,16 +79,18 @@ pub fn layout(document: &ExportDocument) -> Vec<Vec<PlacedLine>> {
     pages.finish()
 }
 
-struct Pages {
+struct Pages<'f> {
+    font: &'f Font,
     done: Vec<Vec<PlacedLine>>,
     current: Vec<PlacedLine>,
     /// Baseline of the last line placed (TOP before any).
     y: f32,
 }
 
-impl Pages {
-    fn new() -> Pages {
+impl<'f> Pages<'f> {
+    fn new(font: &'f Font) -> Pages<'f> {
         Pages {
+            font,
             done: Vec::new(),
             current: Vec::new(),
             y: TOP,
@@ -115,7 +117,7 @@ impl Pages {
 
     /// Places `text` wrapped to the text width; `keep` lines of it must share a page.
     fn paragraph(&mut self, text: &str, style: Style, keep: usize) {
-        for (index, line) in wrap(text, style).into_iter().enumerate() {
+        for (index, line) in wrap(self.font, text, style).into_iter().enumerate() {
             let keep_lines = if index == 0 { keep.max(1) } else { 1 };
             self.reserve(keep_lines as f32 * style.leading);
             self.y -= style.leading;
@@ -137,7 +139,7 @@ impl Pages {
         for (index, page) in self.done.iter_mut().enumerate() {
             let text = format!("Page {} of {count}", index + 1);
             let style = Style::new(FOOTER_SIZE, false, 0.0, FOOTER_SIZE);
-            let x = PAGE_WIDTH - MARGIN - text_width(&text, FOOTER_SIZE, false);
+            let x = PAGE_WIDTH - MARGIN - self.font.text_width(&text, FOOTER_SIZE, false);
             page.push(PlacedLine {
                 text,
                 x,
@@ -150,42 +152,53 @@ impl Pages {
 }
 
 /// Splits `text` (made printable) into lines that fit the text width in `style`: at spaces
-/// where possible, inside a word that is wider than a whole line.
-fn wrap(text: &str, style: Style) -> Vec<String> {
-    let text: String = text.chars().map(printable).collect();
+/// where possible, inside a word that is wider than a whole line. Widths are summed as the
+/// line grows, so a line costs time linear in its length.
+fn wrap(font: &Font, text: &str, style: Style) -> Vec<String> {
+    let text = font.printable(text);
     let first_width = TEXT_WIDTH - style.indent;
-    let rest_width = first_width - CONTINUATION_INDENT;
-    let fits = |line: &str, lines_so_far: usize| {
+    // A hair less than the room, so that rounding in the running sums never overflows it.
+    let room = |lines_so_far: usize| {
         let width = if lines_so_far == 0 {
             first_width
         } else {
-            rest_width
+            first_width - CONTINUATION_INDENT
         };
-        text_width(line, style.size, style.bold) <= width
+        width - 0.01
     };
+    let width_of = |character: char| font.char_width(character, style.size, style.bold);
+    let space = width_of(' ');
     let mut lines: Vec<String> = Vec::new();
     let mut current = String::new();
+    let mut current_width = 0.0;
     for word in text.split(' ') {
-        let candidate = if current.is_empty() {
-            word.to_owned()
+        let word_width: f32 = word.chars().map(width_of).sum();
+        let joined = if current.is_empty() {
+            word_width
         } else {
-            format!("{current} {word}")
+            current_width + space + word_width
         };
-        if fits(&candidate, lines.len()) {
-            current = candidate;
+        if joined <= room(lines.len()) {
+            if !current.is_empty() {
+                current.push(' ');
+            }
+            current.push_str(word);
+            current_width = joined;
             continue;
         }
         if !current.is_empty() {
             lines.push(std::mem::take(&mut current));
+            current_width = 0.0;
         }
         // The word alone: split it by characters where it is too wide.
         for character in word.chars() {
-            current.push(character);
-            if !fits(&current, lines.len()) && current.chars().count() > 1 {
-                current.pop();
+            let width = width_of(character);
+            if !current.is_empty() && current_width + width > room(lines.len()) {
                 lines.push(std::mem::take(&mut current));
-                current.push(character);
+                current_width = 0.0;
             }
+            current.push(character);
+            current_width += width;
         }
     }
     if !current.is_empty() || lines.is_empty() {
@@ -216,8 +229,12 @@ mod tests {
         }
     }
 
+    fn font() -> Font {
+        Font::embedded().unwrap()
+    }
+
     fn inside(line: &PlacedLine) -> bool {
-        let right = line.x + text_width(&line.text, line.style.size, line.style.bold);
+        let right = line.x + font().text_width(&line.text, line.style.size, line.style.bold);
         line.x >= MARGIN - 0.01
             && right <= PAGE_WIDTH - MARGIN + 0.01
             && line.y >= FOOTER_Y - 0.01
@@ -226,7 +243,7 @@ mod tests {
 
     #[test]
     fn short_documents_take_one_page() {
-        let pages = layout(&document(3, "Alice Example"));
+        let pages = layout(&document(3, "Alice Example"), &font());
         assert_eq!(pages.len(), 1);
         assert_eq!(pages[0][0].text, "KYC attribute history");
         assert_eq!(pages[0].last().unwrap().text, "Page 1 of 1");
@@ -234,7 +251,7 @@ mod tests {
 
     #[test]
     fn eighty_rows_take_several_pages_and_stay_inside() {
-        let pages = layout(&document(80, "Alice Example"));
+        let pages = layout(&document(80, "Alice Example"), &font());
         assert!(pages.len() >= 4, "{} pages", pages.len());
         for (index, page) in pages.iter().enumerate() {
             assert!(page.iter().all(inside), "page {index}");
@@ -261,7 +278,7 @@ mod tests {
         let long_word = "W".repeat(300);
         let prose = "lorem ipsum dolor sit amet ".repeat(40);
         let value = format!("{prose}{long_word}");
-        let pages = layout(&document(2, &value));
+        let pages = layout(&document(2, &value), &font());
         assert!(pages.iter().flatten().all(inside));
         let text: String = pages
             .iter()
@@ -277,23 +294,24 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn wrapped_lines_fit_and_keep_every_character(text in ".{0,600}") {
-            let lines = wrap(&text, ATTRIBUTE);
+            let font = font();
+            let lines = wrap(&font, &text, ATTRIBUTE);
             for (index, line) in lines.iter().enumerate() {
                 let indent = if index == 0 { 0.0 } else { CONTINUATION_INDENT };
-                let width = text_width(line, ATTRIBUTE.size, false);
+                let width = font.text_width(line, ATTRIBUTE.size, false);
                 proptest::prop_assert!(
                     line.chars().count() == 1 || width <= TEXT_WIDTH - ATTRIBUTE.indent - indent
                 );
             }
             let kept: String = lines.concat().chars().filter(|c| *c != ' ').collect();
-            let expected: String = text.chars().map(printable).filter(|c| *c != ' ').collect();
+            let expected: String = font.printable(&text).chars().filter(|c| *c != ' ').collect();
             proptest::prop_assert_eq!(kept, expected);
         }
     }
 
     #[test]
-    fn unprintable_characters_become_question_marks() {
-        assert_eq!(wrap("Zoë ク\tx", ATTRIBUTE), ["Zoë ? x"]);
-        assert_eq!(wrap("", ATTRIBUTE), [""]);
+    fn characters_without_a_glyph_become_code_points() {
+        assert_eq!(wrap(&font(), "Zoë ク\tx", ATTRIBUTE), ["Zoë [U+30AF] x"]);
+        assert_eq!(wrap(&font(), "", ATTRIBUTE), [""]);
     }
 }

@@ -1,5 +1,5 @@
-//! The attribute history of one account as the officer sees it, and the two views drawn from
-//! it: the `KycAttributes` JSON and the document a PDF renderer lays out.
+//! The attribute history of one account as the officer sees it, and its `KycAttributes` JSON
+//! (the document a PDF renderer lays out is drawn from it in `document`).
 
 use serde::Serialize;
 
@@ -30,78 +30,12 @@ pub struct KycAttributes<'a> {
     pub details: &'a [AttributeEvent],
 }
 
-/// Text of a document, in reading order, for a renderer that only lays it out: it decides
-/// line breaks and pages, never content.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportDocument {
-    pub title: String,
-    /// Lines under the title (the account).
-    pub preamble: Vec<String>,
-    pub sections: Vec<ExportSection>,
-}
-
-/// One attribute row: a heading and its `KEY: value` lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportSection {
-    pub heading: String,
-    pub lines: Vec<String>,
-}
-
-/// Printed instead of the attributes of a row that cannot be decrypted.
-pub const ATTRIBUTES_UNAVAILABLE: &str = "(attributes unavailable)";
-
 impl AttributeHistory {
     pub fn json(&self) -> KycAttributes<'_> {
         KycAttributes {
             details: &self.events,
         }
     }
-
-    /// Title, the account hash, then per row its id, collection time (UTC ISO-8601), source
-    /// and every attribute as `KEY: value` (keys sorted; non-strings as compact JSON).
-    pub fn document(&self) -> ExportDocument {
-        let sections = self
-            .events
-            .iter()
-            .map(|event| {
-                let source = if event.by_aml_officer {
-                    "AML officer"
-                } else {
-                    "customer"
-                };
-                let heading = format!(
-                    "Row {} - collected {} - source: {source}",
-                    event.rowid,
-                    iso8601_utc(event.collection_time)
-                );
-                let lines = match &event.attributes {
-                    Some(attributes) => attribute_lines(attributes),
-                    None => vec![ATTRIBUTES_UNAVAILABLE.to_owned()],
-                };
-                ExportSection { heading, lines }
-            })
-            .collect();
-        ExportDocument {
-            title: "KYC attribute history".to_owned(),
-            preamble: vec![format!("Account (h_normalized_payto): {}", self.h_payto)],
-            sections,
-        }
-    }
-}
-
-fn attribute_lines(attributes: &AttributeMap) -> Vec<String> {
-    let mut keys: Vec<&String> = attributes.keys().collect();
-    keys.sort();
-    keys.into_iter()
-        .filter_map(|key| {
-            let value = attributes.get(key)?;
-            let text = match value {
-                serde_json::Value::String(text) => text.clone(),
-                other => other.to_string(),
-            };
-            Some(format!("{key}: {text}"))
-        })
-        .collect()
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for a timestamp, `never` for never.
@@ -189,37 +123,5 @@ mod tests {
                 {"rowid": 12, "by_aml_officer": true, "collection_time": {"t_s": 1_699_990_000}},
             ]})
         );
-    }
-
-    #[test]
-    fn document_lists_every_row_with_sorted_attributes() {
-        let document = history().document();
-        assert_eq!(
-            document.preamble,
-            [format!(
-                "Account (h_normalized_payto): {}",
-                NormalizedPaytoHash([1; 32])
-            )]
-        );
-        assert_eq!(document.sections.len(), 2);
-        assert_eq!(
-            document.sections[0].heading,
-            "Row 20 - collected 2023-11-14T22:15:23Z - source: customer"
-        );
-        assert_eq!(
-            document.sections[0].lines,
-            [
-                "ADDR: {\"c\":\"CH\"}",
-                "FORM_ID: test",
-                "FORM_VERSION: 2",
-                "FULL_NAME: Alice Example"
-            ]
-        );
-        assert!(
-            document.sections[1]
-                .heading
-                .ends_with("source: AML officer")
-        );
-        assert_eq!(document.sections[1].lines, [ATTRIBUTES_UNAVAILABLE]);
     }
 }

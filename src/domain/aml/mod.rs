@@ -7,6 +7,7 @@ mod auth;
 mod cases;
 pub mod decision_request;
 mod decisions;
+mod document;
 mod error;
 mod export;
 mod model;
@@ -17,10 +18,12 @@ mod service;
 pub use auth::parse_officer_pub;
 pub use cases::{AccountRecord, EventCounter, MeasureSetRecord, measures_json};
 pub use decisions::{AmlDecision, AmlDecisionsResponse, DecisionFilter};
-pub use error::AmlError;
-pub use export::{
-    AttributeEvent, AttributeHistory, ExportDocument, ExportSection, KycAttributes, iso8601_utc,
+pub use document::{
+    ATTRIBUTES_UNAVAILABLE, ExportContext, ExportDocument, ExportSection, MAX_ATTRIBUTES_PER_EVENT,
+    MAX_DOCUMENT_CHARS, MAX_VALUE_CHARS,
 };
+pub use error::AmlError;
+pub use export::{AttributeEvent, AttributeHistory, KycAttributes, iso8601_utc};
 pub use model::{
     AttributeMap, AttributeRecord, AttributeSource, Decider, DecisionRecord, NewAttributeRecord,
     NewOutcome, Officer, OfficerChange, OperatorAction,

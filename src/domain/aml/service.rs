@@ -1,7 +1,7 @@
 //! `AmlService`: the AML rules over the ports. The attribute history is read in the spec's
 //! check order: path hash, query, format, then one store read and the decryptions.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
 use crate::ports::aml::{AttributeStore, DecisionStore, OfficerStore};
@@ -11,6 +11,7 @@ use crate::ports::kyc::KycStore;
 use crate::ports::pdf::PdfRenderer;
 use crate::ports::random::{Random, random_bytes};
 
+use super::document::ExportContext;
 use super::error::AmlError;
 use super::export::{AttributeEvent, AttributeHistory};
 use super::model::{AttributeMap, AttributeSource, NewAttributeRecord, NewOutcome, Officer};
@@ -76,11 +77,22 @@ pub struct StoreAttributes {
 pub struct AmlService {
     pub(super) ports: AmlPorts,
     pub(super) settings: AmlSettings,
+    /// The exchange's public base URL, known once the server is bound (printed in exports).
+    exchange_url: OnceLock<String>,
 }
 
 impl AmlService {
     pub fn new(ports: AmlPorts, settings: AmlSettings) -> AmlService {
-        AmlService { ports, settings }
+        AmlService {
+            ports,
+            settings,
+            exchange_url: OnceLock::new(),
+        }
+    }
+
+    /// Tells the service the exchange's public base URL (once; later calls are ignored).
+    pub fn set_exchange_url(&self, url: String) {
+        let _ = self.exchange_url.set(url);
     }
 
     pub fn settings(&self) -> &AmlSettings {
@@ -92,7 +104,7 @@ impl AmlService {
     /// attributes.
     pub fn attributes(
         &self,
-        _officer: &Officer,
+        officer: &Officer,
         h_payto: &str,
         query: &[(String, String)],
         format: ExportFormat,
@@ -128,10 +140,30 @@ impl AmlService {
                 bytes: self
                     .ports
                     .pdf
-                    .render(&history.document())
+                    .render(&history.document(&self.export_context(officer, &h_payto)?))
                     .map_err(|e| AmlError::Internal(format!("rendering the PDF: {e}")))?,
             },
         }))
+    }
+
+    /// The exchange, the account's payto URI (if known), the officer and the time of an export.
+    fn export_context(
+        &self,
+        officer: &Officer,
+        h_payto: &NormalizedPaytoHash,
+    ) -> Result<ExportContext, AmlError> {
+        let account = self.ports.kyc.account(h_payto)?;
+        Ok(ExportContext {
+            exchange: self
+                .exchange_url
+                .get()
+                .cloned()
+                .unwrap_or_else(|| "(base URL not known)".to_owned()),
+            payto: account.map(|a| a.full_payto.unwrap_or(a.normalized_payto)),
+            officer_name: officer.name.clone(),
+            officer_pub: officer.officer_pub,
+            exported_at: self.ports.clock.now(),
+        })
     }
 
     /// Records a decision (an AML program's outcome or an officer's) as the account's active

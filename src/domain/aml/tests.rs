@@ -439,7 +439,28 @@ fn pdf_reports_come_from_the_renderer() {
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.contains(&account().to_string()), "{text}");
     assert!(text.contains("FULL_NAME: Alice Example"), "{text}");
-    assert!(text.contains("source: customer"), "{text}");
+    assert!(text.contains("Event 1 of 1"), "{text}");
+    assert!(text.contains("submitted by the customer"), "{text}");
+    // The officer who exported it, and the exchange once the server announced its URL.
+    assert!(
+        text.contains("Exported by AML officer: Olivia Officer"),
+        "{text}"
+    );
+    assert!(text.contains("Exchange: (base URL not known)"), "{text}");
+    f.service
+        .set_exchange_url("https://exchange.example/".into());
+    let Some(AttributeReport::Pdf { bytes, .. }) = f
+        .service
+        .attributes(&officer, &account().to_string(), &[], ExportFormat::Pdf)
+        .unwrap()
+    else {
+        panic!("asked for a PDF");
+    };
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(
+        text.contains("Exchange: https://exchange.example/"),
+        "{text}"
+    );
 }
 
 // ---- registration (§2) ----

@@ -3,7 +3,8 @@
 //!
 //! `full_name_and_birthdate` is built in. Any other form name of a configured FORM check is
 //! described by that check's `OUTPUTS`: one required field per attribute, its type read from
-//! the attribute's name (see `FieldKind::for_attribute`).
+//! the attribute's name (see `FieldKind::for_attribute`). Officers see the uploaded attributes
+//! under the same labels (`field_label`).
 
 use serde::Serialize;
 
@@ -91,22 +92,27 @@ fn field(name: &str, kind: FieldKind, hint: Option<&str>) -> FormField {
     }
 }
 
+/// The built-in form `name`, if it is one.
+pub fn builtin(name: &str) -> Option<FormDescription> {
+    (name == PERSONAL_FORM).then(|| FormDescription {
+        id: PERSONAL_FORM.to_owned(),
+        title: "Full name and date of birth".to_owned(),
+        fields: vec![
+            field(
+                "FULL_NAME",
+                FieldKind::Text,
+                Some("As written in your identity document."),
+            ),
+            field("DATE_OF_BIRTH", FieldKind::Date, None),
+        ],
+    })
+}
+
 /// The description of form `name`, or `None` when neither built in nor named by a FORM
 /// check of `rules`.
 pub fn describe(rules: &KycRules, name: &str) -> Option<FormDescription> {
-    if name == PERSONAL_FORM {
-        return Some(FormDescription {
-            id: PERSONAL_FORM.to_owned(),
-            title: "Your name and date of birth".to_owned(),
-            fields: vec![
-                field(
-                    "FULL_NAME",
-                    FieldKind::Text,
-                    Some("As written in your identity document."),
-                ),
-                field("DATE_OF_BIRTH", FieldKind::Date, None),
-            ],
-        });
+    if let Some(form) = builtin(name) {
+        return Some(form);
     }
     let check = rules
         .checks
@@ -124,6 +130,36 @@ pub fn describe(rules: &KycRules, name: &str) -> Option<FormDescription> {
             .iter()
             .map(|output| field(output, FieldKind::for_attribute(output), None))
             .collect(),
+    })
+}
+
+/// Labels of attributes any form or provider may set: the form's own id and version, and what
+/// the challenger's address validation yields.
+const COMMON_LABELS: &[(&str, &str)] = &[
+    ("FORM_ID", "Form"),
+    ("FORM_VERSION", "Form version"),
+    ("CONTACT_EMAIL", "E-mail address"),
+    ("CONTACT_PHONE", "Phone number"),
+    ("CONTACT_NAME", "Contact name"),
+    ("ADDRESS_LINES", "Postal address"),
+    ("ADDRESS_COUNTRY", "Country"),
+];
+
+/// The label an officer reads for `attribute` of an upload through form `form_id`: the built-in
+/// form's label or a common attribute's label. `None` (print the attribute's name) otherwise:
+/// a configured form's labels are derived from these very names.
+pub fn field_label(form_id: Option<&str>, attribute: &str) -> Option<String> {
+    let builtin_label = form_id.and_then(builtin).and_then(|form| {
+        form.fields
+            .into_iter()
+            .find(|field| field.name == attribute)
+            .map(|field| field.label)
+    });
+    builtin_label.or_else(|| {
+        COMMON_LABELS
+            .iter()
+            .find(|(name, _)| *name == attribute)
+            .map(|(_, label)| (*label).to_owned())
     })
 }
 
@@ -192,5 +228,30 @@ mod tests {
         let json = serde_json::to_value(&form).unwrap();
         assert_eq!(json["fields"][1]["type"], "file");
         assert!(describe(&rules, "no_such_form").is_none());
+    }
+
+    #[test]
+    fn officers_read_the_labels_the_customer_saw() {
+        let personal = Some(PERSONAL_FORM);
+        assert_eq!(
+            field_label(personal, "FULL_NAME").as_deref(),
+            Some("Full name")
+        );
+        assert_eq!(
+            field_label(personal, "DATE_OF_BIRTH").as_deref(),
+            Some("Date of birth")
+        );
+        assert_eq!(field_label(personal, "FORM_ID").as_deref(), Some("Form"));
+        assert_eq!(
+            field_label(None, "CONTACT_EMAIL").as_deref(),
+            Some("E-mail address")
+        );
+        // Outside the built-in form, and for an attribute it lacks, the name is printed.
+        assert_eq!(
+            field_label(Some("address_proof"), "UTILITY_BILL_SCAN"),
+            None
+        );
+        assert_eq!(field_label(None, "EXTRA"), None);
+        assert_eq!(field_label(personal, "EXTRA"), None);
     }
 }

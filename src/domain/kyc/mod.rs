@@ -2,7 +2,7 @@
 
 mod decide;
 mod flows;
-mod forms;
+pub mod forms;
 mod model;
 mod oauth2;
 mod programs;

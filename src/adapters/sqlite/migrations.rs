@@ -14,6 +14,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0005_kyc.sql"),
     include_str!("migrations/0006_aml_decisions.sql"),
     include_str!("migrations/0007_bank_tan.sql"),
+    include_str!("migrations/0008_journal.sql"),
 ];
 
 /// The schema version this binary writes.

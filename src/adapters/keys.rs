@@ -163,7 +163,13 @@ pub fn guard_attribute_key(
              accept the new one (old rows then show without attributes)"
         ),
     };
-    db.set_meta(FINGERPRINT_META, &fingerprint)
+    let adopted = match (&stored, check) {
+        (Some(old), KeyCheck::ChangeAccepted) => Some(
+            crate::domain::evidence::events::attribute_key_adopted(old, &fingerprint),
+        ),
+        _ => None,
+    };
+    db.set_meta_journaled(FINGERPRINT_META, &fingerprint, adopted)
         .context("storing the attribute key fingerprint")?;
     Ok(check)
 }

@@ -288,6 +288,41 @@ mod tests {
     }
 
     #[test]
+    fn a_change_whose_journal_entry_fails_leaves_no_change() {
+        use crate::adapters::sqlite::SqliteAmlStore;
+        use crate::domain::aml::OperatorAction;
+        use crate::ports::aml::OfficerStore;
+        let (dir, db) = open();
+        let store = SqliteAmlStore::new(Arc::clone(&db));
+        let officer = EddsaPrivateKey::from_seed([5; 32]).public_key();
+        let add = OperatorAction::Enable {
+            name: "Ann".into(),
+            read_only: false,
+        };
+        // The fault: every journal insert fails, as a full disk or a broken table would.
+        let side = Connection::open(dir.path().join("j.sqlite3")).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER fail_journal BEFORE INSERT ON compliance_journal
+             BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+        let now = Timestamp::from_seconds(1_000).unwrap();
+        assert!(store.operator_update(&officer, &add, now).is_err());
+        assert!(store.list_officers().unwrap().is_empty());
+        side.execute_batch("DROP TRIGGER fail_journal").unwrap();
+        store.operator_update(&officer, &add, now).unwrap().unwrap();
+        assert_eq!(store.list_officers().unwrap().len(), 1);
+        let newest = SqliteJournal::new(db)
+            .entries(&JournalQuery {
+                limit: 1,
+                ..JournalQuery::default()
+            })
+            .unwrap();
+        assert_eq!(newest[0].kind, "aml.officer_changed");
+        assert_eq!(newest[0].actor, "operator");
+    }
+
+    #[test]
     fn the_table_refuses_updates_deletes_and_unknown_kinds() {
         let (dir, _db) = open();
         let conn = Connection::open(dir.path().join("j.sqlite3")).unwrap();

@@ -3,6 +3,7 @@
 
 mod chain;
 mod entry;
+pub mod events;
 mod kind;
 mod proof;
 #[cfg(test)]
@@ -10,6 +11,7 @@ mod tests;
 
 pub use chain::{ChainVerifier, VerifyFailure, VerifyProblem, VerifySummary, entry_hash};
 pub use entry::{Actor, JournalEntry, NewJournalEntry};
+pub use events::{AttributesRead, RequirementTrigger};
 pub use kind::JournalKind;
 pub use proof::{
     CHECKPOINT_PURPOSE, EXPORT_PROOF_HEADER, EXPORT_PROOF_LEN, EXPORT_PURPOSE, ExportProof,

@@ -1,6 +1,7 @@
 //! `KycService`: the KYC process over the ports — triggers, kyc-info, kyc-start, kyc-upload and
 //! kyc-proof (exchange-kyc spec §4–§8).
 
+use crate::domain::evidence::RequirementTrigger;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -168,6 +169,7 @@ impl KycService {
             account_pub: None,
             measures: measures.clone(),
             display_priority: 0,
+            trigger: RequirementTrigger::Cli,
             now,
         })?;
         self.run_skipped_measures(&payto.h_normalized(), activated.measure_serial, &measures)?;
@@ -277,6 +279,7 @@ impl KycService {
             account_pub: account.account_pub,
             measures,
             display_priority: 1,
+            trigger: RequirementTrigger::Rule,
             now: self.clock.now(),
         })?;
         Ok(())
@@ -338,6 +341,7 @@ impl KycService {
             account_pub: account.account_pub,
             measures,
             display_priority: 0,
+            trigger: RequirementTrigger::Rule,
             now: self.clock.now(),
         })?;
         Ok(self.store.measure(activated.measure_serial)?)

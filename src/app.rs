@@ -21,16 +21,18 @@ use crate::adapters::password::{Argon2Hasher, Argon2Params};
 use crate::adapters::pdf::PrintPdfRenderer;
 use crate::adapters::private_files;
 use crate::adapters::sqlite::{
-    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteKycStore,
-    SqliteTanStore,
+    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteJournal,
+    SqliteKycStore, SqliteTanStore,
 };
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
 use crate::domain::aml::{AmlPorts, AmlService, AmlSettings};
 use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSettings, Restriction};
+use crate::domain::primitives::EddsaPrivateKey;
 use crate::domain::tan::TanService;
 use crate::ports::attribute_cipher::{AttributeCipher, TalerAttributeCipher};
+use crate::ports::journal::Journal;
 use crate::ports::sender::Sender;
 
 mod decide;
@@ -78,6 +80,9 @@ pub struct App {
     pub challengers: Vec<ChallengerInstance>,
     pub aml: Arc<AmlService>,
     pub master_key: MasterKey,
+    /// Signs journal checkpoints and export proofs.
+    pub journal_key: EddsaPrivateKey,
+    pub journal: Arc<dyn Journal>,
     /// The attribute key, shared by AML (reading) and KYC (storing).
     cipher: Arc<dyn AttributeCipher>,
     /// The configuration file external AML programs get as `-c` (none without them).
@@ -117,6 +122,8 @@ impl App {
             .map(|instance| challenger_instance(&config, instance, &db))
             .collect::<anyhow::Result<_>>()?;
         let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
+        let journal_key = keys::journal_key(data_dir, &OsRandom)?;
+        let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::new(Arc::clone(&db)));
         let cipher = attribute_cipher(&config, &db, options)?;
         let mut config = config;
         let program_config = kyc::prepare_programs(&mut config)?;
@@ -130,6 +137,8 @@ impl App {
             challengers,
             aml,
             master_key,
+            journal_key,
+            journal,
             cipher,
         })
     }

@@ -97,6 +97,49 @@ enum Command {
     /// The exchange's KYC process (like taler-exchange-kyc-trigger).
     #[command(subcommand)]
     Kyc(KycCommand),
+    /// The compliance journal: verify, list, export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recomputes every hash and checks every checkpoint; exits 1 at the first bad serial.
+    Verify,
+    /// Lists entries, newest first.
+    Log {
+        /// Only entries of this account (payto URI or account hash).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only entries of this actor (`system`, `operator`, `officer:PUB`, …).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only entries of this kind (e.g. `aml.attributes_read`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only entries at or after this time (seconds since the epoch).
+        #[arg(long, value_name = "TIME")]
+        since: Option<u64>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// One canonical JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes the journal as JSON lines ending with its last checkpoint (appended if needed).
+    Export {
+        file: PathBuf,
+        #[arg(long, value_name = "SERIAL", default_value_t = 1)]
+        from: u64,
+    },
+    /// Checks an export offline against the journal public key.
+    VerifyExport {
+        file: PathBuf,
+        #[arg(long = "pub", value_name = "JOURNAL_PUB")]
+        journal_pub: EddsaPublicKey,
+    },
+    /// Prints the journal public key.
+    Pub,
 }
 
 #[derive(Subcommand)]
@@ -410,6 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Restore { .. }
             | Command::Config(_)
             | Command::Payto(_)
+            | Command::Audit(AuditCommand::VerifyExport { .. })
     ) && !signing
     {
         app::require_installation(&config)?;
@@ -487,6 +531,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Challenger(args) => challenger(config, args),
+        Command::Audit(command) => audit(config, command),
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Aml(AmlCommand::Decide(args)) => decide(config, *args),
         Command::Aml(AmlCommand::Accounts {
@@ -510,6 +555,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::backup::restore(&dir, &config.server.data_dir)?;
             out!("{}", config.server.data_dir.display());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let out = &mut std::io::stdout().lock();
+    if let AuditCommand::VerifyExport { file, journal_pub } = &command {
+        return cli::audit::verify_export(file, journal_pub, out);
+    }
+    let app = App::open(config)?;
+    match command {
+        AuditCommand::Verify => cli::audit::verify(&app, out),
+        AuditCommand::Log {
+            account,
+            actor,
+            kind,
+            since,
+            limit,
+            json,
+        } => cli::audit::log(
+            &app,
+            cli::audit::LogFilter {
+                account,
+                actor,
+                kind,
+                since,
+                limit,
+                json,
+            },
+            out,
+        ),
+        AuditCommand::Export { file, from } => cli::audit::export(&app, &file, from, out),
+        AuditCommand::Pub => {
+            writeln!(out, "{}", app.journal_key.public_key())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyExport { file, journal_pub } => {
+            cli::audit::verify_export(&file, &journal_pub, out)
         }
     }
 }

@@ -13,6 +13,7 @@ mod bank_tan;
 mod challenger;
 mod cli;
 mod connections;
+mod evidence;
 mod http_basics;
 mod kyc;
 mod offline_flow;

@@ -1,5 +1,6 @@
 //! Larger admin commands, kept out of `main.rs` (which only parses and dispatches).
 
+pub mod audit;
 pub mod backup;
 pub mod kyc;
 pub mod payto;

@@ -127,7 +127,13 @@ impl App {
         let cipher = attribute_cipher(&config, &db, options)?;
         let mut config = config;
         let program_config = kyc::prepare_programs(&mut config)?;
-        let aml = Arc::new(aml_service(&config, &db, &master_key, Arc::clone(&cipher))?);
+        let aml = Arc::new(aml_service(
+            &config,
+            &db,
+            &master_key,
+            &journal_key,
+            Arc::clone(&cipher),
+        )?);
         Ok(App {
             program_config,
             config,
@@ -381,6 +387,7 @@ fn aml_service(
     config: &Config,
     db: &Arc<Database>,
     master_key: &MasterKey,
+    journal_key: &EddsaPrivateKey,
     cipher: Arc<dyn AttributeCipher>,
 ) -> anyhow::Result<AmlService> {
     let exchange = &config.exchange;
@@ -394,6 +401,8 @@ fn aml_service(
         pdf: Arc::new(PrintPdfRenderer),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
+        journal: Arc::new(SqliteJournal::new(Arc::clone(db))),
+        journal_key: journal_key.clone(),
     };
     let settings = AmlSettings {
         master_pub: master_key.public,

@@ -100,6 +100,22 @@ enum Command {
     /// The compliance journal: verify, list, export.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Signed attribute exports.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Checks a downloaded export against its `Talerbox-Export-Proof`; exits 1 if it fails.
+    Verify {
+        file: PathBuf,
+        /// The proof: its text, or a file holding it.
+        proof: String,
+        /// The journal public key (default: this data directory's).
+        #[arg(long = "pub", value_name = "JOURNAL_PUB")]
+        journal_pub: Option<EddsaPublicKey>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -454,6 +470,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Config(_)
             | Command::Payto(_)
             | Command::Audit(AuditCommand::VerifyExport { .. })
+            | Command::Export(ExportCommand::Verify {
+                journal_pub: Some(_),
+                ..
+            })
     ) && !signing
     {
         app::require_installation(&config)?;
@@ -532,6 +552,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Challenger(args) => challenger(config, args),
         Command::Audit(command) => audit(config, command),
+        Command::Export(ExportCommand::Verify {
+            file,
+            proof,
+            journal_pub,
+        }) => {
+            let journal_pub = match journal_pub {
+                Some(key) => key,
+                None => App::open(config)?.journal_key.public_key(),
+            };
+            cli::audit::verify_export_proof(
+                &file,
+                &proof,
+                &journal_pub,
+                &mut std::io::stdout().lock(),
+            )
+        }
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Aml(AmlCommand::Decide(args)) => decide(config, *args),
         Command::Aml(AmlCommand::Accounts {

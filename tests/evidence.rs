@@ -40,6 +40,7 @@ pub fn assert_offline_flow_journal(dir: &Path) {
             "kyc.attributes_stored",
             "kyc.program_outcome",
             "aml.officer_changed",
+            "aml.attributes_read",
         ]
     );
     let actors: Vec<&str> = entries
@@ -60,7 +61,11 @@ pub fn assert_offline_flow_journal(dir: &Path) {
     // The four KYC entries concern the customer's account; none holds personal data.
     let account = &entries[1]["h_payto"];
     assert!(account.is_string());
-    for entry in &entries[1..5] {
+    // The officer's read of the file is in the account's access log.
+    assert_eq!(&entries[6]["h_payto"], &entries[1]["h_payto"]);
+    assert_eq!(entries[6]["details"]["format"], "json");
+    assert_eq!(entries[6]["details"]["count"], 1);
+    for entry in entries[1..5].iter().chain(&entries[6..]) {
         assert_eq!(&entry["h_payto"], account);
         let text = entry.to_string();
         assert!(
@@ -72,7 +77,7 @@ pub fn assert_offline_flow_journal(dir: &Path) {
         .iter()
         .map(|e| e["serial"].as_u64().unwrap())
         .collect();
-    assert_eq!(serials, (1..=6).collect::<Vec<u64>>());
+    assert_eq!(serials, (1..=7).collect::<Vec<u64>>());
 }
 
 /// Adds an officer through the CLI: one `aml.officer_changed` entry.

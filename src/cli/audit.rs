@@ -10,7 +10,9 @@ use serde_json::json;
 
 use talerbox::app::App;
 use talerbox::domain::aml::iso8601_utc;
-use talerbox::domain::evidence::{ChainVerifier, JournalEntry, JournalKind, VerifyFailure};
+use talerbox::domain::evidence::{
+    ChainVerifier, ExportProof, JournalEntry, JournalKind, VerifyFailure,
+};
 use talerbox::domain::primitives::canonical_json::canonical_text_of;
 use talerbox::domain::primitives::{EddsaPublicKey, Timestamp, base32};
 use talerbox::ports::journal::JournalQuery;
@@ -246,4 +248,36 @@ pub fn verify_export(
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// `export verify FILE PROOF`: whether `FILE` is exactly what the proof's officer was sent.
+pub fn verify_export_proof(
+    file: &Path,
+    proof: &str,
+    journal_pub: &EddsaPublicKey,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let proof_text = match std::fs::read_to_string(proof) {
+        Ok(text) => text,
+        Err(_) => proof.to_owned(),
+    };
+    let Some(proof) = ExportProof::decode(&proof_text) else {
+        return usage("the proof is not 136 bytes of base32");
+    };
+    if !proof.verify(journal_pub, &body) {
+        writeln!(
+            out,
+            "export not verified: the file or the proof was changed, or another key signed it"
+        )?;
+        return Ok(ExitCode::from(1));
+    }
+    writeln!(
+        out,
+        "export ok: account {}, read by officer {} at {}",
+        proof.h_payto,
+        proof.officer_pub,
+        iso8601_utc(proof.at)
+    )?;
+    Ok(ExitCode::SUCCESS)
 }

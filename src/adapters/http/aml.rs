@@ -19,7 +19,8 @@ use super::error::ApiError;
 use super::kyc::KycHttp;
 use super::lanes::QuickLane;
 use super::negotiate::export_format;
-use crate::domain::aml::{AmlError, AmlService, AttributeReport, ExportFormat, parse_officer_pub};
+use crate::domain::aml::{AmlError, AmlService, ExportFormat, SignedExport, parse_officer_pub};
+use crate::domain::evidence::EXPORT_PROOF_HEADER;
 use crate::domain::kyc::Decided;
 use crate::domain::primitives::{ErrorCode, TalerError};
 use crate::ports::StoreError;
@@ -60,9 +61,9 @@ fn aml_status(error: &AmlError) -> StatusCode {
         AmlError::PdfDisabled => StatusCode::NOT_IMPLEMENTED,
         AmlError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         AmlError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        AmlError::Store(StoreError::Internal(_)) | AmlError::Internal(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        AmlError::Store(StoreError::Internal(_))
+        | AmlError::Internal(_)
+        | AmlError::JournalFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -88,7 +89,8 @@ fn lane_failure(cause: &dyn std::fmt::Display) -> Response {
 enum Answer {
     NoContent,
     Json(Vec<u8>),
-    Pdf { bytes: Vec<u8>, filename: String },
+    /// An attribute export with its `Talerbox-Export-Proof`.
+    Export(SignedExport),
 }
 
 impl IntoResponse for Answer {
@@ -104,19 +106,29 @@ impl IntoResponse for Answer {
                 body,
             )
                 .into_response(),
-            Answer::Pdf { bytes, filename } => {
+            Answer::Export(export) => {
+                let content_type = if export.pdf {
+                    "application/pdf"
+                } else {
+                    "application/json"
+                };
                 let mut response = (
-                    [
-                        (CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
-                        vary,
-                    ],
-                    bytes,
+                    [(CONTENT_TYPE, HeaderValue::from_static(content_type)), vary],
+                    export.body,
                 )
                     .into_response();
-                if let Ok(value) =
-                    HeaderValue::from_str(&format!("inline; filename=\"{filename}\""))
-                {
-                    response.headers_mut().insert(CONTENT_DISPOSITION, value);
+                let headers = response.headers_mut();
+                if let Ok(proof) = HeaderValue::from_str(&export.proof.encode()) {
+                    headers.insert(EXPORT_PROOF_HEADER, proof);
+                }
+                if export.pdf {
+                    let name = export.h_payto.to_string();
+                    let filename = format!("aml-{}.pdf", name.get(..8).unwrap_or(&name));
+                    if let Ok(value) =
+                        HeaderValue::from_str(&format!("inline; filename=\"{filename}\""))
+                    {
+                        headers.insert(CONTENT_DISPOSITION, value);
+                    }
                 }
                 response
             }
@@ -201,21 +213,13 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
         "attributes" => {
             let h_payto = segments.next().ok_or(AmlError::EndpointUnknown)?;
             no_more(&mut segments)?;
-            let report = service.attributes(&officer, h_payto, &request.query, request.format)?;
-            Ok(match report {
-                None => Answer::NoContent,
-                Some(AttributeReport::Json(history)) => Answer::Json(
-                    serde_json::to_vec(&history.json())
-                        .map_err(|e| AmlError::Internal(e.to_string()))?,
-                ),
-                Some(AttributeReport::Pdf { h_payto, bytes }) => {
-                    let name = h_payto.to_string();
-                    Answer::Pdf {
-                        bytes,
-                        filename: format!("aml-{}.pdf", name.get(..8).unwrap_or(&name)),
-                    }
-                }
-            })
+            let export =
+                service.read_attributes(&officer, h_payto, &request.query, request.format)?;
+            Ok(export.map_or(Answer::NoContent, Answer::Export))
+        }
+        "journal" => {
+            no_more(&mut segments)?;
+            json_or_none(service.read_journal(&officer, &request.query)?)
         }
         "decisions" => {
             no_more(&mut segments)?;
@@ -247,8 +251,9 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
 }
 
 /// Operations officers read with GET.
-const GET_OPERATIONS: [&str; 6] = [
+const GET_OPERATIONS: [&str; 7] = [
     "attributes",
+    "journal",
     "decisions",
     "measures",
     "kyc-statistics",

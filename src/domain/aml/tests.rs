@@ -43,6 +43,9 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
     let cipher = Arc::new(TalerAttributeCipher::new(AttributeKey::from_secret_text(
         "talerbox-test-key-A",
     )));
+    let journal = Arc::new(crate::ports::journal::InMemoryJournal::new(Arc::new(
+        FakeClock::at(Timestamp::from_seconds(NOW).unwrap()),
+    )));
     let ports = AmlPorts {
         officers: store.clone(),
         attributes: store.clone(),
@@ -52,6 +55,8 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
         pdf: Arc::new(TextPdfRenderer),
         clock: Arc::new(FakeClock::at(Timestamp::from_seconds(NOW).unwrap())),
         random: Arc::new(SeededRandom::new(7)),
+        journal: journal.clone(),
+        journal_key: crate::domain::primitives::EddsaPrivateKey::from_seed([4; 32]),
     };
     let settings = AmlSettings {
         master_pub: master().public_key(),

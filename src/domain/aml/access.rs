@@ -1,0 +1,148 @@
+//! The access log (compliance-evidence.md §1.6, §2, §3): an officer's read of an account's
+//! file is journaled before the answer leaves, and an attribute export carries a proof
+//! signed by the journal key.
+
+use crate::domain::evidence::{AttributesRead, ExportProof, JournalEntry, events};
+use crate::domain::primitives::crypto::sha512;
+use crate::domain::primitives::{NormalizedPaytoHash, base32};
+use crate::ports::journal::JournalQuery;
+
+use super::error::AmlError;
+use super::model::Officer;
+use super::paging::page_from_query;
+use super::service::{AmlService, AttributeReport, ExportFormat};
+
+/// An attribute export as sent: the exact body and its proof.
+#[derive(Debug, Clone)]
+pub struct SignedExport {
+    pub h_payto: NormalizedPaytoHash,
+    pub body: Vec<u8>,
+    pub pdf: bool,
+    pub proof: ExportProof,
+}
+
+impl AmlService {
+    /// `GET /aml/$OFFICER_PUB/attributes/$H`, journaled (also when it answers 204) before
+    /// it is returned; a failed journal write answers no data.
+    pub fn read_attributes(
+        &self,
+        officer: &Officer,
+        h_payto: &str,
+        query: &[(String, String)],
+        format: ExportFormat,
+    ) -> Result<Option<SignedExport>, AmlError> {
+        let report = self.attributes(officer, h_payto, query, format)?;
+        let (account, body, rows) = match report {
+            None => {
+                let account = base32::decode_array(h_payto)
+                    .map(NormalizedPaytoHash)
+                    .map_err(|_| AmlError::PathSegmentMalformed("H_NORMALIZED_PAYTO"))?;
+                (account, None, Vec::new())
+            }
+            Some(AttributeReport::Json(history)) => {
+                let body = serde_json::to_vec(&history.json())
+                    .map_err(|e| AmlError::Internal(e.to_string()))?;
+                let rows = history.events.iter().map(|e| e.rowid).collect();
+                (history.h_payto, Some(body), rows)
+            }
+            Some(AttributeReport::Pdf {
+                h_payto,
+                bytes,
+                rows,
+            }) => (h_payto, Some(bytes), rows),
+        };
+        let read = AttributesRead {
+            pdf: format == ExportFormat::Pdf,
+            rows: rows.first().zip(rows.last()).map(|(a, b)| (*a, *b)),
+            count: rows.len() as u64,
+            body_sha512: sha512(body.as_deref().unwrap_or_default()).0,
+        };
+        self.journal(&events::attributes_read(
+            account,
+            &officer.officer_pub,
+            &read,
+        ))?;
+        Ok(body.map(|body| SignedExport {
+            h_payto: account,
+            proof: ExportProof::sign(
+                &self.ports.journal_key,
+                &body,
+                account,
+                self.ports.clock.now(),
+                officer.officer_pub,
+            ),
+            body,
+            pdf: read.pdf,
+        }))
+    }
+
+    /// `GET /aml/$OFFICER_PUB/journal`: entries newest first (paging by serial as the
+    /// attributes endpoint pages by row id); a read of one account's entries is journaled.
+    pub fn read_journal(
+        &self,
+        officer: &Officer,
+        query: &[(String, String)],
+    ) -> Result<Option<serde_json::Value>, AmlError> {
+        let h_payto = query
+            .iter()
+            .find(|(name, _)| name == "h_payto")
+            .map(|(_, value)| {
+                base32::decode_array(value)
+                    .map(NormalizedPaytoHash)
+                    .map_err(|_| AmlError::ParameterMalformed("h_payto".into()))
+            })
+            .transpose()?;
+        let page = page_from_query(query)?;
+        let limit = page.limit().unsigned_abs();
+        let entries = if limit == 0 {
+            Vec::new()
+        } else {
+            self.ports.journal.entries(&JournalQuery {
+                h_payto,
+                before_serial: (page.offset() > 0 && !page.is_forward()).then_some(page.offset()),
+                limit,
+                ..JournalQuery::default()
+            })?
+        };
+        if let Some(account) = h_payto {
+            self.journal(&events::journal_read(
+                account,
+                &officer.officer_pub,
+                entries.len() as u64,
+            ))?;
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let entries: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
+        Ok(Some(serde_json::json!({ "entries": entries })))
+    }
+
+    /// Appends a read's entry; its failure is the read's.
+    pub(super) fn journal(
+        &self,
+        entry: &crate::domain::evidence::NewJournalEntry,
+    ) -> Result<(), AmlError> {
+        self.ports
+            .journal
+            .append(entry)
+            .map(|_| ())
+            .map_err(AmlError::JournalFailed)
+    }
+}
+
+fn entry_json(entry: &JournalEntry) -> serde_json::Value {
+    let details: serde_json::Value =
+        serde_json::from_str(&entry.details).unwrap_or(serde_json::Value::Null);
+    let mut json = serde_json::json!({
+        "serial": entry.serial,
+        "at": entry.at(),
+        "kind": entry.kind,
+        "actor": entry.actor,
+        "details": details,
+    });
+    if let (Some(h), Some(object)) = (entry.h_payto, json.as_object_mut()) {
+        object.insert("h_payto".into(), base32::encode(&h).into());
+    }
+    json
+}

@@ -36,6 +36,7 @@ use crate::ports::journal::Journal;
 use crate::ports::sender::Sender;
 
 mod decide;
+mod evidence;
 mod kyc;
 mod lock;
 pub mod tan;
@@ -485,6 +486,7 @@ pub async fn serve(
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect()));
+    let evidence = tokio::spawn(evidence::maintain(app.evidence_settings()));
     let urls = app.urls(bound);
     let instances: Vec<String> = app
         .challengers
@@ -511,6 +513,8 @@ pub async fn serve(
     let served = http::serve(listener, router, limits, shutdown).await;
     purge.abort();
     watcher.abort();
+    evidence.abort();
+    evidence::checkpoint_now(app.evidence_settings()).await;
     served?;
     tracing::info!("server stopped");
     Ok(())

@@ -43,6 +43,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "THROTTLE_ACCOUNT_BURST",
             "THROTTLE_ACCOUNT_INTERVAL",
             "TRUSTED_PROXIES",
+            "JOURNAL_CHECKPOINT_INTERVAL",
         ],
     ),
     (
@@ -91,6 +92,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "MASTER_PUBLIC_KEY",
             "ENABLE_AML_PDF",
             "ADMIN_TOKEN",
+            "ATTRIBUTE_RETENTION",
         ],
     ),
     ("challenger", CHALLENGER_OPTIONS),
@@ -174,6 +176,9 @@ pub struct ServerConfig {
     pub log_json: bool,
     pub limits: ConnectionLimits,
     pub throttle: ThrottleSettings,
+    /// `JOURNAL_CHECKPOINT_INTERVAL`: how often the journal is checkpointed while entries
+    /// come in; `None` (`0` or `forever`): only on demand and at shutdown.
+    pub journal_checkpoint_interval: Option<Duration>,
 }
 
 /// How fast failed guesses (passwords, officer signatures, PINs) may come (`[talerbox]`):
@@ -321,6 +326,9 @@ pub struct ExchangeConfig {
     /// `ADMIN_TOKEN` (talerbox option): bearer secret of `POST admin/kyc-trigger`; unset, the
     /// endpoint does not exist.
     pub admin_token: Option<String>,
+    /// `ATTRIBUTE_RETENTION` (talerbox option): how long attribute rows are kept after
+    /// collection (and past their expiration); `forever` disables purging.
+    pub attribute_retention: RelativeTime,
 }
 
 /// Keeps the attribute key out of logs and debug output.
@@ -515,6 +523,13 @@ impl ServerConfig {
                 .is_some_and(|format| format == "json"),
             limits: ConnectionLimits::read(ini)?,
             throttle: ThrottleSettings::read(ini)?,
+            journal_checkpoint_interval: match ini
+                .get_relative_time("talerbox", "JOURNAL_CHECKPOINT_INTERVAL")?
+            {
+                None => Some(Duration::from_secs(3600)),
+                Some(ini::RelativeDuration::Micros(0) | ini::RelativeDuration::Forever) => None,
+                Some(ini::RelativeDuration::Micros(micros)) => Some(Duration::from_micros(micros)),
+            },
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)
@@ -648,6 +663,7 @@ impl ExchangeConfig {
             master_public_key,
             enable_aml_pdf: ini.get_yes_no(S, "ENABLE_AML_PDF")?.unwrap_or(true),
             admin_token: non_empty(ini.get_string(S, "ADMIN_TOKEN")?),
+            attribute_retention: relative_time(ini, S, "ATTRIBUTE_RETENTION", FIVE_YEARS)?,
         })
     }
 }
@@ -770,6 +786,9 @@ fn tan_settings(ini: &Ini, section: &str) -> Result<crate::domain::tan::TanSetti
         retry_counter,
     })
 }
+
+/// The default of `ATTRIBUTE_RETENTION` (five 365-day years, as the INI's `years`).
+const FIVE_YEARS: u64 = 5 * 365 * 86_400;
 
 /// A relative time option, `default_seconds` when unset.
 fn relative_time(

@@ -103,6 +103,9 @@ enum Command {
     /// Signed attribute exports.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Retention of KYC attributes.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
 }
 
 #[derive(Subcommand)]
@@ -251,6 +254,30 @@ enum AmlCommand {
     /// Inspect and try the configured AML programs.
     #[command(subcommand)]
     Program(ProgramCommand),
+    /// Set, release or list legal holds, which keep an account's attributes from purging.
+    #[command(group(clap::ArgGroup::new("hold_action").required(true).args(["reason", "release", "list"])))]
+    Hold {
+        /// The account: payto URI or account hash.
+        #[arg(required_unless_present = "list", conflicts_with = "list")]
+        account: Option<String>,
+        /// Why the account is held (kept in the database; the journal keeps its hash).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        release: bool,
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Erases attribute rows past `[exchange] ATTRIBUTE_RETENTION` (unless held).
+    Purge {
+        /// Only count what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -552,6 +579,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Challenger(args) => challenger(config, args),
         Command::Audit(command) => audit(config, command),
+        Command::Retention(RetentionCommand::Purge { dry_run }) => {
+            let app = App::open(config)?;
+            cli::retention::purge(&app, dry_run, &mut std::io::stdout().lock())
+        }
+        Command::Aml(AmlCommand::Hold {
+            account,
+            reason,
+            release,
+            list,
+        }) => {
+            let app = App::open(config)?;
+            let out = &mut std::io::stdout().lock();
+            match (account, list) {
+                (Some(account), false) => {
+                    cli::retention::hold(&app, &account, reason.filter(|_| !release), out)
+                }
+                _ => cli::retention::list_holds(&app, out),
+            }
+        }
         Command::Export(ExportCommand::Verify {
             file,
             proof,

@@ -957,3 +957,100 @@ async fn a_read_that_cannot_be_journaled_answers_500_54_and_no_data() {
     assert_eq!(server.attributes("").await.status(), 200);
     server.stop().await;
 }
+
+/// Files a row for `h_payto` that expired long ago.
+fn file_expired(server: &TestServer, h_payto: NormalizedPaytoHash) -> u64 {
+    server
+        .aml
+        .store_attributes(StoreAttributes {
+            h_payto,
+            attributes: serde_json::from_value(json!({"FORM_ID": "test", "NAME": "Old"})).unwrap(),
+            source: customer(),
+            expiration_time: Timestamp::from_seconds(1).unwrap(),
+            process_serial: None,
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retention_purges_due_rows_except_those_on_hold() {
+    let server = TestServer::start_with("[exchange]\nATTRIBUTE_RETENTION = 0 s\n").await;
+    let dir = server.dir.path();
+    let cli = |args: &[&str]| crate::support::talerbox(dir, args);
+    server.enable(A_PUB, "Olivia Officer");
+    let held = [
+        file_expired(&server, account()),
+        file_expired(&server, account()),
+    ];
+    let other = other_account().to_string();
+    let free = file_expired(&server, other_account());
+    let (code, out, err) = cli(&["aml", "hold", ACCOUNT, "--reason", "court order 7"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("{ACCOUNT} on hold").as_str()),
+        "{err}"
+    );
+    let (_, out, _) = cli(&["aml", "hold", "--list"]);
+    assert!(
+        out.starts_with(ACCOUNT) && out.trim().ends_with("court order 7"),
+        "{out}"
+    );
+    // Rows are due once a whole second has passed since their collection.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, out, _) = cli(&["retention", "purge", "--dry-run"]);
+    assert_eq!(out.trim(), "would purge 1 rows of 1 accounts");
+    let (code, out, _) = cli(&["retention", "purge"]);
+    assert_eq!((code, out.trim()), (0, "purged 1 rows of 1 accounts"));
+    assert_eq!(
+        cli(&["retention", "purge"]).1.trim(),
+        "purged 0 rows of 0 accounts"
+    );
+
+    // The purged row keeps its place, without attributes; the held rows keep theirs.
+    let path = format!("{A_PUB}/attributes/{other}");
+    let body: Value = server
+        .aml_get(&path, Some(A_SIG), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["details"][0]["rowid"], free);
+    assert!(body["details"][0].get("attributes").is_none(), "{body}");
+    let body: Value = server.attributes("").await.json().await.unwrap();
+    assert_eq!(body["details"][0]["attributes"]["NAME"], "Old");
+
+    // Released, the account's rows go too.
+    let (_, out, _) = cli(&["aml", "hold", ACCOUNT, "--release"]);
+    assert_eq!(out.trim(), format!("{ACCOUNT} released"));
+    assert_eq!(
+        cli(&["retention", "purge"]).1.trim(),
+        "purged 2 rows of 1 accounts"
+    );
+    let (_, out, _) = cli(&[
+        "audit",
+        "log",
+        "--account",
+        ACCOUNT,
+        "--kind",
+        "retention.purged",
+        "--json",
+    ]);
+    let entry: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["details"]["rows"], json!(held));
+    assert_eq!(entry["actor"], "operator");
+    let (_, out, _) = cli(&[
+        "audit",
+        "log",
+        "--account",
+        ACCOUNT,
+        "--kind",
+        "retention.hold",
+    ]);
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        !out.contains("court order"),
+        "the journal keeps only the reason's hash: {out}"
+    );
+    assert_eq!(cli(&["audit", "verify"]).0, 0);
+    server.stop().await;
+}

@@ -4,4 +4,5 @@ pub mod audit;
 pub mod backup;
 pub mod kyc;
 pub mod payto;
+pub mod retention;
 pub mod secret;

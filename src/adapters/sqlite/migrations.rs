@@ -14,7 +14,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0005_kyc.sql"),
     include_str!("migrations/0006_aml_decisions.sql"),
     include_str!("migrations/0007_bank_tan.sql"),
-    include_str!("migrations/0008_journal.sql"),
+    include_str!("migrations/0008_compliance_evidence.sql"),
 ];
 
 /// The schema version this binary writes.

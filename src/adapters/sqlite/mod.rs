@@ -10,6 +10,7 @@ pub mod kyc;
 mod kyc_decisions;
 pub mod meta;
 mod migrations;
+pub mod retention;
 pub mod tan;
 mod writer;
 

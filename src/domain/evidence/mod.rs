@@ -6,6 +6,7 @@ mod entry;
 pub mod events;
 mod kind;
 mod proof;
+pub mod retention;
 #[cfg(test)]
 mod tests;
 

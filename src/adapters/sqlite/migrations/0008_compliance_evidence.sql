@@ -1,4 +1,5 @@
--- The compliance journal: append-only and hash-chained (compliance-evidence.md §1).
+-- Compliance evidence: the append-only, hash-chained journal (compliance-evidence.md §1)
+-- and retention with legal holds (§4).
 -- The first entry (`journal.started`) is appended by the binary right after this migration,
 -- since its hash needs SHA-512.
 CREATE TABLE compliance_journal (
@@ -27,3 +28,15 @@ CREATE TRIGGER compliance_journal_no_delete BEFORE DELETE ON compliance_journal
 BEGIN
   SELECT RAISE(ABORT, 'the compliance journal is append-only');
 END;
+
+-- Retention (compliance-evidence.md §4): a purged attribute row keeps its serial, times and
+-- source; its encrypted blob is emptied and the time of the purge recorded.
+ALTER TABLE kyc_attributes ADD COLUMN purged_at INTEGER CHECK (purged_at >= 0);
+
+-- Legal holds: while an account has one, none of its rows is purged. The reason stays here;
+-- the journal keeps only its hash.
+CREATE TABLE retention_holds (
+    h_payto BLOB PRIMARY KEY CHECK (length(h_payto) = 32),
+    reason TEXT NOT NULL,
+    since INTEGER NOT NULL CHECK (since >= 0)
+) STRICT;

@@ -1,6 +1,7 @@
 //! `talerbox kyc trigger`: opens measures for an account, as taler-exchange-kyc-trigger does.
 
 use std::io::Write;
+use talerbox::domain::evidence::RequirementTrigger;
 
 use talerbox::app::{self, App};
 use talerbox::config::Config;
@@ -31,7 +32,7 @@ pub fn trigger(
     let from_config = app.urls(app.config.server.listen).exchange;
     let kyc = app.kyc_trigger_service(exchange.as_deref().unwrap_or(&from_config));
     let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
-    let triggered = kyc.trigger(payto, &MeasureSpec::parse(&spec))?;
+    let triggered = kyc.trigger(payto, &MeasureSpec::parse(&spec), RequirementTrigger::Cli)?;
     writeln!(out, "{}", triggered.access_token)?;
     writeln!(out, "{}", triggered.h_normalized_payto)?;
     match exchange {

@@ -150,8 +150,13 @@ impl KycService {
     }
 
     /// Opens the measures of `spec` for the account of the full payto `payto` (the admin
-    /// trigger and the CLI); a `skip` measure runs its program at once.
-    pub fn trigger(&self, payto: &str, spec: &MeasureSpec) -> Result<Triggered, TalerError> {
+    /// trigger and the CLI, journaled as `by`); a `skip` measure runs its program at once.
+    pub fn trigger(
+        &self,
+        payto: &str,
+        spec: &MeasureSpec,
+        by: RequirementTrigger,
+    ) -> Result<Triggered, TalerError> {
         let payto = Payto::parse_full(payto).map_err(|e| {
             error(ErrorCode::GenericParameterMalformed, "malformed payto URI")
                 .with_detail(e.to_string())
@@ -169,7 +174,7 @@ impl KycService {
             account_pub: None,
             measures: measures.clone(),
             display_priority: 0,
-            trigger: RequirementTrigger::Cli,
+            trigger: by,
             now,
         })?;
         self.run_skipped_measures(&payto.h_normalized(), activated.measure_serial, &measures)?;

@@ -19,7 +19,9 @@ use super::error::ApiError;
 use super::kyc::KycHttp;
 use super::lanes::QuickLane;
 use super::negotiate::export_format;
-use crate::domain::aml::{AmlError, AmlService, ExportFormat, SignedExport, parse_officer_pub};
+use crate::domain::aml::{
+    AmlError, AmlService, ExportFormat, PendingRead, SignedExport, parse_officer_pub,
+};
 use crate::domain::evidence::EXPORT_PROOF_HEADER;
 use crate::domain::kyc::Decided;
 use crate::domain::primitives::{ErrorCode, TalerError};
@@ -183,10 +185,31 @@ async fn officer_get(
             .await
             .map_err(|lane| lane_failure(&lane))
     };
-    match result {
+    let pending = match result {
+        Ok(Ok(Dispatched::Answer(answer))) => return answer.into_response(),
+        Ok(Ok(Dispatched::Journal(pending))) => pending,
+        Ok(Err(error)) => return aml_error(&error),
+        Err(response) => return response,
+    };
+    // Waiting for the journal's commit holds no lane thread, so that concurrent reads share
+    // the writer's group commits.
+    let service = Arc::clone(&state.service);
+    match tokio::task::spawn_blocking(move || service.commit_read(pending)).await {
         Ok(Ok(answer)) => answer.into_response(),
         Ok(Err(error)) => aml_error(&error),
-        Err(response) => response,
+        Err(join) => lane_failure(&join),
+    }
+}
+
+/// A dispatched GET: answered, or to be answered once its journal entry is committed.
+enum Dispatched {
+    Answer(Answer),
+    Journal(PendingRead<Answer>),
+}
+
+impl From<Answer> for Dispatched {
+    fn from(answer: Answer) -> Self {
+        Dispatched::Answer(answer)
     }
 }
 
@@ -204,7 +227,7 @@ fn asks_for_many_rows(query: &[(String, String)]) -> bool {
 }
 
 /// `$OFFICER_PUB/$OP[/...]` in the spec's check order.
-fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlError> {
+fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Dispatched, AmlError> {
     let mut segments = request.rest.split('/');
     let officer_pub = parse_officer_pub(segments.next().unwrap_or_default())?;
     let operation = segments.next().ok_or(AmlError::WrongNumberOfSegments)?;
@@ -213,9 +236,11 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
         "attributes" => {
             let h_payto = segments.next().ok_or(AmlError::EndpointUnknown)?;
             no_more(&mut segments)?;
-            let export =
-                service.read_attributes(&officer, h_payto, &request.query, request.format)?;
-            Ok(export.map_or(Answer::NoContent, Answer::Export))
+            let pending =
+                service.prepare_attributes(&officer, h_payto, &request.query, request.format)?;
+            Ok(Dispatched::Journal(pending.map(|export| {
+                export.map_or(Answer::NoContent, Answer::Export)
+            })))
         }
         "journal" => {
             no_more(&mut segments)?;
@@ -334,12 +359,13 @@ fn no_more<'a>(segments: &mut impl Iterator<Item = &'a str>) -> Result<(), AmlEr
     }
 }
 
-fn json_or_none(body: Option<impl serde::Serialize>) -> Result<Answer, AmlError> {
+fn json_or_none(body: Option<impl serde::Serialize>) -> Result<Dispatched, AmlError> {
     match body {
-        None => Ok(Answer::NoContent),
+        None => Ok(Answer::NoContent.into()),
         Some(body) => Ok(Answer::Json(
             serde_json::to_vec(&body).map_err(|e| AmlError::Internal(e.to_string()))?,
-        )),
+        )
+        .into()),
     }
 }
 

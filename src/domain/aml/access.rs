@@ -2,7 +2,7 @@
 //! file is journaled before the answer leaves, and an attribute export carries a proof
 //! signed by the journal key.
 
-use crate::domain::evidence::{AttributesRead, ExportProof, JournalEntry, events};
+use crate::domain::evidence::{AttributesRead, ExportProof, JournalEntry, NewJournalEntry, events};
 use crate::domain::primitives::crypto::sha512;
 use crate::domain::primitives::{NormalizedPaytoHash, base32};
 use crate::ports::journal::JournalQuery;
@@ -21,6 +21,26 @@ pub struct SignedExport {
     pub proof: ExportProof,
 }
 
+/// An answer that may leave only once its journal entry is committed
+/// ([`AmlService::commit_read`]): the read and the wait for the commit can run on different
+/// threads, so that waiting for the writer's group commit holds no worker.
+#[derive(Debug)]
+#[must_use]
+pub struct PendingRead<T> {
+    entry: NewJournalEntry,
+    answer: T,
+}
+
+impl<T> PendingRead<T> {
+    /// The same pending read with its answer converted.
+    pub fn map<U>(self, convert: impl FnOnce(T) -> U) -> PendingRead<U> {
+        PendingRead {
+            entry: self.entry,
+            answer: convert(self.answer),
+        }
+    }
+}
+
 impl AmlService {
     /// `GET /aml/$OFFICER_PUB/attributes/$H`, journaled (also when it answers 204) before
     /// it is returned; a failed journal write answers no data.
@@ -31,6 +51,24 @@ impl AmlService {
         query: &[(String, String)],
         format: ExportFormat,
     ) -> Result<Option<SignedExport>, AmlError> {
+        let pending = self.prepare_attributes(officer, h_payto, query, format)?;
+        self.commit_read(pending)
+    }
+
+    /// Journals a prepared read; only then is its answer released.
+    pub fn commit_read<T>(&self, pending: PendingRead<T>) -> Result<T, AmlError> {
+        self.journal(&pending.entry)?;
+        Ok(pending.answer)
+    }
+
+    /// The attribute export with its proof and its journal entry, not yet committed.
+    pub fn prepare_attributes(
+        &self,
+        officer: &Officer,
+        h_payto: &str,
+        query: &[(String, String)],
+        format: ExportFormat,
+    ) -> Result<PendingRead<Option<SignedExport>>, AmlError> {
         let report = self.attributes(officer, h_payto, query, format)?;
         let (account, body, rows) = match report {
             None => {
@@ -57,12 +95,8 @@ impl AmlService {
             count: rows.len() as u64,
             body_sha512: sha512(body.as_deref().unwrap_or_default()).0,
         };
-        self.journal(&events::attributes_read(
-            account,
-            &officer.officer_pub,
-            &read,
-        ))?;
-        Ok(body.map(|body| SignedExport {
+        let entry = events::attributes_read(account, &officer.officer_pub, &read);
+        let answer = body.map(|body| SignedExport {
             h_payto: account,
             proof: ExportProof::sign(
                 &self.ports.journal_key,
@@ -73,7 +107,8 @@ impl AmlService {
             ),
             body,
             pdf: read.pdf,
-        }))
+        });
+        Ok(PendingRead { entry, answer })
     }
 
     /// `GET /aml/$OFFICER_PUB/journal`: entries newest first (paging by serial as the
@@ -119,10 +154,7 @@ impl AmlService {
     }
 
     /// Appends a read's entry; its failure is the read's.
-    pub(super) fn journal(
-        &self,
-        entry: &crate::domain::evidence::NewJournalEntry,
-    ) -> Result<(), AmlError> {
+    pub(super) fn journal(&self, entry: &NewJournalEntry) -> Result<(), AmlError> {
         self.ports
             .journal
             .append(entry)

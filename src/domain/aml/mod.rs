@@ -15,7 +15,7 @@ mod officers;
 mod paging;
 mod service;
 
-pub use access::SignedExport;
+pub use access::{PendingRead, SignedExport};
 pub use auth::parse_officer_pub;
 pub use cases::{AccountRecord, EventCounter, MeasureSetRecord, measures_json};
 pub use decisions::{AmlDecision, AmlDecisionsResponse, DecisionFilter};

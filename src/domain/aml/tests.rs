@@ -36,6 +36,7 @@ struct Fixture {
     service: AmlService,
     store: Arc<InMemoryAmlStore>,
     cipher: Arc<TalerAttributeCipher>,
+    journal: Arc<crate::ports::journal::InMemoryJournal>,
 }
 
 fn fixture_with(pdf_enabled: bool) -> Fixture {
@@ -68,6 +69,7 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
         service: AmlService::new(ports, settings),
         store,
         cipher,
+        journal,
     }
 }
 
@@ -641,4 +643,54 @@ fn decisions_show_default_rules_and_filters() {
         let err = f.service.decisions(&officer, &query(&[bad])).unwrap_err();
         assert_eq!(code(&err), 26, "{bad:?}");
     }
+}
+
+// ---- the access log (compliance-evidence.md §1.6) ----
+
+#[test]
+fn a_read_is_journaled_before_it_is_answered_and_fails_without_its_entry() {
+    use crate::ports::journal::{Journal, JournalQuery};
+    let f = fixture();
+    let officer = f.enable_a();
+    let row = f.file(
+        account(),
+        json!({"FORM_ID": "test", "FULL_NAME": "Alice Example"}),
+    );
+    let h = account().to_string();
+    let export = f
+        .service
+        .read_attributes(&officer, &h, &[], ExportFormat::Json)
+        .unwrap()
+        .unwrap();
+    assert!(export.proof.verify(
+        &crate::domain::primitives::EddsaPrivateKey::from_seed([4; 32]).public_key(),
+        &export.body
+    ));
+    let all = |f: &Fixture| {
+        f.journal
+            .entries(&JournalQuery {
+                limit: 10,
+                ..JournalQuery::default()
+            })
+            .unwrap()
+    };
+    let entries = all(&f);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, "aml.attributes_read");
+    assert!(
+        entries[0]
+            .details
+            .contains(&format!("\"rows\":[{row},{row}]"))
+    );
+
+    // Without its journal entry, a read answers no data: 500 with code 54.
+    f.journal.fail_appends(true);
+    let error = f
+        .service
+        .read_attributes(&officer, &h, &[], ExportFormat::Json)
+        .unwrap_err();
+    assert_eq!(code(&error), 54);
+    let error = f.service.decisions(&officer, &[]).unwrap_err();
+    assert_eq!(code(&error), 54);
+    assert_eq!(all(&f).len(), 1);
 }

@@ -244,11 +244,15 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Dispatched, Am
         }
         "journal" => {
             no_more(&mut segments)?;
-            json_or_none(service.read_journal(&officer, &request.query)?)
+            match service.prepare_journal(&officer, &request.query)? {
+                Ok(pending) => Ok(Dispatched::Journal(pending.try_map(json_answer)?)),
+                Err(page) => json_or_none(page),
+            }
         }
         "decisions" => {
             no_more(&mut segments)?;
-            json_or_none(service.decisions(&officer, &request.query)?)
+            let pending = service.prepare_decisions(&officer, &request.query)?;
+            Ok(Dispatched::Journal(pending.try_map(json_answer)?))
         }
         "measures" => {
             no_more(&mut segments)?;
@@ -360,12 +364,15 @@ fn no_more<'a>(segments: &mut impl Iterator<Item = &'a str>) -> Result<(), AmlEr
 }
 
 fn json_or_none(body: Option<impl serde::Serialize>) -> Result<Dispatched, AmlError> {
+    json_answer(body).map(Dispatched::from)
+}
+
+fn json_answer(body: Option<impl serde::Serialize>) -> Result<Answer, AmlError> {
     match body {
-        None => Ok(Answer::NoContent.into()),
+        None => Ok(Answer::NoContent),
         Some(body) => Ok(Answer::Json(
             serde_json::to_vec(&body).map_err(|e| AmlError::Internal(e.to_string()))?,
-        )
-        .into()),
+        )),
     }
 }
 

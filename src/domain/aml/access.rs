@@ -32,6 +32,21 @@ pub struct PendingRead<T> {
 }
 
 impl<T> PendingRead<T> {
+    pub(super) fn new(entry: NewJournalEntry, answer: T) -> PendingRead<T> {
+        PendingRead { entry, answer }
+    }
+
+    /// The same pending read with its answer converted, or the conversion's failure.
+    pub fn try_map<U, E>(
+        self,
+        convert: impl FnOnce(T) -> Result<U, E>,
+    ) -> Result<PendingRead<U>, E> {
+        Ok(PendingRead {
+            entry: self.entry,
+            answer: convert(self.answer)?,
+        })
+    }
+
     /// The same pending read with its answer converted.
     pub fn map<U>(self, convert: impl FnOnce(T) -> U) -> PendingRead<U> {
         PendingRead {
@@ -118,6 +133,21 @@ impl AmlService {
         officer: &Officer,
         query: &[(String, String)],
     ) -> Result<Option<serde_json::Value>, AmlError> {
+        match self.prepare_journal(officer, query)? {
+            Ok(pending) => self.commit_read(pending),
+            Err(unjournaled) => Ok(unjournaled),
+        }
+    }
+
+    /// The journal page, pending its own entry when it is one account's (`Ok`), or free to
+    /// go (`Err`: a read across accounts concerns no one file).
+    #[allow(clippy::type_complexity)]
+    pub fn prepare_journal(
+        &self,
+        officer: &Officer,
+        query: &[(String, String)],
+    ) -> Result<Result<PendingRead<Option<serde_json::Value>>, Option<serde_json::Value>>, AmlError>
+    {
         let h_payto = query
             .iter()
             .find(|(name, _)| name == "h_payto")
@@ -139,18 +169,18 @@ impl AmlService {
                 ..JournalQuery::default()
             })?
         };
-        if let Some(account) = h_payto {
-            self.journal(&events::journal_read(
-                account,
-                &officer.officer_pub,
-                entries.len() as u64,
-            ))?;
-        }
-        if entries.is_empty() {
-            return Ok(None);
-        }
-        let entries: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
-        Ok(Some(serde_json::json!({ "entries": entries })))
+        let answer = (!entries.is_empty()).then(|| {
+            let entries: Vec<serde_json::Value> = entries.iter().map(entry_json).collect();
+            serde_json::json!({ "entries": entries })
+        });
+        let count = answer.as_ref().map_or(0, |_| entries.len() as u64);
+        Ok(match h_payto {
+            Some(account) => Ok(PendingRead::new(
+                events::journal_read(account, &officer.officer_pub, count),
+                answer,
+            )),
+            None => Err(answer),
+        })
     }
 
     /// Appends a read's entry; its failure is the read's.

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
 
+use super::access::PendingRead;
 use super::error::AmlError;
 use super::model::{AttributeMap, DecisionRecord, Officer};
 use super::paging::{Page, page_from_query};
@@ -108,27 +109,35 @@ impl AmlService {
         officer: &Officer,
         query: &[(String, String)],
     ) -> Result<Option<AmlDecisionsResponse>, AmlError> {
+        let pending = self.prepare_decisions(officer, query)?;
+        self.commit_read(pending)
+    }
+
+    /// The decisions, pending their `aml.decisions_read` entry (also when there are none).
+    pub fn prepare_decisions(
+        &self,
+        officer: &Officer,
+        query: &[(String, String)],
+    ) -> Result<PendingRead<Option<AmlDecisionsResponse>>, AmlError> {
         let filter = DecisionFilter::from_query(query)?;
         let records = if filter.page.limit() == 0 {
             Vec::new()
         } else {
             self.ports.decisions.decisions(&filter)?
         };
-        // Journaled before the answer leaves, also when it is empty.
-        self.journal(&crate::domain::evidence::events::decisions_read(
+        let entry = crate::domain::evidence::events::decisions_read(
             filter.h_payto,
             &officer.officer_pub,
             records.len() as u64,
             filter.journal_json(),
-        ))?;
-        if records.is_empty() {
-            return Ok(None);
-        }
-        let records = records
-            .into_iter()
-            .map(|record| self.decision_json(record))
-            .collect();
-        Ok(Some(AmlDecisionsResponse { records }))
+        );
+        let answer = (!records.is_empty()).then(|| AmlDecisionsResponse {
+            records: records
+                .into_iter()
+                .map(|record| self.decision_json(record))
+                .collect(),
+        });
+        Ok(PendingRead::new(entry, answer))
     }
 
     fn decision_json(&self, record: DecisionRecord) -> AmlDecision {

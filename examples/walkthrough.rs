@@ -9,6 +9,7 @@
 //! Run: `cargo run --example walkthrough`
 
 use std::time::Duration;
+use talerbox::domain::evidence::RequirementTrigger;
 
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
@@ -78,9 +79,14 @@ async fn main() -> anyhow::Result<()> {
         .to_owned();
     println!("bank account: {payto}");
 
-    let triggered =
-        tokio::task::spawn_blocking(move || kyc.trigger(&payto, &MeasureSpec::parse("email")))
-            .await??;
+    let triggered = tokio::task::spawn_blocking(move || {
+        kyc.trigger(
+            &payto,
+            &MeasureSpec::parse("email"),
+            RequirementTrigger::Cli,
+        )
+    })
+    .await??;
     let token = triggered.access_token;
     let info: Value = browser
         .get(format!("{base}exchange/kyc-info/{token}"))

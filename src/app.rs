@@ -22,19 +22,22 @@ use crate::adapters::password::{Argon2Hasher, Argon2Params};
 use crate::adapters::pdf::UnicodePdfRenderer;
 use crate::adapters::private_files;
 use crate::adapters::sqlite::{
-    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteKycStore,
-    SqliteTanStore,
+    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteJournal,
+    SqliteKycStore, SqliteTanStore,
 };
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
 use crate::domain::aml::{AmlPorts, AmlService, AmlSettings};
 use crate::domain::challenges::{AddressType, ChallengeService, ChallengerSettings, Restriction};
+use crate::domain::primitives::EddsaPrivateKey;
 use crate::domain::tan::TanService;
 use crate::ports::attribute_cipher::{AttributeCipher, TalerAttributeCipher};
+use crate::ports::journal::Journal;
 use crate::ports::sender::Sender;
 
 mod decide;
+mod evidence;
 mod kyc;
 mod lock;
 pub mod tan;
@@ -79,6 +82,9 @@ pub struct App {
     pub challengers: Vec<ChallengerInstance>,
     pub aml: Arc<AmlService>,
     pub master_key: MasterKey,
+    /// Signs journal checkpoints and export proofs.
+    pub journal_key: EddsaPrivateKey,
+    pub journal: Arc<dyn Journal>,
     /// The attribute key, shared by AML (reading) and KYC (storing).
     cipher: Arc<dyn AttributeCipher>,
     /// The configuration file external AML programs get as `-c` (none without them).
@@ -121,10 +127,18 @@ impl App {
             .map(|instance| challenger_instance(&config, instance, &db))
             .collect::<anyhow::Result<_>>()?;
         let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
+        let journal_key = keys::journal_key(data_dir, &OsRandom)?;
+        let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::new(Arc::clone(&db)));
         let cipher = attribute_cipher(&config, &db, options)?;
         let mut config = config;
         let program_config = kyc::prepare_programs(&mut config)?;
-        let aml = Arc::new(aml_service(&config, &db, &master_key, Arc::clone(&cipher))?);
+        let aml = Arc::new(aml_service(
+            &config,
+            &db,
+            &master_key,
+            &journal_key,
+            Arc::clone(&cipher),
+        )?);
         Ok(App {
             program_config,
             config,
@@ -134,6 +148,8 @@ impl App {
             challengers,
             aml,
             master_key,
+            journal_key,
+            journal,
             cipher,
             password_queue,
         })
@@ -397,6 +413,7 @@ fn aml_service(
     config: &Config,
     db: &Arc<Database>,
     master_key: &MasterKey,
+    journal_key: &EddsaPrivateKey,
     cipher: Arc<dyn AttributeCipher>,
 ) -> anyhow::Result<AmlService> {
     let exchange = &config.exchange;
@@ -410,6 +427,8 @@ fn aml_service(
         pdf: Arc::new(UnicodePdfRenderer::new()?),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
+        journal: Arc::new(SqliteJournal::new(Arc::clone(db))),
+        journal_key: journal_key.clone(),
     };
     let settings = AmlSettings {
         master_pub: master_key.public,
@@ -492,6 +511,7 @@ pub async fn serve(
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect(), Arc::clone(&app.tan)));
+    let evidence = tokio::spawn(evidence::maintain(app.evidence_settings()));
     let urls = app.urls(bound);
     app.aml.set_exchange_url(urls.exchange.clone());
     let instances: Vec<String> = app
@@ -519,6 +539,8 @@ pub async fn serve(
     let served = http::serve(listener, router, limits, shutdown).await;
     purge.abort();
     watcher.abort();
+    evidence.abort();
+    evidence::checkpoint_now(app.evidence_settings()).await;
     served?;
     tracing::info!("server stopped");
     Ok(())

@@ -43,6 +43,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "THROTTLE_ACCOUNT_BURST",
             "THROTTLE_ACCOUNT_INTERVAL",
             "TRUSTED_PROXIES",
+            "JOURNAL_CHECKPOINT_INTERVAL",
         ],
     ),
     (
@@ -92,6 +93,7 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "ENABLE_AML_PDF",
             "ADMIN_TOKEN",
             "ENABLE_KYC",
+            "ATTRIBUTE_RETENTION",
         ],
     ),
     ("challenger", CHALLENGER_OPTIONS),
@@ -175,6 +177,9 @@ pub struct ServerConfig {
     pub log_json: bool,
     pub limits: ConnectionLimits,
     pub throttle: ThrottleSettings,
+    /// `JOURNAL_CHECKPOINT_INTERVAL`: how often the journal is checkpointed while entries
+    /// come in; `None` (`0` or `forever`): only on demand and at shutdown.
+    pub journal_checkpoint_interval: Option<Duration>,
 }
 
 /// How fast failed guesses (passwords, officer signatures, PINs) may come (`[talerbox]`):
@@ -324,6 +329,9 @@ pub struct ExchangeConfig {
     /// `ADMIN_TOKEN` (talerbox option): bearer secret of `POST admin/kyc-trigger`; unset, the
     /// endpoint does not exist.
     pub admin_token: Option<String>,
+    /// `ATTRIBUTE_RETENTION` (talerbox option): how long attribute rows are kept after
+    /// collection (and past their expiration); `forever` disables purging.
+    pub attribute_retention: RelativeTime,
 }
 
 /// Keeps the attribute key out of logs and debug output.
@@ -519,6 +527,13 @@ impl ServerConfig {
                 .is_some_and(|format| format == "json"),
             limits: ConnectionLimits::read(ini)?,
             throttle: ThrottleSettings::read(ini)?,
+            journal_checkpoint_interval: match ini
+                .get_relative_time("talerbox", "JOURNAL_CHECKPOINT_INTERVAL")?
+            {
+                None => Some(Duration::from_secs(3600)),
+                Some(ini::RelativeDuration::Micros(0) | ini::RelativeDuration::Forever) => None,
+                Some(ini::RelativeDuration::Micros(micros)) => Some(Duration::from_micros(micros)),
+            },
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)
@@ -653,6 +668,7 @@ impl ExchangeConfig {
             enable_aml_pdf: ini.get_yes_no(S, "ENABLE_AML_PDF")?.unwrap_or(true),
             enable_kyc: ini.get_yes_no(S, "ENABLE_KYC")?.unwrap_or(true),
             admin_token: non_empty(ini.get_string(S, "ADMIN_TOKEN")?),
+            attribute_retention: relative_time(ini, S, "ATTRIBUTE_RETENTION", FIVE_YEARS)?,
         })
     }
 }
@@ -776,6 +792,9 @@ fn tan_settings(ini: &Ini, section: &str) -> Result<crate::domain::tan::TanSetti
         clean_after: relative_time(ini, section, "GC_CLEAN_AFTER", 14 * 24 * 3600)?,
     })
 }
+
+/// The default of `ATTRIBUTE_RETENTION` (five 365-day years, as the INI's `years`).
+const FIVE_YEARS: u64 = 5 * 365 * 86_400;
 
 /// A relative time option, `default_seconds` when unset.
 fn relative_time(

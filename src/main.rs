@@ -97,6 +97,68 @@ enum Command {
     /// The exchange's KYC process (like taler-exchange-kyc-trigger).
     #[command(subcommand)]
     Kyc(KycCommand),
+    /// The compliance journal: verify, list, export.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Signed attribute exports.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Retention of KYC attributes.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Checks a downloaded export against its `Talerbox-Export-Proof`; exits 1 if it fails.
+    Verify {
+        file: PathBuf,
+        /// The proof: its text, or a file holding it.
+        proof: String,
+        /// The journal public key (default: this data directory's).
+        #[arg(long = "pub", value_name = "JOURNAL_PUB")]
+        journal_pub: Option<EddsaPublicKey>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recomputes every hash and checks every checkpoint; exits 1 at the first bad serial.
+    Verify,
+    /// Lists entries, newest first.
+    Log {
+        /// Only entries of this account (payto URI or account hash).
+        #[arg(long)]
+        account: Option<String>,
+        /// Only entries of this actor (`system`, `operator`, `officer:PUB`, …).
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only entries of this kind (e.g. `aml.attributes_read`).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only entries at or after this time (seconds since the epoch).
+        #[arg(long, value_name = "TIME")]
+        since: Option<u64>,
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+        /// One canonical JSON object a line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Writes the journal as JSON lines ending with its last checkpoint (appended if needed).
+    Export {
+        file: PathBuf,
+        #[arg(long, value_name = "SERIAL", default_value_t = 1)]
+        from: u64,
+    },
+    /// Checks an export offline against the journal public key.
+    VerifyExport {
+        file: PathBuf,
+        #[arg(long = "pub", value_name = "JOURNAL_PUB")]
+        journal_pub: EddsaPublicKey,
+    },
+    /// Prints the journal public key.
+    Pub,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +262,30 @@ enum AmlCommand {
     /// Inspect and try the configured AML programs.
     #[command(subcommand)]
     Program(ProgramCommand),
+    /// Set, release or list legal holds, which keep an account's attributes from purging.
+    #[command(group(clap::ArgGroup::new("hold_action").required(true).args(["reason", "release", "list"])))]
+    Hold {
+        /// The account: payto URI or account hash.
+        #[arg(required_unless_present = "list", conflicts_with = "list")]
+        account: Option<String>,
+        /// Why the account is held (kept in the database; the journal keeps its hash).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        release: bool,
+        #[arg(long)]
+        list: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Erases attribute rows past `[exchange] ATTRIBUTE_RETENTION` (unless held).
+    Purge {
+        /// Only count what would be purged.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -418,6 +504,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             | Command::Restore { .. }
             | Command::Config(_)
             | Command::Payto(_)
+            | Command::Audit(AuditCommand::VerifyExport { .. })
+            | Command::Export(ExportCommand::Verify {
+                journal_pub: Some(_),
+                ..
+            })
     ) && !signing
     {
         app::require_installation(&config)?;
@@ -495,6 +586,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Challenger(args) => challenger(config, args),
+        Command::Audit(command) => audit(config, command),
+        Command::Retention(RetentionCommand::Purge { dry_run }) => {
+            let app = App::open(config)?;
+            cli::retention::purge(&app, dry_run, &mut std::io::stdout().lock())
+        }
+        Command::Aml(AmlCommand::Hold {
+            account,
+            reason,
+            release,
+            list,
+        }) => {
+            let app = App::open(config)?;
+            let out = &mut std::io::stdout().lock();
+            match (account, list) {
+                (Some(account), false) => {
+                    cli::retention::hold(&app, &account, reason.filter(|_| !release), out)
+                }
+                _ => cli::retention::list_holds(&app, out),
+            }
+        }
+        Command::Export(ExportCommand::Verify {
+            file,
+            proof,
+            journal_pub,
+        }) => {
+            let journal_pub = match journal_pub {
+                Some(key) => key,
+                None => App::open(config)?.journal_key.public_key(),
+            };
+            cli::audit::verify_export_proof(
+                &file,
+                &proof,
+                &journal_pub,
+                &mut std::io::stdout().lock(),
+            )
+        }
         Command::Aml(AmlCommand::Officer(command)) => officer(config, command),
         Command::Aml(AmlCommand::Decide(args)) => decide(config, *args),
         Command::Aml(AmlCommand::Accounts {
@@ -522,6 +649,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli::backup::restore(&dir, &config.server.data_dir)?;
             out!("{}", config.server.data_dir.display());
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn audit(config: Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    let out = &mut std::io::stdout().lock();
+    if let AuditCommand::VerifyExport { file, journal_pub } = &command {
+        return cli::audit::verify_export(file, journal_pub, out);
+    }
+    let app = App::open(config)?;
+    match command {
+        AuditCommand::Verify => cli::audit::verify(&app, out),
+        AuditCommand::Log {
+            account,
+            actor,
+            kind,
+            since,
+            limit,
+            json,
+        } => cli::audit::log(
+            &app,
+            cli::audit::LogFilter {
+                account,
+                actor,
+                kind,
+                since,
+                limit,
+                json,
+            },
+            out,
+        ),
+        AuditCommand::Export { file, from } => cli::audit::export(&app, &file, from, out),
+        AuditCommand::Pub => {
+            writeln!(out, "{}", app.journal_key.public_key())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyExport { file, journal_pub } => {
+            cli::audit::verify_export(&file, &journal_pub, out)
         }
     }
 }

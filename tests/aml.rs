@@ -891,3 +891,248 @@ async fn parallel_exports_of_a_huge_row_stay_bounded() {
         .unwrap();
     assert!(child.wait().unwrap().success());
 }
+
+// ---- the access log and signed exports (compliance-evidence.md §1.6, §2, §3) ----
+
+/// The `aml.attributes_read` entries of the account, newest first.
+fn reads_of(server: &TestServer, account: &str) -> Vec<Value> {
+    let (code, out, err) = crate::support::talerbox(
+        server.dir.path(),
+        &[
+            "audit",
+            "log",
+            "--account",
+            account,
+            "--kind",
+            "aml.attributes_read",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `talerbox export verify FILE PROOF` on `body` and `proof` written to files.
+fn export_verify(server: &TestServer, body: &[u8], proof: &str) -> (i32, String) {
+    let file = server.dir.path().join("export.bin");
+    std::fs::write(&file, body).unwrap();
+    let proof_file = server.dir.path().join("export.proof");
+    std::fs::write(&proof_file, proof).unwrap();
+    let (code, out, _) = crate::support::talerbox(
+        server.dir.path(),
+        &[
+            "export",
+            "verify",
+            file.to_str().unwrap(),
+            proof_file.to_str().unwrap(),
+        ],
+    );
+    (code, out)
+}
+
+#[tokio::test]
+async fn officer_reads_are_journaled_and_exports_carry_proofs_that_verify() {
+    let server = TestServer::start().await;
+    server.enable(A_PUB, "Olivia Officer");
+    let row = server.file(account(), json!({"FORM_ID": "test", "N": 1}), customer());
+    for accept in [None, Some("application/pdf")] {
+        let path = format!("{A_PUB}/attributes/{ACCOUNT}");
+        let response = server.aml_get(&path, Some(A_SIG), accept).await;
+        assert_eq!(response.status(), 200);
+        let proof = response.headers()["talerbox-export-proof"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(proof.len(), 218);
+        let body = response.bytes().await.unwrap().to_vec();
+        let (code, out) = export_verify(&server, &body, &proof);
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.starts_with(&format!(
+                "export ok: account {ACCOUNT}, read by officer {A_PUB} at "
+            )),
+            "{out}"
+        );
+        let mut changed = body.clone();
+        changed[body.len() / 2] ^= 1;
+        assert_eq!(export_verify(&server, &changed, &proof).0, 1);
+        // The journal entry holds the hash of exactly these bytes.
+        let newest = &reads_of(&server, ACCOUNT)[0];
+        assert_eq!(newest["actor"], format!("officer:{A_PUB}"));
+        let sha = talerbox::domain::primitives::crypto::sha512(&body).to_string();
+        assert_eq!(newest["details"]["body_sha512"], sha);
+        assert_eq!(newest["details"]["rows"], json!([row, row]));
+        assert_eq!(newest["details"]["count"], 1);
+        let format = if accept.is_some() { "pdf" } else { "json" };
+        assert_eq!(newest["details"]["format"], format);
+    }
+    // An access attempt is an access: a 204 is journaled with count 0.
+    let other = other_account().to_string();
+    let path = format!("{A_PUB}/attributes/{other}");
+    assert_eq!(server.aml_get(&path, Some(A_SIG), None).await.status(), 204);
+    assert_eq!(reads_of(&server, &other)[0]["details"]["count"], 0);
+    assert_eq!(reads_of(&server, ACCOUNT).len(), 2);
+
+    // The officer sees the account's journal, and that read is journaled too.
+    let path = format!("{A_PUB}/journal?h_payto={ACCOUNT}");
+    let response = server.aml_get(&path, Some(A_SIG), None).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let kinds: Vec<&str> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "aml.attributes_read",
+            "aml.attributes_read",
+            "kyc.attributes_stored"
+        ]
+    );
+    assert_eq!(body["entries"][0]["h_payto"], ACCOUNT);
+    let (_, out, _) = crate::support::talerbox(
+        server.dir.path(),
+        &[
+            "audit",
+            "log",
+            "--account",
+            ACCOUNT,
+            "--kind",
+            "aml.journal_read",
+            "--json",
+        ],
+    );
+    let entry: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["details"]["count"], 3);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_read_that_cannot_be_journaled_answers_500_54_and_no_data() {
+    let server = TestServer::start().await;
+    server.enable(A_PUB, "Olivia Officer");
+    server.file(
+        account(),
+        json!({"FORM_ID": "test", "SECRET": "s3cr3t"}),
+        customer(),
+    );
+    let conn = rusqlite::Connection::open(server.dir.path().join("data/talerbox.sqlite3")).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fail_journal BEFORE INSERT ON compliance_journal
+         BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+    )
+    .unwrap();
+    let response = server.attributes("").await;
+    assert!(response.headers().get("talerbox-export-proof").is_none());
+    let body = assert_error(response, 500, 54).await;
+    assert!(!body.to_string().contains("s3cr3t"));
+    let decisions = server
+        .aml_get(&format!("{A_PUB}/decisions"), Some(A_SIG), None)
+        .await;
+    assert_error(decisions, 500, 54).await;
+    conn.execute_batch("DROP TRIGGER fail_journal").unwrap();
+    assert_eq!(server.attributes("").await.status(), 200);
+    server.stop().await;
+}
+
+/// Files a row for `h_payto` that expired long ago.
+fn file_expired(server: &TestServer, h_payto: NormalizedPaytoHash) -> u64 {
+    server
+        .aml
+        .store_attributes(StoreAttributes {
+            h_payto,
+            attributes: serde_json::from_value(json!({"FORM_ID": "test", "NAME": "Old"})).unwrap(),
+            source: customer(),
+            expiration_time: Timestamp::from_seconds(1).unwrap(),
+            process_serial: None,
+        })
+        .unwrap()
+}
+
+#[tokio::test]
+async fn retention_purges_due_rows_except_those_on_hold() {
+    let server = TestServer::start_with("[exchange]\nATTRIBUTE_RETENTION = 0 s\n").await;
+    let dir = server.dir.path();
+    let cli = |args: &[&str]| crate::support::talerbox(dir, args);
+    server.enable(A_PUB, "Olivia Officer");
+    let held = [
+        file_expired(&server, account()),
+        file_expired(&server, account()),
+    ];
+    let other = other_account().to_string();
+    let free = file_expired(&server, other_account());
+    let (code, out, err) = cli(&["aml", "hold", ACCOUNT, "--reason", "court order 7"]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("{ACCOUNT} on hold").as_str()),
+        "{err}"
+    );
+    let (_, out, _) = cli(&["aml", "hold", "--list"]);
+    assert!(
+        out.starts_with(ACCOUNT) && out.trim().ends_with("court order 7"),
+        "{out}"
+    );
+    // Rows are due once a whole second has passed since their collection.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (_, out, _) = cli(&["retention", "purge", "--dry-run"]);
+    assert_eq!(out.trim(), "would purge 1 rows of 1 accounts");
+    let (code, out, _) = cli(&["retention", "purge"]);
+    assert_eq!((code, out.trim()), (0, "purged 1 rows of 1 accounts"));
+    assert_eq!(
+        cli(&["retention", "purge"]).1.trim(),
+        "purged 0 rows of 0 accounts"
+    );
+
+    // The purged row keeps its place, without attributes; the held rows keep theirs.
+    let path = format!("{A_PUB}/attributes/{other}");
+    let body: Value = server
+        .aml_get(&path, Some(A_SIG), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["details"][0]["rowid"], free);
+    assert!(body["details"][0].get("attributes").is_none(), "{body}");
+    let body: Value = server.attributes("").await.json().await.unwrap();
+    assert_eq!(body["details"][0]["attributes"]["NAME"], "Old");
+
+    // Released, the account's rows go too.
+    let (_, out, _) = cli(&["aml", "hold", ACCOUNT, "--release"]);
+    assert_eq!(out.trim(), format!("{ACCOUNT} released"));
+    assert_eq!(
+        cli(&["retention", "purge"]).1.trim(),
+        "purged 2 rows of 1 accounts"
+    );
+    let (_, out, _) = cli(&[
+        "audit",
+        "log",
+        "--account",
+        ACCOUNT,
+        "--kind",
+        "retention.purged",
+        "--json",
+    ]);
+    let entry: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["details"]["rows"], json!(held));
+    assert_eq!(entry["actor"], "operator");
+    let (_, out, _) = cli(&[
+        "audit",
+        "log",
+        "--account",
+        ACCOUNT,
+        "--kind",
+        "retention.hold",
+    ]);
+    assert_eq!(out.lines().count(), 2);
+    assert!(
+        !out.contains("court order"),
+        "the journal keeps only the reason's hash: {out}"
+    );
+    assert_eq!(cli(&["audit", "verify"]).0, 0);
+    server.stop().await;
+}

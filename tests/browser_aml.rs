@@ -80,7 +80,7 @@ async fn sign_out(browser: &Browser) {
 }
 
 async fn click(browser: &Browser, css: &str) {
-    browser.wait_for(css).await.click().await.unwrap();
+    browser.click(css).await;
 }
 
 /// Fills the decide form with `preset`, reviews and signs; answers the review's text.
@@ -121,15 +121,27 @@ async fn kyc_info(server: &TestServer, token: &str) -> (u16, Value) {
 }
 
 /// The finished download ending in `.EXTENSION` in `dir`, waiting up to ten seconds for it.
+/// The bytes of the finished `.extension` download in `dir`: Chromium may show the file under
+/// its final name before it has written it, so an empty file or one still in progress
+/// (`.crdownload` beside it) is waited for.
 async fn downloaded(dir: &Path, extension: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let found = std::fs::read_dir(dir)
+        let paths: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|entry| entry.unwrap().path())
+            .collect();
+        let in_progress = paths
+            .iter()
+            .any(|path| path.extension().is_some_and(|e| e == "crdownload"));
+        let found = paths
+            .iter()
             .find(|path| path.extension().is_some_and(|e| e == extension));
-        if let Some(path) = found {
-            return std::fs::read(path).unwrap();
+        if let (false, Some(path)) = (in_progress, found) {
+            let bytes = std::fs::read(path).unwrap();
+            if !bytes.is_empty() {
+                return bytes;
+            }
         }
         assert!(
             Instant::now() < deadline,

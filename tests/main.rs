@@ -16,6 +16,7 @@ mod challenger;
 mod cli;
 mod connections;
 mod durability;
+mod evidence;
 mod footprint;
 mod http_basics;
 mod kyc;

@@ -62,6 +62,7 @@ pub(crate) struct Secrets {
 async fn the_offline_flow_works_out_of_the_box() {
     let server = TestServer::start().await;
     offline_flow(&Site::new(server.base.clone(), server.dir.path())).await;
+    crate::evidence::assert_offline_flow_journal(server.dir.path());
     server.stop().await;
 }
 

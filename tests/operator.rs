@@ -414,6 +414,7 @@ async fn a_backup_under_write_load_restores_accounts_keys_and_attributes() {
         [
             "talerbox.sqlite3",
             "attribute-key",
+            "journal-key",
             "master-key",
             "tan-body-key"
         ],

@@ -18,6 +18,9 @@ use crate::ports::random::{Random, random_bytes};
 pub const ATTRIBUTE_KEY_FILE: &str = "attribute-key";
 /// Holds the master private key (base32 of the 32-byte seed).
 pub const MASTER_KEY_FILE: &str = "master-key";
+/// Holds the journal key (base32 of the 32-byte seed), which signs checkpoints and export
+/// proofs (compliance-evidence.md §1.5, §3).
+pub const JOURNAL_KEY_FILE: &str = "journal-key";
 /// Holds base32 of the 32-byte key of the TAN body hashes (corebank-tan.md §3.4).
 pub const TAN_BODY_KEY_FILE: &str = "tan-body-key";
 /// `talerbox_meta` entry with hex SHA-256(K).
@@ -69,6 +72,17 @@ pub fn master_private_key(data_dir: &Path, random: &dyn Random) -> anyhow::Resul
     text.trim()
         .parse()
         .map_err(|_| anyhow::anyhow!("the master key file {} is malformed", path.display()))
+}
+
+/// The journal key of the data directory (created if missing).
+pub fn journal_key(data_dir: &Path, random: &dyn Random) -> anyhow::Result<EddsaPrivateKey> {
+    let path = data_dir.join(JOURNAL_KEY_FILE);
+    let text = read_or_create_secret(&path, || {
+        EddsaPrivateKey::from_seed(random_bytes(random)).to_base32_secret()
+    })?;
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("the journal key file {} is malformed", path.display()))
 }
 
 /// The key of the bank's TAN body hashes (created if missing). Kept out of the database, so a
@@ -163,7 +177,13 @@ pub fn guard_attribute_key(
              accept the new one (old rows then show without attributes)"
         ),
     };
-    db.set_meta(FINGERPRINT_META, &fingerprint)
+    let adopted = match (&stored, check) {
+        (Some(old), KeyCheck::ChangeAccepted) => Some(
+            crate::domain::evidence::events::attribute_key_adopted(old, &fingerprint),
+        ),
+        _ => None,
+    };
+    db.set_meta_journaled(FINGERPRINT_META, &fingerprint, adopted)
         .context("storing the attribute key fingerprint")?;
     Ok(check)
 }

@@ -2,6 +2,7 @@
 //! `talerbox kyc account-key`: records the key that authenticates an account's kyc-check.
 
 use std::io::Write;
+use talerbox::domain::evidence::RequirementTrigger;
 
 use talerbox::app::{self, App};
 use talerbox::config::Config;
@@ -33,7 +34,7 @@ pub fn trigger(
     let from_config = app.urls(app.config.server.listen).exchange;
     let kyc = app.kyc_trigger_service(exchange.as_deref().unwrap_or(&from_config));
     let spec = format!("{}{}", if all { "+ " } else { "" }, measures.join(" "));
-    let triggered = kyc.trigger(payto, &MeasureSpec::parse(&spec))?;
+    let triggered = kyc.trigger(payto, &MeasureSpec::parse(&spec), RequirementTrigger::Cli)?;
     writeln!(out, "{}", triggered.access_token)?;
     writeln!(out, "{}", triggered.h_normalized_payto)?;
     match exchange {

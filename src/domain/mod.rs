@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod aml;
 pub mod challenges;
+pub mod evidence;
 pub mod kyc;
 pub mod primitives;
 pub mod tan;

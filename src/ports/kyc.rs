@@ -69,6 +69,8 @@ pub struct ActivateMeasures {
     pub account_pub: Option<EddsaPublicKey>,
     pub measures: LegitimizationMeasures,
     pub display_priority: u32,
+    /// What opens the set (journaled with it).
+    pub trigger: crate::domain::evidence::RequirementTrigger,
     pub now: Timestamp,
 }
 
@@ -156,6 +158,8 @@ pub struct Completion {
 /// one OR the flag of the outcome it replaces (only an officer clears it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewOutcome {
+    /// The AML program that produced it (the journal's actor).
+    pub program: String,
     pub expiration_time: Timestamp,
     pub properties: Option<serde_json::Value>,
     pub to_investigate: bool,

@@ -79,6 +79,7 @@ fn activate(store: &dyn KycStore, n: u8, checks: &[&str]) -> (AccessToken, u64) 
             account_pub: None,
             measures: set(checks),
             display_priority: 0,
+            trigger: crate::domain::evidence::RequirementTrigger::Rule,
             now: at(1_000),
         })
         .unwrap();
@@ -96,6 +97,7 @@ fn rules(expiration: u64) -> LegitimizationRuleSet {
 
 fn outcome(expiration: u64) -> NewOutcome {
     NewOutcome {
+        program: "test".into(),
         expiration_time: at(expiration),
         properties: Some(serde_json::json!({"checked": true})),
         to_investigate: false,
@@ -131,6 +133,7 @@ pub fn activation_creates_the_account_once(store: &dyn KycStore) {
             account_pub: None,
             measures: set(&["personal"]),
             display_priority: 0,
+            trigger: crate::domain::evidence::RequirementTrigger::Rule,
             now: at(1_001),
         })
         .unwrap();

@@ -13,6 +13,7 @@ pub mod challenge_conformance;
 pub mod challenges;
 pub mod clock;
 pub mod health;
+pub mod journal;
 pub mod kyc;
 #[cfg(test)]
 pub mod kyc_conformance;

@@ -81,6 +81,23 @@ impl Browser {
     }
 
     /// The first element matching `css`, waiting up to `WAIT` for it to appear.
+    /// Clicks the first `css` element once it exists. A page that re-renders between finding
+    /// and clicking makes the element stale: it is then looked up again.
+    pub async fn click(&self, css: &str) {
+        for _ in 0..20 {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => return,
+                Err(fantoccini::error::CmdError::Standard(e))
+                    if e.error == fantoccini::error::ErrorStatus::StaleElementReference =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("clicking `{css}`: {e}"),
+            }
+        }
+        panic!("`{css}` went stale twenty times in a row");
+    }
+
     pub async fn wait_for(&self, css: &str) -> Element {
         self.wait_for_within(css, WAIT).await
     }

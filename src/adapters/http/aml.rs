@@ -19,7 +19,10 @@ use super::error::ApiError;
 use super::kyc::KycHttp;
 use super::lanes::QuickLane;
 use super::negotiate::export_format;
-use crate::domain::aml::{AmlError, AmlService, AttributeReport, ExportFormat, parse_officer_pub};
+use crate::domain::aml::{
+    AmlError, AmlService, ExportFormat, PendingRead, SignedExport, parse_officer_pub,
+};
+use crate::domain::evidence::EXPORT_PROOF_HEADER;
 use crate::domain::kyc::Decided;
 use crate::domain::primitives::{ErrorCode, TalerError};
 use crate::ports::StoreError;
@@ -60,9 +63,9 @@ fn aml_status(error: &AmlError) -> StatusCode {
         AmlError::PdfDisabled => StatusCode::NOT_IMPLEMENTED,
         AmlError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         AmlError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
-        AmlError::Store(StoreError::Internal(_)) | AmlError::Internal(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        AmlError::Store(StoreError::Internal(_))
+        | AmlError::Internal(_)
+        | AmlError::JournalFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -88,7 +91,8 @@ fn lane_failure(cause: &dyn std::fmt::Display) -> Response {
 enum Answer {
     NoContent,
     Json(Vec<u8>),
-    Pdf { bytes: Vec<u8>, filename: String },
+    /// An attribute export with its `Talerbox-Export-Proof`.
+    Export(SignedExport),
 }
 
 impl IntoResponse for Answer {
@@ -104,19 +108,29 @@ impl IntoResponse for Answer {
                 body,
             )
                 .into_response(),
-            Answer::Pdf { bytes, filename } => {
+            Answer::Export(export) => {
+                let content_type = if export.pdf {
+                    "application/pdf"
+                } else {
+                    "application/json"
+                };
                 let mut response = (
-                    [
-                        (CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
-                        vary,
-                    ],
-                    bytes,
+                    [(CONTENT_TYPE, HeaderValue::from_static(content_type)), vary],
+                    export.body,
                 )
                     .into_response();
-                if let Ok(value) =
-                    HeaderValue::from_str(&format!("inline; filename=\"{filename}\""))
-                {
-                    response.headers_mut().insert(CONTENT_DISPOSITION, value);
+                let headers = response.headers_mut();
+                if let Ok(proof) = HeaderValue::from_str(&export.proof.encode()) {
+                    headers.insert(EXPORT_PROOF_HEADER, proof);
+                }
+                if export.pdf {
+                    let name = export.h_payto.to_string();
+                    let filename = format!("aml-{}.pdf", name.get(..8).unwrap_or(&name));
+                    if let Ok(value) =
+                        HeaderValue::from_str(&format!("inline; filename=\"{filename}\""))
+                    {
+                        headers.insert(CONTENT_DISPOSITION, value);
+                    }
                 }
                 response
             }
@@ -171,10 +185,31 @@ async fn officer_get(
             .await
             .map_err(|lane| lane_failure(&lane))
     };
-    match result {
+    let pending = match result {
+        Ok(Ok(Dispatched::Answer(answer))) => return answer.into_response(),
+        Ok(Ok(Dispatched::Journal(pending))) => pending,
+        Ok(Err(error)) => return aml_error(&error),
+        Err(response) => return response,
+    };
+    // Waiting for the journal's commit holds no lane thread, so that concurrent reads share
+    // the writer's group commits.
+    let service = Arc::clone(&state.service);
+    match tokio::task::spawn_blocking(move || service.commit_read(pending)).await {
         Ok(Ok(answer)) => answer.into_response(),
         Ok(Err(error)) => aml_error(&error),
-        Err(response) => response,
+        Err(join) => lane_failure(&join),
+    }
+}
+
+/// A dispatched GET: answered, or to be answered once its journal entry is committed.
+enum Dispatched {
+    Answer(Answer),
+    Journal(PendingRead<Answer>),
+}
+
+impl From<Answer> for Dispatched {
+    fn from(answer: Answer) -> Self {
+        Dispatched::Answer(answer)
     }
 }
 
@@ -192,7 +227,7 @@ fn asks_for_many_rows(query: &[(String, String)]) -> bool {
 }
 
 /// `$OFFICER_PUB/$OP[/...]` in the spec's check order.
-fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlError> {
+fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Dispatched, AmlError> {
     let mut segments = request.rest.split('/');
     let officer_pub = parse_officer_pub(segments.next().unwrap_or_default())?;
     let operation = segments.next().ok_or(AmlError::WrongNumberOfSegments)?;
@@ -201,25 +236,23 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
         "attributes" => {
             let h_payto = segments.next().ok_or(AmlError::EndpointUnknown)?;
             no_more(&mut segments)?;
-            let report = service.attributes(&officer, h_payto, &request.query, request.format)?;
-            Ok(match report {
-                None => Answer::NoContent,
-                Some(AttributeReport::Json(history)) => Answer::Json(
-                    serde_json::to_vec(&history.json())
-                        .map_err(|e| AmlError::Internal(e.to_string()))?,
-                ),
-                Some(AttributeReport::Pdf { h_payto, bytes }) => {
-                    let name = h_payto.to_string();
-                    Answer::Pdf {
-                        bytes,
-                        filename: format!("aml-{}.pdf", name.get(..8).unwrap_or(&name)),
-                    }
-                }
-            })
+            let pending =
+                service.prepare_attributes(&officer, h_payto, &request.query, request.format)?;
+            Ok(Dispatched::Journal(pending.map(|export| {
+                export.map_or(Answer::NoContent, Answer::Export)
+            })))
+        }
+        "journal" => {
+            no_more(&mut segments)?;
+            match service.prepare_journal(&officer, &request.query)? {
+                Ok(pending) => Ok(Dispatched::Journal(pending.try_map(json_answer)?)),
+                Err(page) => json_or_none(page),
+            }
         }
         "decisions" => {
             no_more(&mut segments)?;
-            json_or_none(service.decisions(&officer, &request.query)?)
+            let pending = service.prepare_decisions(&officer, &request.query)?;
+            Ok(Dispatched::Journal(pending.try_map(json_answer)?))
         }
         "measures" => {
             no_more(&mut segments)?;
@@ -247,8 +280,9 @@ fn dispatch(service: &AmlService, request: &OfficerGet) -> Result<Answer, AmlErr
 }
 
 /// Operations officers read with GET.
-const GET_OPERATIONS: [&str; 6] = [
+const GET_OPERATIONS: [&str; 7] = [
     "attributes",
+    "journal",
     "decisions",
     "measures",
     "kyc-statistics",
@@ -329,7 +363,11 @@ fn no_more<'a>(segments: &mut impl Iterator<Item = &'a str>) -> Result<(), AmlEr
     }
 }
 
-fn json_or_none(body: Option<impl serde::Serialize>) -> Result<Answer, AmlError> {
+fn json_or_none(body: Option<impl serde::Serialize>) -> Result<Dispatched, AmlError> {
+    json_answer(body).map(Dispatched::from)
+}
+
+fn json_answer(body: Option<impl serde::Serialize>) -> Result<Answer, AmlError> {
     match body {
         None => Ok(Answer::NoContent),
         Some(body) => Ok(Answer::Json(

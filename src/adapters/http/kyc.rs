@@ -4,6 +4,7 @@
 //! once, and a watcher bumps it when the store's change counter moved (changes made by
 //! other processes, e.g. `talerbox kyc trigger`).
 
+use crate::domain::evidence::RequirementTrigger;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -479,7 +480,9 @@ async fn admin_trigger(State(kyc): State<KycHttp>, headers: HeaderMap, body: Byt
     };
     let spec = MeasureSpec::parse(&request.measures);
     match kyc
-        .blocking(move |service| service.trigger(&request.payto_uri, &spec))
+        .blocking(move |service| {
+            service.trigger(&request.payto_uri, &spec, RequirementTrigger::Admin)
+        })
         .await
     {
         Ok(triggered) => {

@@ -12,10 +12,12 @@ use super::convert::{
     bytes, corrupt, expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql,
     micros_to_sql,
 };
+use super::journal;
 use crate::domain::aml::{
     AttributeMap, AttributeRecord, AttributeSource, DecisionFilter, DecisionRecord,
     NewAttributeRecord, NewOutcome, Officer, OfficerChange, OperatorAction, Page,
 };
+use crate::domain::evidence::{Actor, events};
 use crate::domain::primitives::{EddsaPublicKey, EddsaSignature, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::aml::{
@@ -62,6 +64,20 @@ impl OfficerStore for SqliteAmlStore {
                     master_sig: change.master_sig,
                 },
             )?;
+            let actor = if change.master_sig.is_some() {
+                Actor::master()
+            } else {
+                Actor::operator()
+            };
+            journal::append(
+                conn,
+                &events::officer_changed(
+                    actor,
+                    &change.officer_pub,
+                    change.is_active,
+                    change.read_only,
+                ),
+            )?;
             Ok(OfficerUpsert::Stored)
         })
     }
@@ -78,6 +94,15 @@ impl OfficerStore for SqliteAmlStore {
             let updated = apply_operator_action(existing.as_ref(), &officer_pub, &action, now);
             if let Some(officer) = &updated {
                 write_officer(conn, officer)?;
+                journal::append(
+                    conn,
+                    &events::officer_changed(
+                        Actor::operator(),
+                        &officer.officer_pub,
+                        officer.is_active,
+                        officer.read_only,
+                    ),
+                )?;
             }
             Ok(updated)
         })
@@ -192,7 +217,19 @@ impl AttributeStore for SqliteAmlStore {
                 officer_pub,
                 provider,
             ])?;
-            id_from_sql(conn.last_insert_rowid())
+            let row = id_from_sql(conn.last_insert_rowid())?;
+            let actor = match &record.source {
+                AttributeSource::Officer(key) => Actor::officer(key),
+                AttributeSource::Customer { provider } => match provider.as_deref() {
+                    Some("FORM") | None => Actor::form(record.form_id.as_deref().unwrap_or("")),
+                    Some(name) => Actor::provider(name),
+                },
+            };
+            journal::append(
+                conn,
+                &events::attributes_stored(record.h_payto, actor, row, record.expiration_time),
+            )?;
+            Ok(row)
         })
     }
 

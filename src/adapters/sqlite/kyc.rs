@@ -12,7 +12,9 @@ use super::Database;
 use super::convert::{
     self, bytes, expiry_from_sql, expiry_to_sql, id_from_sql, micros_from_sql, micros_to_sql,
 };
+use super::journal;
 use super::kyc_decisions;
+use crate::domain::evidence::{Actor, RequirementTrigger, events};
 use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
 use crate::domain::primitives::canonical_json::canonical_text_of;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
@@ -255,7 +257,7 @@ pub(super) fn insert_outcome(
     h_payto: &NormalizedPaytoHash,
     outcome: &NewOutcome,
     now: Timestamp,
-) -> Result<(), StoreError> {
+) -> Result<i64, StoreError> {
     let sticky: bool = conn
         .prepare_cached(
             "SELECT to_investigate FROM legitimization_outcomes WHERE h_payto = ?1 AND is_active = 1",
@@ -284,7 +286,30 @@ pub(super) fn insert_outcome(
             rules
         ],
     )?;
-    insert_events(conn, &outcome.events, now, conn.last_insert_rowid())
+    let serial = conn.last_insert_rowid();
+    insert_events(conn, &outcome.events, now, serial)?;
+    Ok(serial)
+}
+
+/// Stores a program's outcome with its `kyc.program_outcome` entry.
+fn insert_journaled_outcome(
+    conn: &Connection,
+    h_payto: &NormalizedPaytoHash,
+    outcome: &NewOutcome,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let decision = id_from_sql(insert_outcome(conn, h_payto, outcome, now)?)?;
+    journal::append(
+        conn,
+        &events::program_outcome(
+            *h_payto,
+            &outcome.program,
+            decision,
+            outcome.to_investigate,
+            &outcome.events,
+        ),
+    )?;
+    Ok(())
 }
 
 pub(super) fn insert_events(
@@ -456,6 +481,14 @@ impl KycStore for SqliteKycStore {
                         request.display_priority,
                         request.now,
                     )?;
+                    journal::append(
+                        conn,
+                        &events::requirement_opened(
+                            request.h_payto,
+                            &request.measures,
+                            request.trigger,
+                        ),
+                    )?;
                     id_from_sql(serial)?
                 }
             };
@@ -596,7 +629,12 @@ impl KycStore for SqliteKycStore {
                     conn.last_insert_rowid()
                 }
             };
-            Ok(BeginProcess::Started { process_serial: id_from_sql(process_serial)? })
+            let process_serial = id_from_sql(process_serial)?;
+            journal::append(
+                conn,
+                &events::process_started(measure.h_payto, measure_serial, &provider, process_serial),
+            )?;
+            Ok(BeginProcess::Started { process_serial })
         })
     }
 
@@ -725,6 +763,19 @@ impl KycStore for SqliteKycStore {
                     provider
                 ],
             )?;
+            let actor = match &completion.process {
+                CompletedProcess::Form { .. } => Actor::form(attributes.form_id.as_deref().unwrap_or("")),
+                CompletedProcess::Provider { .. } => Actor::provider(provider.as_deref().unwrap_or("")),
+            };
+            journal::append(
+                conn,
+                &events::attributes_stored(
+                    completion.h_payto,
+                    actor,
+                    id_from_sql(conn.last_insert_rowid())?,
+                    attributes.expiration_time,
+                ),
+            )?;
             if let Some((code, message)) = &completion.process_error {
                 conn.execute(
                     "UPDATE legitimization_processes SET error_code = ?2, error_message = ?3 WHERE serial = ?1",
@@ -732,11 +783,15 @@ impl KycStore for SqliteKycStore {
                 )?;
             }
             if let Some(outcome) = &completion.outcome {
-                insert_outcome(conn, &completion.h_payto, outcome, completion.now)?;
+                insert_journaled_outcome(conn, &completion.h_payto, outcome, completion.now)?;
             }
             finish_measure(conn, measure_serial)?;
             if let Some(next) = &completion.next_measures {
                 insert_measure(conn, &completion.h_payto, next, 0, completion.now)?;
+                journal::append(
+                    conn,
+                    &events::requirement_opened(completion.h_payto, next, RequirementTrigger::Rule),
+                )?;
             }
             bump_changes(conn)?;
             Ok(CompleteOutcome::Completed)
@@ -755,7 +810,7 @@ impl KycStore for SqliteKycStore {
             if !measure_is_open(conn, measure_serial)? {
                 return Ok(CompleteOutcome::AlreadyFinished);
             }
-            insert_outcome(conn, &h_payto, &outcome, now)?;
+            insert_journaled_outcome(conn, &h_payto, &outcome, now)?;
             finish_measure(
                 conn,
                 serial_to_sql(measure_serial).ok_or_else(|| corrupt("serial"))?,
@@ -783,7 +838,7 @@ impl KycStore for SqliteKycStore {
             if active != replaces {
                 return Ok(false);
             }
-            insert_outcome(conn, &h_payto, &outcome, now)?;
+            insert_journaled_outcome(conn, &h_payto, &outcome, now)?;
             bump_changes(conn)?;
             Ok(true)
         })

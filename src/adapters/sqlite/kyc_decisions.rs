@@ -7,12 +7,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::convert::{
     expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql, micros_to_sql,
 };
+use super::journal;
 use super::kyc::{
     MEASURE_COLUMNS, active_outcome, bump_changes, corrupt, finish_measure, hash_from_sql,
     insert_account, insert_events, insert_measure, into_measure, into_outcome, measure_by_serial,
     measure_row, open_measure_serial, outcome_columns,
 };
 use crate::domain::aml::Page;
+use crate::domain::evidence::{Actor, RequirementTrigger, events};
 use crate::domain::kyc::AccessToken;
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp};
 use crate::ports::StoreError;
@@ -104,13 +106,18 @@ pub(super) fn apply(conn: &Connection, d: &DecisionWrite) -> Result<DecisionOutc
             };
             Some(match identical {
                 Some(serial) => serial,
-                None => id_from_sql(insert_measure(
-                    conn,
-                    &d.h_payto,
-                    measures,
-                    1,
-                    d.decision_time,
-                )?)?,
+                None => {
+                    let serial = insert_measure(conn, &d.h_payto, measures, 1, d.decision_time)?;
+                    journal::append(
+                        conn,
+                        &events::requirement_opened(
+                            d.h_payto,
+                            measures,
+                            RequirementTrigger::Decision,
+                        ),
+                    )?;
+                    id_from_sql(serial)?
+                }
             })
         }
         None => {
@@ -134,8 +141,27 @@ pub(super) fn apply(conn: &Connection, d: &DecisionWrite) -> Result<DecisionOutc
                 &d.officer_pub.0[..],
             ],
         )?;
+        journal::append(
+            conn,
+            &events::attributes_stored(
+                d.h_payto,
+                Actor::officer(&d.officer_pub),
+                id_from_sql(conn.last_insert_rowid())?,
+                attributes.expiration_time,
+            ),
+        )?;
     }
     insert_events(conn, &d.events, d.decision_time, outcome_serial)?;
+    journal::append(
+        conn,
+        &events::aml_decision(
+            d.h_payto,
+            &d.officer_pub,
+            id_from_sql(outcome_serial)?,
+            &d.officer_sig,
+            d.to_investigate,
+        ),
+    )?;
     bump_changes(conn)?;
     Ok(DecisionOutcome::Applied {
         outcome_serial: id_from_sql(outcome_serial)?,

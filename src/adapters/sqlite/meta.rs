@@ -3,6 +3,7 @@
 use rusqlite::OptionalExtension;
 
 use super::{Database, DbError};
+use crate::domain::evidence::NewJournalEntry;
 
 impl Database {
     /// The value stored under `name`, if any.
@@ -20,15 +21,27 @@ impl Database {
 
     /// Stores `value` under `name`, replacing any earlier value.
     pub fn set_meta(&self, name: &str, value: &str) -> Result<(), DbError> {
+        self.set_meta_journaled(name, value, None)
+    }
+
+    /// Stores `value` under `name` and appends `entry` to the journal, both or neither.
+    pub fn set_meta_journaled(
+        &self,
+        name: &str,
+        value: &str,
+        entry: Option<NewJournalEntry>,
+    ) -> Result<(), DbError> {
         let (name, value) = (name.to_owned(), value.to_owned());
         self.write(move |conn| {
             conn.execute(
                 "INSERT INTO talerbox_meta (name, value) VALUES (?1, ?2) \
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 [&name, &value],
-            )
-            .map(|_| ())
-            .map_err(DbError::from)
+            )?;
+            if let Some(entry) = &entry {
+                super::journal::append(conn, entry).map_err(|e| DbError::Sqlite(e.to_string()))?;
+            }
+            Ok(())
         })
     }
 }

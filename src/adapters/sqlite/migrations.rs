@@ -14,6 +14,7 @@ const STEPS: &[&str] = &[
     include_str!("migrations/0005_kyc.sql"),
     include_str!("migrations/0006_aml_decisions.sql"),
     include_str!("migrations/0007_bank_tan.sql"),
+    include_str!("migrations/0008_compliance_evidence.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -89,5 +90,40 @@ mod tests {
             .unwrap();
         let err = migrate(&mut conn).unwrap_err();
         assert!(matches!(err, DbError::TooNew { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_upgraded_database_starts_its_journal_with_the_rows_it_held() {
+        use crate::adapters::sqlite::{Database, DbOptions, SqliteJournal};
+        use crate::ports::journal::{Journal, JournalQuery};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite3");
+        {
+            // A database of the release before the journal, with one officer.
+            let mut conn = Connection::open(&path).unwrap();
+            migrations().to_version(&mut conn, 7).unwrap();
+            conn.execute(
+                "INSERT INTO aml_officers (officer_pub, name, is_active, read_only, last_change)
+                 VALUES (zeroblob(32), 'Ann', 1, 0, 0)",
+                [],
+            )
+            .unwrap();
+        }
+        let db = std::sync::Arc::new(Database::open(&path, &DbOptions::default()).unwrap());
+        let entries = SqliteJournal::new(db)
+            .entries(&JournalQuery {
+                limit: 10,
+                ..JournalQuery::default()
+            })
+            .unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            (entries[0].serial, entries[0].kind.as_str()),
+            (1, "journal.started")
+        );
+        let details: serde_json::Value = serde_json::from_str(&entries[0].details).unwrap();
+        assert_eq!(details["schema_version"], latest_version());
+        assert_eq!(details["existing_rows"]["aml_officers"], 1);
+        assert_eq!(details["existing_rows"]["kyc_attributes"], 0);
     }
 }

@@ -5,10 +5,12 @@ pub mod accounts;
 pub mod aml;
 pub mod challenges;
 mod convert;
+pub mod journal;
 pub mod kyc;
 mod kyc_decisions;
 pub mod meta;
 mod migrations;
+pub mod retention;
 pub mod tan;
 mod writer;
 
@@ -23,6 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 pub use accounts::SqliteAccountStore;
 pub use aml::SqliteAmlStore;
 pub use challenges::SqliteChallengeStore;
+pub use journal::SqliteJournal;
 pub use kyc::SqliteKycStore;
 pub use migrations::latest_version;
 pub use tan::SqliteTanStore;
@@ -113,6 +116,8 @@ impl Database {
         let mut conn = Connection::open(path)?;
         configure_writer(&conn)?;
         migrations::migrate(&mut conn)?;
+        journal::ensure_started(&conn, latest_version())
+            .map_err(|e| DbError::Sqlite(format!("starting the compliance journal: {e}")))?;
         let manager = SqliteConnectionManager::file(path)
             .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .with_init(configure_reader);

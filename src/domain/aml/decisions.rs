@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
 
+use super::access::PendingRead;
 use super::error::AmlError;
 use super::model::{AttributeMap, DecisionRecord, Officer};
 use super::paging::{Page, page_from_query};
@@ -49,6 +50,23 @@ pub struct AmlDecisionsResponse {
 }
 
 impl DecisionFilter {
+    /// The filter as the access log records it (integers and booleans only).
+    pub fn journal_json(&self) -> serde_json::Value {
+        let mut filter = serde_json::json!({
+            "limit": self.page.limit(),
+            "offset": i64::try_from(self.page.offset()).unwrap_or(i64::MAX),
+        });
+        if let Some(object) = filter.as_object_mut() {
+            if let Some(active) = self.active {
+                object.insert("active".into(), active.into());
+            }
+            if let Some(investigation) = self.investigation {
+                object.insert("investigation".into(), investigation.into());
+            }
+        }
+        filter
+    }
+
     /// `limit`/`offset` as for attributes, `h_payto`, `active` and `investigation`
     /// (`yes`/`no`/`all`); anything malformed is 400/26.
     pub fn from_query(query: &[(String, String)]) -> Result<DecisionFilter, AmlError> {
@@ -88,22 +106,38 @@ impl AmlService {
     /// The decisions on the page; `None` when there are none (204).
     pub fn decisions(
         &self,
-        _officer: &Officer,
+        officer: &Officer,
         query: &[(String, String)],
     ) -> Result<Option<AmlDecisionsResponse>, AmlError> {
+        let pending = self.prepare_decisions(officer, query)?;
+        self.commit_read(pending)
+    }
+
+    /// The decisions, pending their `aml.decisions_read` entry (also when there are none).
+    pub fn prepare_decisions(
+        &self,
+        officer: &Officer,
+        query: &[(String, String)],
+    ) -> Result<PendingRead<Option<AmlDecisionsResponse>>, AmlError> {
         let filter = DecisionFilter::from_query(query)?;
-        if filter.page.limit() == 0 {
-            return Ok(None);
-        }
-        let records = self.ports.decisions.decisions(&filter)?;
-        if records.is_empty() {
-            return Ok(None);
-        }
-        let records = records
-            .into_iter()
-            .map(|record| self.decision_json(record))
-            .collect();
-        Ok(Some(AmlDecisionsResponse { records }))
+        let records = if filter.page.limit() == 0 {
+            Vec::new()
+        } else {
+            self.ports.decisions.decisions(&filter)?
+        };
+        let entry = crate::domain::evidence::events::decisions_read(
+            filter.h_payto,
+            &officer.officer_pub,
+            records.len() as u64,
+            filter.journal_json(),
+        );
+        let answer = (!records.is_empty()).then(|| AmlDecisionsResponse {
+            records: records
+                .into_iter()
+                .map(|record| self.decision_json(record))
+                .collect(),
+        });
+        Ok(PendingRead::new(entry, answer))
     }
 
     fn decision_json(&self, record: DecisionRecord) -> AmlDecision {

@@ -52,6 +52,9 @@ pub enum AmlError {
     /// The store failed (500/503).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A read could not be journaled: it answers no data (500, compliance-evidence.md §1.6).
+    #[error("journal write failed: {0}")]
+    JournalFailed(StoreError),
     /// A bug or a broken adapter (renderer, cipher) (500).
     #[error("internal failure: {0}")]
     Internal(String),
@@ -82,6 +85,7 @@ impl AmlError {
             AmlError::OfficerMoreRecentPresent => C::ExchangeManagementAmlOfficersMoreRecentPresent,
             AmlError::Store(StoreError::Unavailable(_)) => C::GenericDbSoftFailure,
             AmlError::Store(StoreError::Internal(_)) => C::GenericDbFetchFailed,
+            AmlError::JournalFailed(_) => C::GenericDbCommitFailed,
             AmlError::Internal(_) => C::GenericInternalInvariantFailure,
         }
     }
@@ -106,6 +110,9 @@ impl AmlError {
 
     /// Whether the cause is talerbox's own (5xx), to be logged.
     pub fn is_internal(&self) -> bool {
-        matches!(self, AmlError::Store(_) | AmlError::Internal(_))
+        matches!(
+            self,
+            AmlError::Store(_) | AmlError::Internal(_) | AmlError::JournalFailed(_)
+        )
     }
 }

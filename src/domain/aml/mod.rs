@@ -3,6 +3,7 @@
 //! PDF export model, and the decision list. The KYC process files attribute rows through
 //! [`AmlService::store_attributes`].
 
+mod access;
 mod auth;
 mod cases;
 pub mod decision_request;
@@ -15,6 +16,7 @@ mod officers;
 mod paging;
 mod service;
 
+pub use access::{PendingRead, SignedExport};
 pub use auth::parse_officer_pub;
 pub use cases::{AccountRecord, EventCounter, MeasureSetRecord, measures_json};
 pub use decisions::{AmlDecision, AmlDecisionsResponse, DecisionFilter};

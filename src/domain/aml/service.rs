@@ -3,10 +3,13 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::domain::primitives::{EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32};
+use crate::domain::primitives::{
+    EddsaPrivateKey, EddsaPublicKey, NormalizedPaytoHash, Timestamp, base32,
+};
 use crate::ports::aml::{AttributeStore, DecisionStore, OfficerStore};
 use crate::ports::attribute_cipher::{AttributeCipher, NONCE_LEN};
 use crate::ports::clock::Clock;
+use crate::ports::journal::Journal;
 use crate::ports::kyc::KycStore;
 use crate::ports::pdf::PdfRenderer;
 use crate::ports::random::{Random, random_bytes};
@@ -29,6 +32,10 @@ pub struct AmlPorts {
     pub pdf: Arc<dyn PdfRenderer>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    /// The access log: officer reads are appended before they are answered.
+    pub journal: Arc<dyn Journal>,
+    /// Signs export proofs.
+    pub journal_key: EddsaPrivateKey,
 }
 
 /// The exchange's configuration as the AML rules need it.
@@ -60,6 +67,8 @@ pub enum AttributeReport {
     Pdf {
         h_payto: NormalizedPaytoHash,
         bytes: Vec<u8>,
+        /// Row ids drawn, in the order drawn.
+        rows: Vec<u64>,
     },
 }
 
@@ -137,6 +146,7 @@ impl AmlService {
             ExportFormat::Json => AttributeReport::Json(history),
             ExportFormat::Pdf => AttributeReport::Pdf {
                 h_payto,
+                rows: history.events.iter().map(|e| e.rowid).collect(),
                 bytes: self
                     .ports
                     .pdf

@@ -36,12 +36,16 @@ struct Fixture {
     service: AmlService,
     store: Arc<InMemoryAmlStore>,
     cipher: Arc<TalerAttributeCipher>,
+    journal: Arc<crate::ports::journal::InMemoryJournal>,
 }
 
 fn fixture_with(pdf_enabled: bool) -> Fixture {
     let store = Arc::new(InMemoryAmlStore::default());
     let cipher = Arc::new(TalerAttributeCipher::new(AttributeKey::from_secret_text(
         "talerbox-test-key-A",
+    )));
+    let journal = Arc::new(crate::ports::journal::InMemoryJournal::new(Arc::new(
+        FakeClock::at(Timestamp::from_seconds(NOW).unwrap()),
     )));
     let ports = AmlPorts {
         officers: store.clone(),
@@ -52,6 +56,8 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
         pdf: Arc::new(TextPdfRenderer),
         clock: Arc::new(FakeClock::at(Timestamp::from_seconds(NOW).unwrap())),
         random: Arc::new(SeededRandom::new(7)),
+        journal: journal.clone(),
+        journal_key: crate::domain::primitives::EddsaPrivateKey::from_seed([4; 32]),
     };
     let settings = AmlSettings {
         master_pub: master().public_key(),
@@ -63,6 +69,7 @@ fn fixture_with(pdf_enabled: bool) -> Fixture {
         service: AmlService::new(ports, settings),
         store,
         cipher,
+        journal,
     }
 }
 
@@ -657,4 +664,54 @@ fn decisions_show_default_rules_and_filters() {
         let err = f.service.decisions(&officer, &query(&[bad])).unwrap_err();
         assert_eq!(code(&err), 26, "{bad:?}");
     }
+}
+
+// ---- the access log (compliance-evidence.md §1.6) ----
+
+#[test]
+fn a_read_is_journaled_before_it_is_answered_and_fails_without_its_entry() {
+    use crate::ports::journal::{Journal, JournalQuery};
+    let f = fixture();
+    let officer = f.enable_a();
+    let row = f.file(
+        account(),
+        json!({"FORM_ID": "test", "FULL_NAME": "Alice Example"}),
+    );
+    let h = account().to_string();
+    let export = f
+        .service
+        .read_attributes(&officer, &h, &[], ExportFormat::Json)
+        .unwrap()
+        .unwrap();
+    assert!(export.proof.verify(
+        &crate::domain::primitives::EddsaPrivateKey::from_seed([4; 32]).public_key(),
+        &export.body
+    ));
+    let all = |f: &Fixture| {
+        f.journal
+            .entries(&JournalQuery {
+                limit: 10,
+                ..JournalQuery::default()
+            })
+            .unwrap()
+    };
+    let entries = all(&f);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].kind, "aml.attributes_read");
+    assert!(
+        entries[0]
+            .details
+            .contains(&format!("\"rows\":[{row},{row}]"))
+    );
+
+    // Without its journal entry, a read answers no data: 500 with code 54.
+    f.journal.fail_appends(true);
+    let error = f
+        .service
+        .read_attributes(&officer, &h, &[], ExportFormat::Json)
+        .unwrap_err();
+    assert_eq!(code(&error), 54);
+    let error = f.service.decisions(&officer, &[]).unwrap_err();
+    assert_eq!(code(&error), 54);
+    assert_eq!(all(&f).len(), 1);
 }

@@ -547,6 +547,7 @@ fn a_decision_wins_over_a_program_still_running() {
             &h_payto,
             Some(decided.serial - 1),
             crate::ports::kyc::NewOutcome {
+                program: "test".into(),
                 expiration_time: Timestamp::never(),
                 properties: None,
                 to_investigate: false,

@@ -112,7 +112,7 @@ impl KycService {
             .exclusive(input.h_payto, || self.try_program(program, input));
         match tried {
             Ok(outcome) => Ok(ProgramRun {
-                outcome: new_outcome(outcome),
+                outcome: new_outcome(outcome, &program.name),
                 failure: None,
                 fallback_failed: false,
             }),
@@ -126,7 +126,8 @@ impl KycService {
                 let fallback = self.run_fallback(&program.fallback, input.current)?;
                 Ok(ProgramRun {
                     fallback_failed: fallback.is_none(),
-                    outcome: fallback.unwrap_or_else(|| investigate_with(input.current)),
+                    outcome: fallback
+                        .unwrap_or_else(|| investigate_with(input.current, &program.name)),
                     failure: Some((code, message)),
                 })
             }
@@ -389,7 +390,7 @@ impl KycService {
             ProgramCommand::External(command) => self.run_external(command, &json!({})),
         };
         match outcome {
-            Ok(outcome) => Ok(Some(new_outcome(outcome))),
+            Ok(outcome) => Ok(Some(new_outcome(outcome, &program.name))),
             Err((code, message)) => {
                 tracing::error!(
                     measure = fallback,
@@ -469,8 +470,9 @@ fn window(mut entries: Vec<Value>, n: Option<i64>) -> Vec<Value> {
 }
 
 /// After a failed fallback: keep the rules, flag the account (§5.5 [D]).
-fn investigate_with(current: &LegitimizationRuleSet) -> NewOutcome {
+fn investigate_with(current: &LegitimizationRuleSet, program: &str) -> NewOutcome {
     NewOutcome {
+        program: program.to_owned(),
         expiration_time: current.expiration_time,
         properties: None,
         to_investigate: true,
@@ -489,8 +491,9 @@ fn internal(error: TalerError) -> Failure {
     (error.code, error.detail.clone().unwrap_or_default())
 }
 
-pub(super) fn new_outcome(outcome: AmlOutcome) -> NewOutcome {
+pub(super) fn new_outcome(outcome: AmlOutcome, program: &str) -> NewOutcome {
     NewOutcome {
+        program: program.to_owned(),
         expiration_time: outcome.new_rules.expiration_time,
         properties: outcome.properties,
         to_investigate: outcome.to_investigate,

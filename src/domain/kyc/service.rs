@@ -1,6 +1,7 @@
 //! `KycService`: the KYC process over the ports — triggers, kyc-info, kyc-start, kyc-upload and
 //! kyc-proof (exchange-kyc spec §4–§8).
 
+use crate::domain::evidence::RequirementTrigger;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -158,8 +159,13 @@ impl KycService {
     }
 
     /// Opens the measures of `spec` for the account of the full payto `payto` (the admin
-    /// trigger and the CLI); a `skip` measure runs its program at once.
-    pub fn trigger(&self, payto: &str, spec: &MeasureSpec) -> Result<Triggered, TalerError> {
+    /// trigger and the CLI, journaled as `by`); a `skip` measure runs its program at once.
+    pub fn trigger(
+        &self,
+        payto: &str,
+        spec: &MeasureSpec,
+        by: RequirementTrigger,
+    ) -> Result<Triggered, TalerError> {
         let payto = Payto::parse_full(payto).map_err(|e| {
             error(ErrorCode::GenericParameterMalformed, "malformed payto URI")
                 .with_detail(e.to_string())
@@ -177,6 +183,7 @@ impl KycService {
             account_pub: None,
             measures: measures.clone(),
             display_priority: 0,
+            trigger: by,
             now,
         })?;
         self.run_skipped_measures(&payto.h_normalized(), activated.measure_serial, &measures)?;
@@ -286,6 +293,7 @@ impl KycService {
             account_pub: account.account_pub,
             measures,
             display_priority: 1,
+            trigger: RequirementTrigger::Rule,
             now: self.clock.now(),
         })?;
         Ok(())
@@ -347,6 +355,7 @@ impl KycService {
             account_pub: account.account_pub,
             measures,
             display_priority: 0,
+            trigger: RequirementTrigger::Rule,
             now: self.clock.now(),
         })?;
         Ok(self.store.measure(activated.measure_serial)?)

@@ -1,5 +1,6 @@
 //! The KYC lifecycle over in-memory ports and a scripted provider (exchange-kyc spec §4–§8).
 
+use crate::domain::evidence::RequirementTrigger;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
@@ -103,7 +104,7 @@ fn a_trigger_opens_a_requirement_listed_by_kyc_info() {
     let kyc = kyc();
     let triggered = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email"))
+        .trigger(PAYTO, &MeasureSpec::parse("email"), RequirementTrigger::Cli)
         .unwrap();
     assert_eq!(triggered.access_token.len(), 52);
     assert_eq!(
@@ -122,7 +123,7 @@ fn a_trigger_opens_a_requirement_listed_by_kyc_info() {
     // The same trigger again reuses the open set and the token.
     let again = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email"))
+        .trigger(PAYTO, &MeasureSpec::parse("email"), RequirementTrigger::Cli)
         .unwrap();
     assert_eq!(again, triggered);
 }
@@ -133,14 +134,19 @@ fn kyc_info_errors() {
     assert_eq!(code(kyc.service.kyc_info("short")), 26);
     assert_eq!(code(kyc.service.kyc_info(&"0".repeat(52))), 1919);
     assert_eq!(
-        code(
-            kyc.service
-                .trigger("payto://nope/x", &MeasureSpec::parse("email"))
-        ),
+        code(kyc.service.trigger(
+            "payto://nope/x",
+            &MeasureSpec::parse("email"),
+            RequirementTrigger::Cli
+        )),
         26
     );
     assert_eq!(
-        code(kyc.service.trigger(PAYTO, &MeasureSpec::parse("nothing"))),
+        code(kyc.service.trigger(
+            PAYTO,
+            &MeasureSpec::parse("nothing"),
+            RequirementTrigger::Cli
+        )),
         26
     );
 }
@@ -152,7 +158,11 @@ fn info_checks_have_no_id_and_forms_carry_their_context() {
     );
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("+ frozen personal"))
+        .trigger(
+            PAYTO,
+            &MeasureSpec::parse("+ frozen personal"),
+            RequirementTrigger::Cli,
+        )
         .unwrap()
         .access_token;
     let information = kyc.service.kyc_info(&token).unwrap().information.unwrap();
@@ -173,7 +183,7 @@ fn kyc_start_sets_up_the_challenger_once() {
     );
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email"))
+        .trigger(PAYTO, &MeasureSpec::parse("email"), RequirementTrigger::Cli)
         .unwrap()
         .access_token;
     let id = first_id(&kyc, &token);
@@ -198,7 +208,11 @@ fn kyc_start_errors_in_order() {
     let kyc = kyc_with("[kyc-measure-frozen]\nCHECK_NAME = info-frozen\nPROGRAM = freeze\n");
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email frozen personal"))
+        .trigger(
+            PAYTO,
+            &MeasureSpec::parse("email frozen personal"),
+            RequirementTrigger::Cli,
+        )
         .unwrap()
         .access_token;
     let id = first_id(&kyc, &token);
@@ -225,7 +239,7 @@ fn a_failed_setup_is_502_and_can_be_retried() {
     let kyc = kyc();
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email"))
+        .trigger(PAYTO, &MeasureSpec::parse("email"), RequirementTrigger::Cli)
         .unwrap()
         .access_token;
     let id = first_id(&kyc, &token);
@@ -240,7 +254,7 @@ fn a_failed_setup_is_502_and_can_be_retried() {
 fn started(kyc: &Kyc) -> (String, String) {
     let triggered = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email"))
+        .trigger(PAYTO, &MeasureSpec::parse("email"), RequirementTrigger::Cli)
         .unwrap();
     let id = first_id(kyc, &triggered.access_token);
     kyc.http.answer(200, json!({"nonce": "N"}));
@@ -418,7 +432,11 @@ fn an_oauth_error_fails_the_process_unless_temporary() {
 fn personal(kyc: &Kyc) -> (String, String) {
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("personal"))
+        .trigger(
+            PAYTO,
+            &MeasureSpec::parse("personal"),
+            RequirementTrigger::Cli,
+        )
         .unwrap()
         .access_token;
     let id = first_id(kyc, &token);
@@ -472,7 +490,7 @@ fn upload_errors() {
     let kyc = kyc();
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("email"))
+        .trigger(PAYTO, &MeasureSpec::parse("email"), RequirementTrigger::Cli)
         .unwrap()
         .access_token;
     let link_id = first_id(&kyc, &token);
@@ -524,7 +542,11 @@ fn skip_measures_settle_at_once() {
     let kyc = kyc();
     let triggered = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("freeze"))
+        .trigger(
+            PAYTO,
+            &MeasureSpec::parse("freeze"),
+            RequirementTrigger::Cli,
+        )
         .unwrap();
     let info = kyc.service.kyc_info(&triggered.access_token).unwrap();
     assert!(info.information.is_none());
@@ -541,7 +563,11 @@ fn zero_thresholds_open_measures_by_themselves() {
     let kyc = kyc_with("[kyc-rule-withdraw-high]\nTHRESHOLD = KUDOS:0\n");
     let token = kyc
         .service
-        .trigger(PAYTO, &MeasureSpec::parse("personal"))
+        .trigger(
+            PAYTO,
+            &MeasureSpec::parse("personal"),
+            RequirementTrigger::Cli,
+        )
         .unwrap()
         .access_token;
     let (_, id) = (token.clone(), first_id(&kyc, &token));

@@ -8,6 +8,7 @@ use super::model::{MeasureSpec, OperationType, SKIP, VERBOTEN};
 use super::requirement::AccessToken;
 use super::rules::{KycRule, LegitimizationMeasures, LegitimizationRuleSet};
 use super::service::{KycService, error};
+use crate::domain::evidence::RequirementTrigger;
 use crate::domain::primitives::{
     Amount, EddsaPublicKey, EddsaSignature, ErrorCode, NormalizedPaytoHash, Payto, RelativeTime,
     TalerError, Timestamp, purpose, verify_purpose,
@@ -255,6 +256,7 @@ impl KycService {
                 account_pub: Some(request.reserve_pub),
                 measures: opened.clone(),
                 display_priority: rule.display_priority,
+                trigger: RequirementTrigger::Rule,
                 now: self.clock.now(),
             })?;
             if instant.is_some() {

@@ -315,6 +315,10 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
         .wait_for_text("#attributes", "validated by the challenger")
         .await;
     browser.wait_for_text("#account-state", "Not frozen").await;
+    // The access log: this very read was journaled before the file was answered.
+    let log = browser.wait_for_text("#access-log", "attributes read").await;
+    assert!(log.contains("you"), "{log}");
+    assert!(log.contains("attributes stored"), "{log}");
     browser.screenshot("aml-account").await;
 
     // The form's fields under the form's labels; its file downloads as uploaded.

@@ -359,10 +359,11 @@ function currentRules(active) {
 async function account(hPayto) {
   show("account");
   const api = officer.api;
-  const [history, open, attributes] = await Promise.all([
+  const [history, open, attributes, journal] = await Promise.all([
     api.get("decisions", { h_payto: hPayto, limit: -100 }, { records: [] }),
     api.get("legitimizations", { h_payto: hPayto, active: "yes", limit: -20 }, { measures: [] }),
     api.get(`attributes/${hPayto}`, { limit: -100 }, { details: [] }),
+    api.get("journal", { h_payto: hPayto, limit: -50 }, { entries: [] }),
   ]);
   await loadForms(attributes.details);
   const active = history.records.find((r) => r.is_active);
@@ -417,9 +418,40 @@ async function account(hPayto) {
             d.is_active ? "yes" : "no",
           ]),
         ),
+    el("h3", {}, "Access log"),
+    el("div", { id: "access-log" }, accessLog(journal.entries)),
     decideForm({ officer, measures, currency, hPayto, fullPayto, current, onDecided: () => account(hPayto) }),
   );
   performance.mark("aml:account-rendered");
+}
+
+/** What a journal entry of the account records, in words. */
+const JOURNAL_KINDS = {
+  "kyc.requirement_opened": "requirement opened",
+  "kyc.process_started": "KYC process started",
+  "kyc.attributes_stored": "attributes stored",
+  "kyc.program_outcome": "AML program outcome applied",
+  "aml.decision": "decision applied",
+  "aml.attributes_read": "attributes read",
+  "aml.decisions_read": "decisions read",
+  "aml.journal_read": "access log read",
+  "retention.purged": "attribute rows purged",
+  "retention.hold": "legal hold set or released",
+};
+
+/** The newest entries of the compliance journal for the account: who read or changed what. */
+function accessLog(entries) {
+  if (entries.length === 0) return el("p", {}, "Nothing journaled yet.");
+  const who = (actor) => {
+    const [role, name] = actor.split(":");
+    if (role === "officer" && name === officer.publicKey) return "you";
+    return name ? el("span", {}, `${role} `, el("code", { title: name }, name.length > 16 ? `${name.slice(0, 12)}…` : name)) : role;
+  };
+  return table(
+    ["When", "What", "Who", "Serial"],
+    entries.map((e) => [time(e.at), JOURNAL_KINDS[e.kind] ?? e.kind, who(e.actor), String(e.serial)]),
+    "Newest first; every read of this file is recorded before it is answered.",
+  );
 }
 
 async function pdf(hPayto) {

@@ -839,6 +839,25 @@ async fn arrays_and_scalars_are_not_bodies() {
             .unwrap();
         assert_error(token, 400, 22).await;
     }
+    // A nested object in its sequence form is refused too, and changes nothing.
+    let patch = server
+        .bank(Method::PATCH, "accounts/alice")
+        .basic_auth("alice", Some("alice-password"))
+        .json(&json!({"contact_data": ["alice@example.com"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(patch, 400, 22).await;
+    let account: serde_json::Value = server
+        .bank(Method::GET, "accounts/alice")
+        .basic_auth("alice", Some("alice-password"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(account["contact_data"].get("email").is_none(), "{account}");
     server.stop().await;
 }
 

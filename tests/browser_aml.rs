@@ -316,7 +316,9 @@ async fn an_officer_decides_on_a_customer_in_the_back_office() {
         .await;
     browser.wait_for_text("#account-state", "Not frozen").await;
     // The access log: this very read was journaled before the file was answered.
-    let log = browser.wait_for_text("#access-log", "attributes read").await;
+    let log = browser
+        .wait_for_text("#access-log", "attributes read")
+        .await;
     assert!(log.contains("you"), "{log}");
     assert!(log.contains("attributes stored"), "{log}");
     browser.screenshot("aml-account").await;

@@ -2,11 +2,11 @@
 //! the restart, and `talerbox db check` passes after every kill. Five kills by default;
 //! `TALERBOX_KILLS=20 cargo test --test main durability` asks for more.
 
+use crate::support::process::{spawn_server, talerbox};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,44 +21,9 @@ const CONFIG: &str = "[libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_H
 /// Writers running at once against the server.
 const WRITERS: usize = 8;
 
-fn talerbox(dir: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_talerbox"));
-    command
-        .env_remove("TALERBOX_DATA_DIR")
-        .env_remove("TALERBOX_CONFIG")
-        .arg("-c")
-        .arg(dir.join("talerbox.conf"))
-        .arg("--data-dir")
-        .arg(dir.join("data"));
-    command
-}
-
 /// A random number from the OS-seeded hasher keys (no clock, no extra crate).
 fn random_below(bound: u64) -> u64 {
     RandomState::new().build_hasher().finish() % bound
-}
-
-/// Starts `serve` on a free port; its standard error is drained by a thread, so that request
-/// logs never fill the pipe.
-fn spawn_server(dir: &Path) -> (Child, String) {
-    let mut child = talerbox(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let Some(line) = lines.next() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the server ended before it listened");
-        };
-        if let Some(rest) = line.unwrap().split("listening on ").nth(1) {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, base)
 }
 
 /// What the server acknowledged.

@@ -5,9 +5,9 @@
 //! `cargo test --test main footprint -- --ignored --nocapture` (Linux). `TALERBOX_BIN=path`
 //! measures another build of the server, e.g. `target/release/talerbox`.
 
-use std::io::{BufRead, BufReader};
+use crate::support::process::{spawn_server, talerbox};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -24,20 +24,6 @@ const PAYTO: &str = "payto://x-taler-bank/localhost/alice?receiver-name=Alice";
 const FAILED_LOGINS: usize = 512;
 const PDF_EXPORTS: usize = 64;
 const ATTRIBUTE_ROWS: usize = 20;
-
-fn talerbox(dir: &Path) -> Command {
-    let binary =
-        std::env::var("TALERBOX_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_talerbox").into());
-    let mut command = Command::new(binary);
-    command
-        .env_remove("TALERBOX_DATA_DIR")
-        .env_remove("TALERBOX_CONFIG")
-        .arg("-c")
-        .arg(dir.join("talerbox.conf"))
-        .arg("--data-dir")
-        .arg(dir.join("data"));
-    command
-}
 
 fn run(dir: &Path, args: &[&str]) -> String {
     let output = talerbox(dir).args(args).output().unwrap();
@@ -62,26 +48,6 @@ fn report(phase: &str, pid: u32, started: Instant) {
         "{phase:<48} peak RSS {peak:6.1} MiB, RSS now {now:6.1} MiB ({:.1} s)",
         started.elapsed().as_secs_f64()
     );
-}
-
-fn spawn_server(dir: &Path) -> (Child, String) {
-    let mut child = talerbox(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server ended before it listened")
-            .unwrap();
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, base)
 }
 
 /// Runs `count` requests made by `make`, `parallel` at a time.

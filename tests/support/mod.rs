@@ -1,6 +1,7 @@
 //! A real talerbox server on port 0 and a temporary data directory.
 
 pub mod browser;
+pub mod process;
 
 use std::path::{Path, PathBuf};
 

@@ -49,19 +49,19 @@ pub fn tan_senders(bank: &BankConfig, outbox: &Path, clock: Arc<dyn Clock>) -> T
 /// permission, or a bare name found nowhere on `PATH` (where the command sender looks).
 fn script_problem(script: &str) -> Option<&'static str> {
     use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &Path| {
-        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    let executable = |metadata: &std::fs::Metadata| {
+        metadata.is_file() && metadata.permissions().mode() & 0o111 != 0
     };
     if script.contains('/') {
-        let path = Path::new(script);
-        return match std::fs::metadata(path) {
+        return match std::fs::metadata(script) {
             Err(_) => Some("no such file"),
-            Ok(_) if !executable(path) => Some("not an executable file"),
+            Ok(metadata) if !executable(&metadata) => Some("not an executable file"),
             Ok(_) => None,
         };
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|dir| executable(&dir.join(script)));
+    let found = std::env::split_paths(&path)
+        .any(|dir| std::fs::metadata(dir.join(script)).is_ok_and(|m| executable(&m)));
     (!found).then_some("not found on PATH")
 }
 

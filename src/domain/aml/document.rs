@@ -118,10 +118,9 @@ fn section(
 /// attributes sorted by name (non-strings as compact JSON).
 fn attribute_lines(attributes: &AttributeMap, budget: &mut usize) -> Vec<String> {
     let form_id = attributes.get("FORM_ID").and_then(|id| id.as_str());
+    let form = form_id.and_then(forms::builtin);
     let form_order = |key: &str| {
-        form_id
-            .and_then(forms::builtin)
-            .and_then(|form| form.fields.iter().position(|f| f.name == key))
+        form.and_then(|form| form.fields.iter().position(|f| f.name == key))
             .unwrap_or(usize::MAX)
     };
     let mut keys: Vec<&String> = attributes.keys().collect();
@@ -135,7 +134,7 @@ fn attribute_lines(attributes: &AttributeMap, budget: &mut usize) -> Vec<String>
         let Some(value) = attributes.get(key) else {
             continue;
         };
-        let label = field_label(form_id, key).unwrap_or_else(|| key.clone());
+        let label = field_label(form_id, key).unwrap_or(key);
         let text = match (key.as_str(), value) {
             ("FORM_ID", serde_json::Value::String(id)) => match forms::builtin(id) {
                 Some(form) => format!("{} ({id})", form.title),

@@ -92,9 +92,9 @@ fn field(name: &str, kind: FieldKind, hint: Option<&str>) -> FormField {
     }
 }
 
-/// The built-in form `name`, if it is one.
-pub fn builtin(name: &str) -> Option<FormDescription> {
-    (name == PERSONAL_FORM).then(|| FormDescription {
+/// The form every installation knows, built once.
+static PERSONAL: std::sync::LazyLock<FormDescription> =
+    std::sync::LazyLock::new(|| FormDescription {
         id: PERSONAL_FORM.to_owned(),
         title: "Full name and date of birth".to_owned(),
         fields: vec![
@@ -105,14 +105,18 @@ pub fn builtin(name: &str) -> Option<FormDescription> {
             ),
             field("DATE_OF_BIRTH", FieldKind::Date, None),
         ],
-    })
+    });
+
+/// The built-in form `name`, if it is one.
+pub fn builtin(name: &str) -> Option<&'static FormDescription> {
+    (name == PERSONAL_FORM).then(|| &*PERSONAL)
 }
 
 /// The description of form `name`, or `None` when neither built in nor named by a FORM
 /// check of `rules`.
 pub fn describe(rules: &KycRules, name: &str) -> Option<FormDescription> {
     if let Some(form) = builtin(name) {
-        return Some(form);
+        return Some(form.clone());
     }
     let check = rules
         .checks
@@ -148,19 +152,19 @@ const COMMON_LABELS: &[(&str, &str)] = &[
 /// The label an officer reads for `attribute` of an upload through form `form_id`: the built-in
 /// form's label or a common attribute's label. `None` (print the attribute's name) otherwise:
 /// a configured form's labels are derived from these very names.
-pub fn field_label(form_id: Option<&str>, attribute: &str) -> Option<String> {
-    let builtin_label = form_id.and_then(builtin).and_then(|form| {
-        form.fields
-            .into_iter()
-            .find(|field| field.name == attribute)
-            .map(|field| field.label)
-    });
-    builtin_label.or_else(|| {
-        COMMON_LABELS
-            .iter()
-            .find(|(name, _)| *name == attribute)
-            .map(|(_, label)| (*label).to_owned())
-    })
+pub fn field_label(form_id: Option<&str>, attribute: &str) -> Option<&'static str> {
+    let own = form_id
+        .and_then(builtin)
+        .map_or(&[][..], |form| &form.fields[..]);
+    own.iter()
+        .find(|field| field.name == attribute)
+        .map(|field| field.label.as_str())
+        .or_else(|| {
+            COMMON_LABELS
+                .iter()
+                .find(|(name, _)| *name == attribute)
+                .map(|(_, label)| *label)
+        })
 }
 
 #[cfg(test)]
@@ -233,19 +237,13 @@ mod tests {
     #[test]
     fn officers_read_the_labels_the_customer_saw() {
         let personal = Some(PERSONAL_FORM);
+        assert_eq!(field_label(personal, "FULL_NAME"), Some("Full name"));
         assert_eq!(
-            field_label(personal, "FULL_NAME").as_deref(),
-            Some("Full name")
-        );
-        assert_eq!(
-            field_label(personal, "DATE_OF_BIRTH").as_deref(),
+            field_label(personal, "DATE_OF_BIRTH"),
             Some("Date of birth")
         );
-        assert_eq!(field_label(personal, "FORM_ID").as_deref(), Some("Form"));
-        assert_eq!(
-            field_label(None, "CONTACT_EMAIL").as_deref(),
-            Some("E-mail address")
-        );
+        assert_eq!(field_label(personal, "FORM_ID"), Some("Form"));
+        assert_eq!(field_label(None, "CONTACT_EMAIL"), Some("E-mail address"));
         // Outside the built-in form, and for an attribute it lacks, the name is printed.
         assert_eq!(
             field_label(Some("address_proof"), "UTILITY_BILL_SCAN"),

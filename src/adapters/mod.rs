@@ -1,5 +1,6 @@
-//! Adapters: the outside world behind the ports (SQLite, HTTP, message delivery).
+//! Adapters: the outside world behind the ports (SQLite, PostgreSQL, HTTP, message delivery).
 
+pub mod convert;
 pub mod delivery;
 pub mod http;
 pub mod keys;
@@ -7,6 +8,7 @@ pub mod logging;
 pub mod oauth;
 pub mod password;
 pub mod pdf;
+pub mod postgres;
 pub mod private_files;
 pub mod process;
 pub mod programs;

@@ -38,6 +38,14 @@ macro_rules! tan_store_conformance {
             }
         )*
     };
+    // `optional:` takes `Option<(guard, store)>`; on `None` (no database configured, the
+    // fixture said so on the terminal) each test returns at once.
+    (optional: $fixture:expr) => {
+        $crate::ports::tan_conformance::tan_store_conformance!(guarded: match $fixture {
+            Some(fixture) => fixture,
+            None => return,
+        });
+    };
     ($make:expr) => {
         $crate::ports::tan_conformance::tan_store_conformance!(guarded: ((), $make));
     };

@@ -9,7 +9,9 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 
 use super::Database;
-use super::convert::{corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql};
+use crate::adapters::convert::{
+    corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql,
+};
 use crate::domain::accounts::{
     ADMIN, Account, AccountAddress, Balance, ContactData, Scope, TanChannel, TokenRecord, Username,
 };

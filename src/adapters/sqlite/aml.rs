@@ -8,11 +8,11 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
-use super::convert::{
+use super::journal;
+use crate::adapters::convert::{
     bytes, corrupt, expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql,
     micros_to_sql,
 };
-use super::journal;
 use crate::domain::aml::{
     AttributeMap, AttributeRecord, AttributeSource, DecisionFilter, DecisionRecord,
     NewAttributeRecord, NewOutcome, Officer, OfficerChange, OperatorAction, Page,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
-use super::convert::{bytes, corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql};
+use crate::adapters::convert::{bytes, corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql};
 use crate::domain::challenges::{
     Address, Client, CodeChallenge, Grant, IssuedCode, NewGrant, OAuthBinding, PkceMethod,
     Validation,

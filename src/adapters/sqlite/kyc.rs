@@ -9,11 +9,11 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
-use super::convert::{
-    self, bytes, expiry_from_sql, expiry_to_sql, id_from_sql, micros_from_sql, micros_to_sql,
-};
 use super::journal;
 use super::kyc_decisions;
+use crate::adapters::convert::{
+    self, bytes, expiry_from_sql, expiry_to_sql, id_from_sql, micros_from_sql, micros_to_sql,
+};
 use crate::domain::evidence::{Actor, RequirementTrigger, events};
 use crate::domain::kyc::{AccessToken, LegitimizationMeasures, LegitimizationRuleSet};
 use crate::domain::primitives::canonical_json::canonical_text_of;

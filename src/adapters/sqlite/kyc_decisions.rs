@@ -4,14 +4,14 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::convert::{
-    expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql, micros_to_sql,
-};
 use super::journal;
 use super::kyc::{
     MEASURE_COLUMNS, active_outcome, bump_changes, corrupt, finish_measure, hash_from_sql,
     insert_account, insert_events, insert_measure, into_measure, into_outcome, measure_by_serial,
     measure_row, open_measure_serial, outcome_columns,
+};
+use crate::adapters::convert::{
+    expiry_from_sql, expiry_to_sql, id_from_sql, id_to_sql, micros_from_sql, micros_to_sql,
 };
 use crate::domain::aml::Page;
 use crate::domain::evidence::{Actor, RequirementTrigger, events};

@@ -4,7 +4,6 @@
 pub mod accounts;
 pub mod aml;
 pub mod challenges;
-mod convert;
 pub mod journal;
 pub mod kyc;
 mod kyc_decisions;

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use rusqlite::{OptionalExtension, params};
 
 use super::Database;
-use super::convert::micros_to_sql;
 use super::journal;
+use crate::adapters::convert::micros_to_sql;
 use crate::domain::evidence::retention::purge_cutoff;
 use crate::domain::evidence::{Actor, events};
 use crate::domain::primitives::{NormalizedPaytoHash, RelativeTime, Timestamp};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Database;
-use super::convert::{bytes, corrupt, micros_from_sql, micros_to_sql};
+use crate::adapters::convert::{bytes, corrupt, micros_from_sql, micros_to_sql};
 use crate::domain::accounts::TanChannel;
 use crate::domain::primitives::Timestamp;
 use crate::domain::tan::{Challenge, ChallengeId, Operation, Role};

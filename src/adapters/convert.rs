@@ -1,4 +1,5 @@
-//! Conversions between talerbox values and SQLite columns, shared by the stores.
+//! Conversions between talerbox values and database columns, shared by the SQLite and
+//! PostgreSQL stores (both keep times as signed µs and serials as 64-bit integers).
 //!
 //! Times are signed µs; every finite timestamp up to i64::MAX µs (year 294 247) converts
 //! exactly, and an expiry of "never" is NULL. Serials are INTEGER; everything read back is

@@ -1,0 +1,196 @@
+//! PostgreSQL storage, for several talerbox instances sharing one database.
+//!
+//! No writer thread: every port call is one READ COMMITTED transaction on a pooled
+//! connection, answered after its `COMMIT` (with `synchronous_commit = on`, durable). Where
+//! the SQLite stores rely on their single writer (read, decide, then write), these stores
+//! take explicit locks (see `locks`). The client is blocking: call the stores only from
+//! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
+
+pub mod connection;
+pub mod journal;
+pub mod locks;
+pub mod meta;
+pub mod migrations;
+#[cfg(test)]
+mod parity_tests;
+#[cfg(test)]
+pub mod testing;
+
+use std::time::Duration;
+
+use rand_core::RngCore as _;
+
+use crate::ports::StoreError;
+pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
+pub use migrations::latest_version;
+
+/// How long a call waits for a free pooled connection before it is refused (503).
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Attempts of a transaction that hit a serialization failure or a deadlock.
+const WRITE_ATTEMPTS: u32 = 3;
+
+/// Default pooled connections of one instance (PostgreSQL's group commit needs one
+/// connection per concurrent writer).
+pub const DEFAULT_POOL_SIZE: u32 = 16;
+
+/// A failure inside a port call: a statement's error (classified when the call ends) or the
+/// store's own verdict (e.g. a corrupt row).
+#[derive(Debug)]
+pub enum PgError {
+    Db(postgres::Error),
+    Store(StoreError),
+}
+
+impl From<postgres::Error> for PgError {
+    fn from(e: postgres::Error) -> Self {
+        PgError::Db(e)
+    }
+}
+
+impl From<StoreError> for PgError {
+    fn from(e: StoreError) -> Self {
+        PgError::Store(e)
+    }
+}
+
+impl PgError {
+    /// A serialization failure or deadlock: the transaction may be run again.
+    fn is_retryable(&self) -> bool {
+        matches!(self, PgError::Db(e) if matches!(
+            e.code().map(|c| c.code()),
+            Some("40001" | "40P01")
+        ))
+    }
+}
+
+impl From<PgError> for StoreError {
+    fn from(e: PgError) -> Self {
+        match e {
+            PgError::Store(e) => e,
+            PgError::Db(e) => classify(&e),
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        classify(&e)
+    }
+}
+
+/// Busy, gone or full is worth a retry (503); anything else is a bug or corruption (500).
+/// The text names the SQLSTATE, message and constraint, never a parameter.
+fn classify(e: &postgres::Error) -> StoreError {
+    let text = match e.as_db_error() {
+        Some(db) => format!(
+            "postgres {}: {}{}",
+            db.code().code(),
+            db.message(),
+            db.constraint()
+                .map(|c| format!(" (constraint {c})"))
+                .unwrap_or_default()
+        ),
+        None => format!("postgres: {e}"),
+    };
+    let transient = match e.code().map(|c| c.code()) {
+        Some(code) => {
+            code.starts_with("08")
+                || matches!(
+                    code,
+                    "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300"
+                )
+        }
+        // No SQLSTATE: the connection broke or never came up.
+        None => e.is_closed() || e.as_db_error().is_none(),
+    };
+    if transient {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Internal(text)
+    }
+}
+
+/// The shared database: a pool of sessions, each with its statement cache.
+pub struct PgDatabase {
+    pool: r2d2::Pool<PgManager>,
+    uri: String,
+}
+
+impl PgDatabase {
+    /// Migrates the schema (under the startup lock), then opens the pool.
+    pub fn open(uri: &str, pool_size: u32) -> Result<PgDatabase, StoreError> {
+        let config = parse_uri(uri).map_err(StoreError::Internal)?;
+        {
+            let mut conn = PgConnection::connect(&config)?;
+            migrations::migrate(&mut conn)?;
+            journal::ensure_started(&mut conn, latest_version())?;
+        }
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(1))
+            .min_idle(Some(1))
+            .test_on_check_out(false)
+            .connection_timeout(POOL_TIMEOUT)
+            .build(PgManager::new(config))
+            .map_err(|e| StoreError::Unavailable(format!("opening connections: {e}")))?;
+        Ok(PgDatabase {
+            pool,
+            uri: redact(uri),
+        })
+    }
+
+    /// The URI without its password.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn connection(&self) -> Result<r2d2::PooledConnection<PgManager>, StoreError> {
+        self.pool.get().map_err(|_| {
+            StoreError::Unavailable("no database connection became free in time".into())
+        })
+    }
+
+    /// Runs `work` in autocommit on a pooled connection.
+    pub fn read<T>(
+        &self,
+        work: impl FnOnce(&mut Session<'_, postgres::Client>) -> Result<T, PgError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection()?;
+        Ok(work(&mut conn.session())?)
+    }
+
+    /// Runs `work` as one transaction, answered after its commit. A serialization failure
+    /// or deadlock runs it again (at most `WRITE_ATTEMPTS` times), so `work` must not have
+    /// effects outside the database.
+    pub fn write<T>(
+        &self,
+        mut work: impl FnMut(&mut Session<'_, postgres::Transaction<'_>>) -> Result<T, PgError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection()?;
+        let mut attempt = 1;
+        loop {
+            match conn.transaction(&mut work) {
+                Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    let jitter = rand_core::OsRng.next_u32() % 20;
+                    std::thread::sleep(Duration::from_millis(5 + u64::from(jitter)));
+                }
+                outcome => return outcome.map_err(StoreError::from),
+            }
+        }
+    }
+
+    /// A cheap query proving that the database answers (used by `/healthz` and `/readyz`).
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|s| {
+            s.query_one("SELECT count(*) FROM talerbox_meta", &[])?;
+            Ok(())
+        })
+    }
+}
+
+impl crate::ports::health::HealthProbe for PgDatabase {
+    fn check(&self) -> Result<(), String> {
+        self.ping().map_err(|e| e.to_string())
+    }
+}

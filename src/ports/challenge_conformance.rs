@@ -25,6 +25,7 @@ macro_rules! challenge_store_conformance {
             deleting_a_client_deletes_its_validations_and_grants,
             purging_keeps_what_is_alive,
             concurrent_updates_of_one_version_succeed_once,
+            concurrent_creations_count_every_validation,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -379,4 +380,17 @@ pub fn concurrent_updates_of_one_version_succeed_once(store: &dyn ChallengeStore
         .count();
     assert_eq!(wins, 1, "{outcomes:?}");
     assert_eq!(store.validation(&v.nonce).unwrap().unwrap().version, 1);
+}
+
+pub fn concurrent_creations_count_every_validation(store: &dyn ChallengeStore) {
+    let c = client(store);
+    std::thread::scope(|scope| {
+        for nonce in 1..=8u8 {
+            scope.spawn(move || assert!(store.create_validation(&fresh(c.id, nonce)).unwrap()));
+        }
+    });
+    assert_eq!(store.client(c.id).unwrap().unwrap().validation_counter, 8);
+    for nonce in 1..=8u8 {
+        assert!(store.validation(&[nonce; 32]).unwrap().is_some());
+    }
 }

@@ -27,6 +27,9 @@ macro_rules! tan_store_conformance {
             consume_marks_used_and_invalidates_the_rest,
             consume_refuses_what_no_longer_counts,
             purge_deletes_only_old_challenges,
+            concurrent_replaces_of_one_state_succeed_once,
+            concurrent_consumes_of_one_challenge_succeed_once,
+            concurrent_consumes_with_invalidation_leave_one_winner,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -213,4 +216,71 @@ pub fn purge_deletes_only_old_challenges(store: &dyn TanStore) {
     assert_eq!(store.challenge(ACCOUNT, &old.id).unwrap(), None);
     assert!(store.challenge(ACCOUNT, &sent.id).unwrap().is_some());
     assert!(store.challenge(OTHER, &young.id).unwrap().is_some());
+}
+
+/// Runs `call` on 8 threads at once; the number of calls that answered true.
+fn wins(call: impl Fn(usize) -> bool + Sync) -> usize {
+    let call = &call;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8).map(|i| scope.spawn(move || call(i))).collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|won| *won)
+            .count()
+    })
+}
+
+pub fn concurrent_replaces_of_one_state_succeed_once(store: &dyn TanStore) {
+    let random = SeededRandom::new(7);
+    let stored = fresh(&random, ACCOUNT, 100);
+    store.create(std::slice::from_ref(&stored)).unwrap();
+    let won = wins(|i| {
+        let mut next = stored.clone();
+        next.attempts_left = u32::try_from(i).unwrap();
+        store.replace(&stored, &next).unwrap()
+    });
+    assert_eq!(won, 1);
+    assert_ne!(store.challenge(ACCOUNT, &stored.id).unwrap(), Some(stored));
+}
+
+pub fn concurrent_consumes_of_one_challenge_succeed_once(store: &dyn TanStore) {
+    let random = SeededRandom::new(8);
+    let challenge = solved(&random, ACCOUNT, 100);
+    store.create(std::slice::from_ref(&challenge)).unwrap();
+    let won = wins(|_| {
+        store
+            .consume(ACCOUNT, &[challenge.id], false, at(110))
+            .unwrap()
+    });
+    assert_eq!(won, 1);
+    let stored = store.challenge(ACCOUNT, &challenge.id).unwrap().unwrap();
+    assert_eq!(stored.state(), ChallengeState::Used);
+}
+
+/// Each caller consumes a solved challenge of its own and kills the account's others: the
+/// first to commit wins, and every other finds its challenge dead.
+pub fn concurrent_consumes_with_invalidation_leave_one_winner(store: &dyn TanStore) {
+    let random = SeededRandom::new(9);
+    let challenges: Vec<Challenge> = (0..8).map(|_| solved(&random, ACCOUNT, 100)).collect();
+    store.create(&challenges).unwrap();
+    let won = wins(|i| {
+        store
+            .consume(ACCOUNT, &[challenges[i].id], true, at(110))
+            .unwrap()
+    });
+    assert_eq!(won, 1);
+    let states: Vec<ChallengeState> = challenges
+        .iter()
+        .map(|c| store.challenge(ACCOUNT, &c.id).unwrap().unwrap().state())
+        .collect();
+    let used = states
+        .iter()
+        .filter(|s| **s == ChallengeState::Used)
+        .count();
+    let dead = states
+        .iter()
+        .filter(|s| **s == ChallengeState::Dead)
+        .count();
+    assert_eq!((used, dead), (1, 7), "{states:?}");
 }

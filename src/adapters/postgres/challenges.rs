@@ -87,7 +87,7 @@ impl ChallengeStore for PgChallengeStore {
                 "SELECT {CLIENT_COLUMNS} FROM challenger_clients WHERE id = $1 AND instance = $2"
             );
             let row = s.query_opt(&sql, &[&id, &self.instance])?;
-            Ok(row.as_ref().map(read_client).transpose()?)
+            row.as_ref().map(read_client).transpose()
         })
     }
 
@@ -97,7 +97,7 @@ impl ChallengeStore for PgChallengeStore {
                 "SELECT {CLIENT_COLUMNS} FROM challenger_clients WHERE instance = $1 ORDER BY id"
             );
             let rows = s.query(&sql, &[&self.instance])?;
-            Ok(rows.iter().map(read_client).collect::<Result<_, _>>()?)
+            rows.iter().map(read_client).collect::<Result<_, _>>()
         })
     }
 

@@ -269,9 +269,9 @@ impl ChallengeStore for PgChallengeStore {
             // Lock the expired validations first: a grant being inserted for one of them
             // (which holds a key-share lock on it) commits before, and the DELETE below then
             // sees it in its own, newer snapshot; no grant can be added afterwards.
-            s.execute(
-                "SELECT nonce FROM challenger_validations WHERE instance = $1
-                 AND expires_at IS NOT NULL AND expires_at <= $2 FOR UPDATE",
+            s.query_one(
+                "SELECT count(*) FROM (SELECT 1 FROM challenger_validations WHERE instance = $1
+                     AND expires_at IS NOT NULL AND expires_at <= $2 FOR UPDATE) AS expired",
                 &[&self.instance, &now],
             )?;
             let validations = s.execute(
@@ -468,6 +468,46 @@ mod tests {
             }
         );
         assert_eq!(store.validation(&[1; 32]).unwrap(), None);
+    }
+
+    #[test]
+    fn a_purge_keeps_a_validation_whose_grant_commits_while_it_waits() {
+        let Some(((_serial, schema), store)) = store() else {
+            return;
+        };
+        let client = store.add_client("https://c.example/", [1; 32]).unwrap();
+        let expired = expiring(client.id, 1, Timestamp::from_seconds(10).unwrap());
+        assert!(store.create_validation(&expired).unwrap());
+        let later = Timestamp::from_seconds(20).unwrap();
+
+        // Another session inserts a live grant for the expired validation and commits only
+        // after the purge has started.
+        let mut other = schema.connect();
+        let purged = other
+            .transaction(|s| -> Result<_, PgError> {
+                s.execute(
+                    "INSERT INTO challenger_grants (instance, token_hash, nonce, code_hash,
+                         address, address_type) VALUES ('challenger', $1, $2, $1, '{}', 'email')",
+                    &[&&[9u8; 32][..], &&[1u8; 32][..]],
+                )?;
+                let purge = std::thread::spawn({
+                    let store = PgChallengeStore::new(Arc::clone(&store.db), "challenger");
+                    move || store.purge_expired(later)
+                });
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                assert!(
+                    !purge.is_finished(),
+                    "the purge waits for the grant's transaction"
+                );
+                Ok(purge)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert_eq!(purged, Purged::default());
+        assert!(store.validation(&[1; 32]).unwrap().is_some());
+        assert!(store.grant(&[9; 32]).unwrap().is_some());
     }
 
     #[test]

@@ -349,6 +349,48 @@ mod tests {
     }
 
     #[test]
+    fn a_gated_change_holds_its_challenges_until_it_commits() {
+        let Some((schema, store)) = store() else {
+            return;
+        };
+        let random = crate::ports::random::SeededRandom::new(11);
+        let mut solved = challenge(&random);
+        solved.solved_at = Some(Timestamp::EPOCH);
+        store.create(std::slice::from_ref(&solved)).unwrap();
+        let store = Arc::new(store);
+        let mut spent = solved.clone();
+        spent.attempts_left = 0;
+
+        // A gated change (as the account store runs it) checks, then marks, in one
+        // transaction; a concurrent compare-and-swap on the challenge waits for it and fails.
+        let mut gated = schema.connect();
+        let replaced = gated
+            .transaction(|s| -> Result<_, PgError> {
+                assert!(usable_in(s, ACCOUNT, &[solved.id])?);
+                let replace = std::thread::spawn({
+                    let (store, solved, spent) =
+                        (Arc::clone(&store), solved.clone(), spent.clone());
+                    move || store.replace(&solved, &spent)
+                });
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                assert!(
+                    !replace.is_finished(),
+                    "the replace waits for the gated change"
+                );
+                mark_in(s, ACCOUNT, &[solved.id], false, 5_000_000)?;
+                Ok(replace)
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+            .unwrap();
+        assert!(!replaced);
+        let stored = store.challenge(ACCOUNT, &solved.id).unwrap().unwrap();
+        assert_eq!(stored.used_at, Some(Timestamp::from_seconds(5).unwrap()));
+        assert_eq!(stored.attempts_left, 3);
+    }
+
+    #[test]
     fn a_corrupt_row_is_an_internal_error() {
         let Some((_schema, store)) = store() else {
             return;

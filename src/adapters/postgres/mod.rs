@@ -7,6 +7,7 @@
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
 pub mod connection;
+pub mod import;
 pub mod journal;
 pub mod locks;
 pub mod meta;
@@ -22,6 +23,7 @@ use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
+pub use import::{ImportError, ImportReport, import_sqlite};
 pub use migrations::latest_version;
 
 /// How long a call waits for a free pooled connection before it is refused (503).

@@ -17,6 +17,7 @@ use postgres::types::ToSql;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
+use super::locks::{self, JOURNAL};
 use super::{PgDatabase, PgError, Session};
 use crate::ports::StoreError;
 
@@ -430,7 +431,9 @@ fn copy<C: GenericClient>(
         ))
         .into());
     }
-    // No instance may write while the tables are checked and filled.
+    // No instance may write while the tables are checked and filled (the journal lock
+    // first, as appenders take it before the table).
+    locks::transaction_lock(s, JOURNAL)?;
     let all = plan
         .tables
         .iter()
@@ -583,7 +586,7 @@ fn copy_table<C: GenericClient>(
             let value = row.get_ref(index).map_err(|e| source.error(e))?;
             values.push(value).ok_or_else(|| {
                 ImportError::Schema(format!(
-                    "{table}.{} holds a {:?} value where PostgreSQL expects {}",
+                    "{table}.{} holds a {:?} value that PostgreSQL cannot store as {}",
                     column.name,
                     value.data_type(),
                     column.kind.array_type().trim_end_matches("[]")

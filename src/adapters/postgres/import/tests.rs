@@ -616,3 +616,26 @@ fn tables_come_after_the_tables_they_reference() {
     .collect();
     assert!(parents_first(&cycle).is_err());
 }
+
+#[test]
+fn values_convert_flags_and_refuse_other_types() {
+    let mut flags = Values::new(Kind::Boolean);
+    for value in [ValueRef::Integer(0), ValueRef::Integer(1), ValueRef::Null] {
+        assert_eq!(flags.push(value), Some(()));
+    }
+    assert!(matches!(&flags, Values::Boolean(v) if v == &[Some(false), Some(true), None]));
+    assert_eq!(flags.push(ValueRef::Integer(2)), None);
+    assert_eq!(flags.push(ValueRef::Text(b"1")), None);
+    let mut integers = Values::new(Kind::Integer);
+    assert_eq!(integers.push(ValueRef::Integer(i64::MIN)), Some(()));
+    assert_eq!(integers.push(ValueRef::Real(1.5)), None);
+    assert_eq!(integers.push(ValueRef::Blob(b"1")), None);
+    let mut texts = Values::new(Kind::Text);
+    assert_eq!(texts.push(ValueRef::Text("Zoë".as_bytes())), Some(()));
+    assert_eq!(texts.push(ValueRef::Text(&[0xff])), None);
+    let mut bytes = Values::new(Kind::Bytes);
+    assert_eq!(bytes.push(ValueRef::Blob(&[0, 1])), Some(()));
+    assert_eq!(bytes.push(ValueRef::Text(b"ab")), None);
+    bytes.clear();
+    assert!(matches!(&bytes, Values::Bytes(v) if v.is_empty()));
+}

@@ -8,6 +8,7 @@
 
 pub mod challenges;
 pub mod connection;
+pub mod import;
 pub mod journal;
 pub mod locks;
 pub mod meta;
@@ -25,6 +26,7 @@ use rand_core::RngCore as _;
 use crate::ports::StoreError;
 pub use challenges::PgChallengeStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
+pub use import::{ImportError, ImportReport, import_sqlite};
 pub use migrations::latest_version;
 pub use tan::PgTanStore;
 

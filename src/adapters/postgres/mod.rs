@@ -6,6 +6,7 @@
 //! take explicit locks (see `locks`). The client is blocking: call the stores only from
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
+pub mod aml;
 pub mod connection;
 pub mod journal;
 pub mod locks;
@@ -13,6 +14,7 @@ pub mod meta;
 pub mod migrations;
 #[cfg(test)]
 mod parity_tests;
+pub mod retention;
 #[cfg(test)]
 pub mod testing;
 
@@ -21,6 +23,7 @@ use std::time::Duration;
 use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
+pub use aml::PgAmlStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use migrations::latest_version;
 

@@ -486,7 +486,8 @@ pub fn concurrent_operator_actions_each_move_the_date(store: &dyn AmlStores) {
         name: format!("o{i}"),
         read_only: false,
     };
-    for (round, stored) in [(1u8, false), (2u8, true)] {
+    for round in 1..=6u8 {
+        let stored = round % 2 == 0;
         if stored {
             store
                 .upsert_officer(&change(round, "signed", 500, true, true))
@@ -512,26 +513,28 @@ pub fn concurrent_operator_actions_each_move_the_date(store: &dyn AmlStores) {
 /// Decisions about one account, at once: none fails, exactly the last one is active.
 pub fn concurrent_decisions_leave_one_active(store: &dyn AmlStores) {
     const THREADS: usize = 8;
-    let serials: Vec<u64> = together(THREADS, |i| {
-        store
-            .insert_outcome(&outcome(account(1), 100 + i as u64, false))
-            .unwrap()
-    });
-    let all = store
-        .decisions(&DecisionFilter {
-            page: Page::new(100, 0),
-            h_payto: Some(account(1)),
-            active: None,
-            investigation: None,
-        })
-        .unwrap();
-    assert_eq!(all.len(), THREADS);
-    let active: Vec<u64> = all
-        .iter()
-        .filter(|d| d.is_active)
-        .map(|d| d.rowid)
-        .collect();
-    assert_eq!(active, [*serials.iter().max().unwrap()]);
+    for owner in 1..=3u8 {
+        let serials: Vec<u64> = together(THREADS, |i| {
+            store
+                .insert_outcome(&outcome(account(owner), 100 + i as u64, false))
+                .unwrap()
+        });
+        let all = store
+            .decisions(&DecisionFilter {
+                page: Page::new(100, 0),
+                h_payto: Some(account(owner)),
+                active: None,
+                investigation: None,
+            })
+            .unwrap();
+        assert_eq!(all.len(), THREADS);
+        let active: Vec<u64> = all
+            .iter()
+            .filter(|d| d.is_active)
+            .map(|d| d.rowid)
+            .collect();
+        assert_eq!(active, [*serials.iter().max().unwrap()]);
+    }
 }
 
 /// Decisions about many accounts while an officer pages forward by serial: a row never

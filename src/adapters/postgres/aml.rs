@@ -139,10 +139,7 @@ impl OfficerStore for PgAmlStore {
                 &format!("SELECT {OFFICER_COLUMNS} FROM aml_officers ORDER BY officer_pub"),
                 &[],
             )?;
-            Ok(rows
-                .iter()
-                .map(officer_from_row)
-                .collect::<Result<_, _>>()?)
+            rows.iter().map(officer_from_row).collect()
         })
     }
 }
@@ -162,7 +159,7 @@ fn officer_by_key<C: GenericClient>(
 ) -> Result<Option<Officer>, PgError> {
     let sql = format!("SELECT {OFFICER_COLUMNS} FROM aml_officers WHERE officer_pub = $1{lock}");
     let row = s.query_opt(&sql, &[&&officer_pub.0[..]])?;
-    Ok(row.as_ref().map(officer_from_row).transpose()?)
+    row.as_ref().map(officer_from_row).transpose()
 }
 
 /// Runs one of the officer writes (`$1`…`$6` in column order); true when it wrote a row.

@@ -180,3 +180,60 @@ mod conformance {
         (schema, db, aml, journal)
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::adapters::postgres::aml::PgAmlStore;
+    use crate::adapters::postgres::testing;
+    use crate::domain::aml::{AttributeSource, NewAttributeRecord, Page};
+    use crate::ports::aml::AttributeStore;
+
+    /// A hold being set when a purge starts: the purge waits for it and spares the account.
+    #[test]
+    fn a_purge_waits_for_a_hold_in_flight_and_spares_its_account() {
+        let Some((schema, db)) = testing::database() else {
+            return;
+        };
+        let aml = PgAmlStore::new(Arc::clone(&db));
+        let h_payto = NormalizedPaytoHash([1; 32]);
+        aml.append_attributes(&NewAttributeRecord {
+            h_payto,
+            collection_time: Timestamp::from_seconds(1_000).unwrap(),
+            expiration_time: Timestamp::from_seconds(2_000).unwrap(),
+            source: AttributeSource::Customer { provider: None },
+            form_id: None,
+            process_serial: None,
+            encrypted: vec![1, 2, 3],
+        })
+        .unwrap();
+        let mut holder = schema.connect();
+        holder
+            .session()
+            .batch(
+                "BEGIN; INSERT INTO retention_holds (h_payto, reason, since) \
+                 VALUES (decode(repeat('01', 32), 'hex'), 'court order', 0)",
+            )
+            .unwrap();
+        let purge = std::thread::spawn({
+            let db = Arc::clone(&db);
+            move || {
+                db.purge_attributes(
+                    Timestamp::from_seconds(10_000).unwrap(),
+                    RelativeTime::from_seconds(1_000),
+                    Actor::system(),
+                    false,
+                )
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!purge.is_finished(), "the purge did not wait for the hold");
+        holder.session().batch("COMMIT").unwrap();
+        assert_eq!(purge.join().unwrap().unwrap(), Purged::default());
+        let rows = aml.attributes(&h_payto, &Page::new(10, 0)).unwrap();
+        assert_eq!(rows[0].encrypted, [1, 2, 3]);
+    }
+}

@@ -103,7 +103,9 @@ impl OfficerStore for PgAmlStore {
         now: Timestamp,
     ) -> Result<Option<Officer>, StoreError> {
         self.db.write(|s| {
-            let updated = loop {
+            // A first insert that lost a race finds the row, locked, on the second read.
+            let mut written = None;
+            for _ in 0..2 {
                 let existing = officer_by_key(s, officer_pub, " FOR UPDATE")?;
                 let Some(updated) =
                     apply_operator_action(existing.as_ref(), officer_pub, action, now)
@@ -115,11 +117,13 @@ impl OfficerStore for PgAmlStore {
                 } else {
                     INSERT_IF_ABSENT
                 };
-                // A first insert that lost a race finds the row locked on the next read.
                 if write_officer(s, &updated, sql)? {
-                    break updated;
+                    written = Some(updated);
+                    break;
                 }
-            };
+            }
+            let updated =
+                written.ok_or_else(|| corrupt("aml_officers", "officer row came and went"))?;
             journal::append(
                 s,
                 &events::officer_changed(

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::App;
-use crate::adapters::sqlite::Database;
 use crate::adapters::system::SystemClock;
 use crate::domain::evidence::Actor;
 use crate::domain::primitives::{EddsaPrivateKey, RelativeTime};
 use crate::ports::clock::Clock;
 use crate::ports::journal::Journal;
+use crate::ports::retention::RetentionStore;
 
 /// How often due attribute rows are looked for.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -20,7 +20,7 @@ const RETENTION_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub struct EvidenceSettings {
     journal: Arc<dyn Journal>,
     key: EddsaPrivateKey,
-    db: Arc<Database>,
+    retention_store: Arc<dyn RetentionStore>,
     checkpoint_interval: Option<Duration>,
     retention: RelativeTime,
 }
@@ -30,7 +30,7 @@ impl App {
         EvidenceSettings {
             journal: Arc::clone(&self.journal),
             key: self.journal_key.clone(),
-            db: Arc::clone(&self.db),
+            retention_store: Arc::clone(&self.db) as Arc<dyn RetentionStore>,
             checkpoint_interval: self.config.server.journal_checkpoint_interval,
             retention: self.config.exchange.attribute_retention,
         }
@@ -59,7 +59,7 @@ pub async fn maintain(settings: EvidenceSettings) {
 
 async fn purge_due(settings: EvidenceSettings) {
     let purged = tokio::task::spawn_blocking(move || {
-        settings.db.purge_attributes(
+        settings.retention_store.purge_attributes(
             SystemClock.now(),
             settings.retention,
             Actor::system(),

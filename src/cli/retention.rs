@@ -8,6 +8,7 @@ use talerbox::app::App;
 use talerbox::domain::aml::iso8601_utc;
 use talerbox::domain::evidence::Actor;
 use talerbox::ports::clock::Clock;
+use talerbox::ports::retention::RetentionStore as _;
 
 /// Purges due rows (or counts them with `dry_run`).
 pub fn purge(app: &App, dry_run: bool, out: &mut impl Write) -> anyhow::Result<ExitCode> {

@@ -31,6 +31,10 @@ macro_rules! aml_store_conformance {
             concurrent_appends_get_distinct_increasing_ids,
             decisions_replace_the_active_one_per_account,
             decisions_filter_and_page,
+            concurrent_first_officer_upserts,
+            concurrent_operator_actions_each_move_the_date,
+            concurrent_decisions_leave_one_active,
+            decision_serials_commit_in_order,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -435,4 +439,157 @@ pub fn decisions_filter_and_page(store: &dyn AmlStores) {
         [3, 1]
     );
     assert!(list(Page::new(0, 0), None, None, None).is_empty());
+}
+
+// ---- concurrency ----
+
+/// Runs `work(i)` on `threads` threads released together; the answers in thread order.
+fn together<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let start = std::sync::Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (start, work) = (&start, &work);
+                scope.spawn(move || {
+                    start.wait();
+                    work(i)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Changes of one new officer with different dates, at once: none fails, the newest wins.
+pub fn concurrent_first_officer_upserts(store: &dyn AmlStores) {
+    const THREADS: usize = 8;
+    for round in 1..=4u8 {
+        let answers = together(THREADS, |i| {
+            let date = 1_000 + i as u64;
+            store.upsert_officer(&change(round, &format!("o{i}"), date, i % 2 == 0, false))
+        });
+        let answers: Vec<OfficerUpsert> = answers.into_iter().map(|a| a.unwrap()).collect();
+        assert_eq!(answers[THREADS - 1], OfficerUpsert::Stored, "{answers:?}");
+        assert!(!answers.contains(&OfficerUpsert::Replayed), "{answers:?}");
+        let stored = store.officer(&key(round)).unwrap().unwrap();
+        assert_eq!(stored.last_change, at(1_000 + THREADS as u64 - 1));
+        assert_eq!(stored.name, format!("o{}", THREADS - 1));
+        assert_eq!(stored.master_sig, Some(EddsaSignature([round; 64])));
+    }
+}
+
+/// Operator actions at the same instant, at once, on a new officer and on a stored one: each
+/// reads the one before it, so each moves the date by a second and none is lost.
+pub fn concurrent_operator_actions_each_move_the_date(store: &dyn AmlStores) {
+    const THREADS: usize = 6;
+    let enable = |i: usize| OperatorAction::Enable {
+        name: format!("o{i}"),
+        read_only: false,
+    };
+    for round in 1..=6u8 {
+        let stored = round % 2 == 0;
+        if stored {
+            store
+                .upsert_officer(&change(round, "signed", 500, true, true))
+                .unwrap();
+        }
+        let answers = together(THREADS, |i| {
+            store.operator_update(&key(round), &enable(i), at(500))
+        });
+        let mut dates: Vec<u64> = answers
+            .into_iter()
+            .map(|a| a.unwrap().unwrap().last_change.as_seconds().unwrap())
+            .collect();
+        dates.sort_unstable();
+        let first = if stored { 501 } else { 500 };
+        let expected: Vec<u64> = (first..first + THREADS as u64).collect();
+        assert_eq!(dates, expected);
+        let officer = store.officer(&key(round)).unwrap().unwrap();
+        assert_eq!(officer.last_change, at(first + THREADS as u64 - 1));
+        assert_eq!(officer.master_sig, None);
+    }
+}
+
+/// Decisions about one account, at once: none fails, exactly the last one is active.
+pub fn concurrent_decisions_leave_one_active(store: &dyn AmlStores) {
+    const THREADS: usize = 8;
+    for owner in 1..=3u8 {
+        let serials: Vec<u64> = together(THREADS, |i| {
+            store
+                .insert_outcome(&outcome(account(owner), 100 + i as u64, false))
+                .unwrap()
+        });
+        let all = store
+            .decisions(&DecisionFilter {
+                page: Page::new(100, 0),
+                h_payto: Some(account(owner)),
+                active: None,
+                investigation: None,
+            })
+            .unwrap();
+        assert_eq!(all.len(), THREADS);
+        let active: Vec<u64> = all
+            .iter()
+            .filter(|d| d.is_active)
+            .map(|d| d.rowid)
+            .collect();
+        assert_eq!(active, [*serials.iter().max().unwrap()]);
+    }
+}
+
+/// Decisions about many accounts while an officer pages forward by serial: a row never
+/// commits below a page already read, so the reader ends having seen every row once.
+pub fn decision_serials_commit_in_order(store: &dyn AmlStores) {
+    const WRITERS: usize = 6;
+    const EACH: usize = 15;
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let page = |after: u64| {
+        store
+            .decisions(&DecisionFilter {
+                page: Page::new(7, after),
+                h_payto: None,
+                active: None,
+                investigation: None,
+            })
+            .unwrap()
+    };
+    let seen: Vec<u64> = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut seen = Vec::new();
+            loop {
+                // Read `done` first: rows committed before the last writer finished are
+                // visible to the pass that follows.
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst) == WRITERS;
+                let rows = page(seen.last().copied().unwrap_or(0));
+                if rows.is_empty() && finished {
+                    return seen;
+                }
+                seen.extend(rows.iter().map(|d| d.rowid));
+            }
+        });
+        for writer in 0..WRITERS {
+            let done = &done;
+            scope.spawn(move || {
+                for n in 0..EACH {
+                    let owner = account((writer * EACH + n) as u8);
+                    store
+                        .insert_outcome(&outcome(owner, n as u64, false))
+                        .unwrap();
+                }
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        reader.join().unwrap()
+    });
+    let all = store
+        .decisions(&DecisionFilter {
+            page: Page::new(1000, 0),
+            h_payto: None,
+            active: None,
+            investigation: None,
+        })
+        .unwrap();
+    assert_eq!(all.len(), WRITERS * EACH);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    assert_eq!(seen, ids(&all, |d| d.rowid), "the reader skipped a row");
 }

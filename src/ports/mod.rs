@@ -22,6 +22,9 @@ pub mod pdf;
 pub mod programs;
 pub mod provider_http;
 pub mod random;
+pub mod retention;
+#[cfg(test)]
+pub mod retention_conformance;
 pub mod sender;
 pub mod tan;
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
 pub mod challenges;
+pub mod aml;
 pub mod connection;
 pub mod import;
 pub mod journal;
@@ -16,6 +17,7 @@ pub mod migrations;
 #[cfg(test)]
 mod parity_tests;
 pub mod tan;
+pub mod retention;
 #[cfg(test)]
 pub mod testing;
 
@@ -25,6 +27,7 @@ use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
 pub use challenges::PgChallengeStore;
+pub use aml::PgAmlStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use import::{ImportError, ImportReport, import_sqlite};
 pub use migrations::latest_version;

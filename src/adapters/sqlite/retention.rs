@@ -12,21 +12,9 @@ use crate::domain::evidence::retention::purge_cutoff;
 use crate::domain::evidence::{Actor, events};
 use crate::domain::primitives::{NormalizedPaytoHash, RelativeTime, Timestamp};
 use crate::ports::StoreError;
+use crate::ports::retention::RetentionStore;
 
-/// What a purge erased (or would erase).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Purged {
-    pub rows: u64,
-    pub accounts: u64,
-}
-
-/// A legal hold as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hold {
-    pub h_payto: NormalizedPaytoHash,
-    pub reason: String,
-    pub since: Timestamp,
-}
+pub use crate::ports::retention::{Hold, Purged};
 
 const DUE: &str = "SELECT a.serial, a.h_payto FROM kyc_attributes a
      WHERE a.purged_at IS NULL AND a.collection_time < ?1
@@ -67,10 +55,10 @@ fn count(due: &DueRows) -> Purged {
     }
 }
 
-impl Database {
+impl RetentionStore for Database {
     /// Erases the blobs of every due row, with one `retention.purged` entry per account;
     /// with `dry_run`, only counts them.
-    pub fn purge_attributes(
+    fn purge_attributes(
         &self,
         now: Timestamp,
         retention: RelativeTime,
@@ -101,7 +89,7 @@ impl Database {
 
     /// Sets (or, with `reason` = `None`, releases) the account's legal hold; answers whether
     /// anything changed.
-    pub fn set_hold(
+    fn set_hold(
         &self,
         h_payto: NormalizedPaytoHash,
         reason: Option<String>,
@@ -139,7 +127,7 @@ impl Database {
     }
 
     /// Every legal hold, oldest first.
-    pub fn holds(&self) -> Result<Vec<Hold>, StoreError> {
+    fn holds(&self) -> Result<Vec<Hold>, StoreError> {
         self.read(|conn| {
             let mut statement = conn.prepare_cached(
                 "SELECT h_payto, reason, since FROM retention_holds ORDER BY since, h_payto",
@@ -166,4 +154,31 @@ impl Database {
             .collect()
         })
     }
+}
+
+#[cfg(test)]
+mod conformance {
+    use std::sync::Arc;
+
+    use super::Database;
+    use crate::adapters::sqlite::DbOptions;
+    use crate::adapters::sqlite::aml::SqliteAmlStore;
+    use crate::adapters::sqlite::journal::SqliteJournal;
+    use crate::ports::retention_conformance::retention_store_conformance;
+
+    fn fixture() -> (
+        tempfile::TempDir,
+        Arc<Database>,
+        SqliteAmlStore,
+        SqliteJournal,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("t.sqlite3"), &DbOptions::default()).unwrap();
+        let db = Arc::new(db);
+        let aml = SqliteAmlStore::new(Arc::clone(&db));
+        let journal = SqliteJournal::new(Arc::clone(&db));
+        (dir, db, aml, journal)
+    }
+
+    retention_store_conformance!(fixture());
 }

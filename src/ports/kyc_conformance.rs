@@ -25,6 +25,8 @@ macro_rules! kyc_store_conformance {
             open_process_is_the_newest_unfinished_one,
             the_change_counter_moves_with_every_change,
             account_keys_create_the_account_and_replace_the_key,
+            concurrent_decisions_leave_one_active,
+            concurrent_activations_open_one_set,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -436,4 +438,116 @@ pub fn account_keys_create_the_account_and_replace_the_key(store: &dyn KycStore)
     let stored = store.account(&account(7)).unwrap().unwrap();
     assert_eq!(stored.account_pub, Some(EddsaPublicKey([2; 32])));
     assert_eq!(stored.created, at(10));
+}
+
+/// Writers racing on one account.
+const RACERS: u8 = 8;
+
+/// Runs `write(i)` for every racer at once; each must succeed.
+fn race<T: Send>(write: impl Fn(u8) -> T + Sync) -> Vec<T> {
+    let start = std::sync::Barrier::new(usize::from(RACERS));
+    std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|i| {
+                let (start, write) = (&start, &write);
+                scope.spawn(move || {
+                    start.wait();
+                    write(i)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    })
+}
+
+pub fn concurrent_decisions_leave_one_active(store: &dyn KycStore) {
+    use super::kyc::{DecisionOutcome, DecisionWrite, NewKycAccount};
+    use crate::domain::primitives::{EddsaPublicKey, EddsaSignature};
+    // Every decision also creates the account if it is new, so the racers contend for that too.
+    let decide = |i: u8| DecisionWrite {
+        h_payto: account(9),
+        account: Some(NewKycAccount {
+            normalized_payto: "payto://x-taler-bank/localhost/nine".into(),
+            full_payto: "payto://x-taler-bank/localhost/nine?receiver-name=N".into(),
+            new_token: AccessToken([i; 32]),
+        }),
+        decision_time: at(3_000),
+        expiration_time: at(9_000),
+        new_rules: crate::domain::primitives::canonical_json::canonical_text_of(
+            &serde_json::to_value(rules(9_000)).unwrap(),
+        ),
+        properties: None,
+        new_measures: None,
+        to_investigate: i == 0,
+        justification: format!("racer {i}"),
+        officer_pub: EddsaPublicKey([1; 32]),
+        officer_sig: EddsaSignature([i; 64]),
+        open_measures: Some(set(&[&format!("check-{i}")])),
+        attributes: None,
+        events: Vec::new(),
+    };
+    let outcomes = race(|i| store.apply_decision(decide(i)).unwrap());
+    let mut tokens = Vec::new();
+    let mut serials = Vec::new();
+    for outcome in outcomes {
+        let DecisionOutcome::Applied {
+            outcome_serial,
+            access_token,
+            ..
+        } = outcome
+        else {
+            panic!("a decision of the same time was refused: {outcome:?}");
+        };
+        tokens.push(access_token);
+        serials.push(outcome_serial);
+    }
+    // One account (one token for all), one active outcome: the newest.
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]), "{tokens:?}");
+    let history = store.aml_history(&account(9)).unwrap();
+    assert_eq!(history.len(), usize::from(RACERS));
+    assert_eq!(history.iter().filter(|h| h.is_active).count(), 1);
+    let active = store.active_outcome(&account(9)).unwrap().unwrap();
+    assert_eq!(Some(active.serial), serials.iter().max().copied());
+    let open = store
+        .list_measures(
+            &super::kyc::MeasureListing {
+                filter_h_payto: Some(account(9)),
+                open: Some(true),
+            },
+            &crate::domain::aml::Page::new(20, 0),
+        )
+        .unwrap();
+    assert_eq!(open.len(), 1, "{open:?}");
+}
+
+pub fn concurrent_activations_open_one_set(store: &dyn KycStore) {
+    let activated = race(|i| {
+        store
+            .activate_measures(ActivateMeasures {
+                h_payto: account(8),
+                normalized_payto: "payto://x-taler-bank/localhost/eight".into(),
+                full_payto: None,
+                new_token: AccessToken([i; 32]),
+                account_pub: None,
+                measures: set(&[&format!("check-{i}")]),
+                display_priority: 0,
+                trigger: crate::domain::evidence::RequirementTrigger::Rule,
+                now: at(1_000),
+            })
+            .unwrap()
+    });
+    let token = &activated[0].access_token;
+    assert!(activated.iter().all(|a| &a.access_token == token));
+    let stored = store.account(&account(8)).unwrap().unwrap();
+    assert_eq!(&stored.access_token, token);
+    // Each activation opened a set of its own, superseding the one before: one stays open.
+    let mut serials: Vec<u64> = activated.iter().map(|a| a.measure_serial).collect();
+    serials.sort_unstable();
+    serials.dedup();
+    assert_eq!(serials.len(), usize::from(RACERS));
+    let open = store.open_measure(&account(8)).unwrap().unwrap();
+    assert_eq!(Some(open.serial), serials.last().copied());
+    for serial in &serials[..serials.len() - 1] {
+        assert!(store.measure(*serial).unwrap().unwrap().is_finished);
+    }
 }

@@ -85,7 +85,10 @@ pub(super) fn known_serial(serial: u64) -> Result<i64, StoreError> {
 }
 
 /// Takes the per-account lock of `h_payto` for the rest of the transaction.
-pub(super) fn lock_account(s: &mut Tx<'_, '_>, h_payto: &NormalizedPaytoHash) -> Result<(), PgError> {
+pub(super) fn lock_account(
+    s: &mut Tx<'_, '_>,
+    h_payto: &NormalizedPaytoHash,
+) -> Result<(), PgError> {
     locks::transaction_lock(s, account_lock(h_payto))?;
     Ok(())
 }
@@ -402,7 +405,11 @@ fn measure_is_open(s: &mut Tx<'_, '_>, serial: u64) -> Result<bool, PgError> {
 }
 
 /// The account a measure set or process belongs to (immutable, so read before its lock).
-fn owner(s: &mut Tx<'_, '_>, table: Owner, serial: u64) -> Result<Option<NormalizedPaytoHash>, PgError> {
+fn owner(
+    s: &mut Tx<'_, '_>,
+    table: Owner,
+    serial: u64,
+) -> Result<Option<NormalizedPaytoHash>, PgError> {
     let Some(serial) = serial_to_sql(serial) else {
         return Ok(None);
     };
@@ -677,7 +684,8 @@ impl KycStore for PgKycStore {
         h_payto: &NormalizedPaytoHash,
         provider: &str,
     ) -> Result<Option<ProcessRow>, StoreError> {
-        self.db.read(|s| newest_process(s, h_payto, provider, false))
+        self.db
+            .read(|s| newest_process(s, h_payto, provider, false))
     }
 
     fn finished_process(
@@ -832,7 +840,10 @@ impl KycStore for PgKycStore {
 
 /// A completed check: process, attributes, outcome and finished set at once. Answers
 /// whether the counter moves.
-fn complete(s: &mut Tx<'_, '_>, completion: &Completion) -> Result<(CompleteOutcome, bool), PgError> {
+fn complete(
+    s: &mut Tx<'_, '_>,
+    completion: &Completion,
+) -> Result<(CompleteOutcome, bool), PgError> {
     lock_account(s, &completion.h_payto)?;
     if completion.outcome.is_some() {
         locks::transaction_lock(s, DECISIONS)?;

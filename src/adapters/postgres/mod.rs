@@ -24,9 +24,9 @@ use std::time::Duration;
 use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
+pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use kyc::PgKycStore;
 pub use listener::ChangeListener;
-pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use migrations::latest_version;
 
 /// How long a call waits for a free pooled connection before it is refused (503).

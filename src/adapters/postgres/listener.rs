@@ -120,9 +120,8 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::mpsc;
-    use std::time::Duration;
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::{Duration, Instant};
 
     use super::ChangeListener;
     use crate::adapters::postgres::{PgKycStore, testing};
@@ -130,6 +129,10 @@ mod tests {
     use crate::domain::kyc::{AccessToken, LegitimizationMeasures};
     use crate::domain::primitives::{NormalizedPaytoHash, Timestamp};
     use crate::ports::kyc::{ActivateMeasures, KycStore};
+
+    /// Listener tests cut listening connections: one at a time, so that none is fooled by
+    /// the report of another's reconnection.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
     fn activation(n: u8) -> ActivateMeasures {
         ActivateMeasures {
@@ -151,6 +154,7 @@ mod tests {
 
     #[test]
     fn a_write_on_the_store_wakes_the_listener() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let Some((schema, db)) = testing::database() else {
             return;
         };
@@ -173,6 +177,44 @@ mod tests {
         }
         assert!(woke, "no notification within 2 s of a write");
         drop(listener);
+    }
+
+    #[test]
+    fn a_lost_connection_is_replaced_and_reported() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((schema, db)) = testing::database() else {
+            return;
+        };
+        let (woken, wake_ups) = mpsc::channel();
+        let _listener = ChangeListener::start(&schema.uri(), move || {
+            let _ = woken.send(());
+        })
+        .unwrap();
+        // Cut the listener's connection from the server side, once it is listening.
+        let mut admin = schema.connect();
+        let mut admin = admin.session();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let terminated = loop {
+            let row = admin
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE query = 'LISTEN talerbox_kyc' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .unwrap();
+            let count: i64 = row.try_get(0).unwrap();
+            if count > 0 || Instant::now() > deadline {
+                break count;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(terminated > 0, "the listener never listened");
+        while wake_ups.try_recv().is_ok() {}
+        // Reconnected, it reports once (a change may have been missed), then listens again.
+        wake_ups.recv_timeout(Duration::from_secs(5)).unwrap();
+        let store = PgKycStore::new(db);
+        store.activate_measures(activation(1)).unwrap();
+        wake_ups.recv_timeout(Duration::from_secs(2)).unwrap();
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod connection;
 pub mod journal;
 pub mod kyc;
 mod kyc_decisions;
+#[cfg(test)]
+mod kyc_journal_parity;
 pub mod listener;
 pub mod locks;
 pub mod meta;

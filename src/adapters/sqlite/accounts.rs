@@ -161,13 +161,19 @@ impl AccountStore for SqliteAccountStore {
             let row = conn
                 .prepare_cached(TOKEN_WITH_ACTIVE_ACCOUNT)?
                 .query_row([&token_hash[..]], |row| {
-                    Ok((TokenRow::read_from(row, ACCOUNT_COLUMNS)?, AccountRow::read(row)?))
+                    Ok((
+                        TokenRow::read_from(row, ACCOUNT_COLUMNS)?,
+                        AccountRow::read(row)?,
+                    ))
                 })
                 .optional()?;
             let Some((token, account)) = row else {
                 return Ok(None);
             };
-            Ok(Some((token.into_record(*token_hash)?, account.into_account()?)))
+            Ok(Some((
+                token.into_record(*token_hash)?,
+                account.into_account()?,
+            )))
         })
     }
 

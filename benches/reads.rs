@@ -21,8 +21,8 @@ use hyper_util::rt::TokioIo;
 use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
 
-const RUNS: usize = 7;
-const RUN_TIME: Duration = Duration::from_secs(2);
+const RUNS: usize = 9;
+const RUN_TIME: Duration = Duration::from_millis(1500);
 const CONNECTIONS: usize = 32;
 const ADMIN: &str = "secret-token:bench";
 const CLIENT_SECRET: &str = "secret-token:client";
@@ -39,6 +39,8 @@ struct Target {
     name: &'static str,
     address: SocketAddr,
     path: String,
+    /// The path as reported (without the token it may carry).
+    shown: &'static str,
     authorization: Option<String>,
 }
 
@@ -83,10 +85,11 @@ fn main() -> Result<(), Error> {
             .validate(&mut connection, "reader@bench.example", "S")
             .await?;
         let (kyc, _) = kyc_open(&mut connection, ADMIN, "reader", "email personal").await?;
-        let target = |name, path: &str, authorization: Option<String>| Target {
+        let target = |name, path: &str, shown, authorization: Option<String>| Target {
             name,
             address: server,
             path: path.to_owned(),
+            shown,
             authorization,
         };
         let mut targets = vec![
@@ -94,12 +97,28 @@ fn main() -> Result<(), Error> {
                 name: "bare",
                 address: bare,
                 path: "/".to_owned(),
+                shown: "/ (bare hyper server)",
                 authorization: None,
             },
-            target("config", "/bank/config", None),
-            target("account", "/bank/accounts/reader", Some(bank)),
-            target("info", "/challenger/info", Some(format!("Bearer {info}"))),
-            target("kyc-info", &format!("/exchange/kyc-info/{kyc}"), None),
+            target("config", "/bank/config", "/bank/config", None),
+            target(
+                "account",
+                "/bank/accounts/reader",
+                "/bank/accounts/$U",
+                Some(bank),
+            ),
+            target(
+                "info",
+                "/challenger/info",
+                "/challenger/info",
+                Some(format!("Bearer {info}")),
+            ),
+            target(
+                "kyc-info",
+                &format!("/exchange/kyc-info/{kyc}"),
+                "/exchange/kyc-info/$TOKEN",
+                None,
+            ),
         ];
         targets.retain(|t| only.is_empty() || only.iter().any(|o| o == t.name));
 
@@ -125,8 +144,8 @@ fn main() -> Result<(), Error> {
         for (index, target) in targets.iter().enumerate() {
             let (rate, runs) = median(rates[index].clone());
             let line = match target.authorization {
-                Some(_) => format!("GET {} (bearer)", target.path),
-                None => format!("GET {}", target.path),
+                Some(_) => format!("GET {} (bearer)", target.shown),
+                None => format!("GET {}", target.shown),
             };
             let ratio = if ratios[index].is_empty() {
                 String::new()

@@ -49,6 +49,19 @@ const ACCOUNT_BY_NAME: &str = concat!(
     " FROM bank_accounts WHERE username = ?1"
 );
 
+/// The columns of `account_columns!`.
+const ACCOUNT_COLUMNS: usize = 21;
+
+/// An active account's columns (as `AccountRow::read` expects them), then the token's columns
+/// from index `ACCOUNT_COLUMNS` on (as `TokenRow::read_from` expects them).
+const TOKEN_WITH_ACTIVE_ACCOUNT: &str = concat!(
+    "SELECT a.*, a.username, t.scope, t.refreshable, t.created_at, t.expires_at, \
+     t.description FROM bank_tokens t JOIN (SELECT ",
+    account_columns!(),
+    " FROM bank_accounts) a ON a.id = t.account_id \
+     WHERE t.token_hash = ?1 AND a.deleted_at IS NULL"
+);
+
 const TOKEN_OF_ACTIVE_ACCOUNT: &str = "SELECT a.username, t.scope, t.refreshable, t.created_at, \
      t.expires_at, t.description FROM bank_tokens t JOIN bank_accounts a ON a.id = t.account_id \
      WHERE t.token_hash = ?1 AND a.deleted_at IS NULL";
@@ -141,21 +154,28 @@ impl AccountStore for SqliteAccountStore {
         })
     }
 
-    /// One pooled connection for both reads.
+    /// One statement: one read transaction for both rows.
     fn token_and_account(
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<(TokenRecord, Account)>, StoreError> {
         self.db.read(|conn| {
             let row = conn
-                .prepare_cached(TOKEN_OF_ACTIVE_ACCOUNT)?
-                .query_row([&token_hash[..]], TokenRow::read)
+                .prepare_cached(TOKEN_WITH_ACTIVE_ACCOUNT)?
+                .query_row([&token_hash[..]], |row| {
+                    Ok((
+                        TokenRow::read_from(row, ACCOUNT_COLUMNS)?,
+                        AccountRow::read(row)?,
+                    ))
+                })
                 .optional()?;
-            let Some(token) = row.map(|row| row.into_record(*token_hash)).transpose()? else {
+            let Some((token, account)) = row else {
                 return Ok(None);
             };
-            let account = account_by_name(conn, &token.username)?.filter(|a| !a.is_deleted());
-            Ok(account.map(|account| (token, account)))
+            Ok(Some((
+                token.into_record(*token_hash)?,
+                account.into_account()?,
+            )))
         })
     }
 
@@ -729,13 +749,18 @@ struct TokenRow {
 
 impl TokenRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
+        TokenRow::read_from(row, 0)
+    }
+
+    /// The token's columns from index `first` on.
+    fn read_from(row: &Row<'_>, first: usize) -> rusqlite::Result<TokenRow> {
         Ok(TokenRow {
-            username: row.get(0)?,
-            scope: row.get(1)?,
-            refreshable: row.get(2)?,
-            created_at: row.get(3)?,
-            expires_at: row.get(4)?,
-            description: row.get(5)?,
+            username: row.get(first)?,
+            scope: row.get(first + 1)?,
+            refreshable: row.get(first + 2)?,
+            created_at: row.get(first + 3)?,
+            expires_at: row.get(first + 4)?,
+            description: row.get(first + 5)?,
         })
     }
 

@@ -6,6 +6,7 @@
 //! take explicit locks (see `locks`). The client is blocking: call the stores only from
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
+pub mod accounts;
 pub mod connection;
 pub mod journal;
 pub mod locks;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
+pub use accounts::PgAccountStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use migrations::latest_version;
 

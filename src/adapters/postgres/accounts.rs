@@ -716,3 +716,359 @@ mod conformance {
 
     account_store_conformance!(optional: testing::database().map(|(schema, db)| (schema, PgAccountStore::new(db))));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::postgres::testing::{self, TestSchema};
+    use crate::domain::accounts::{ContactData, Scope};
+
+    fn store() -> Option<(TestSchema, PgAccountStore)> {
+        testing::database().map(|(schema, db)| (schema, PgAccountStore::new(db)))
+    }
+
+    fn kudos(text: &str) -> Amount {
+        format!("KUDOS:{text}").parse().unwrap()
+    }
+
+    fn user(text: &str) -> Username {
+        Username::parse(text).unwrap()
+    }
+
+    fn new_account(username: &str, bonus: Option<&str>) -> NewAccount {
+        NewAccount {
+            username: user(username),
+            password_hash: "hash".into(),
+            name: username.to_uppercase(),
+            is_public: false,
+            is_taler_exchange: false,
+            contact: ContactData::default(),
+            cashout_payto: None,
+            address: AddressChoice::Fixed(AccountAddress::XTalerBank(user(username))),
+            debit_threshold: kudos("10"),
+            min_cashout: None,
+            tan_channels: Vec::new(),
+            created_at: Timestamp::from_seconds(1_700_000_000).unwrap(),
+            bonus: bonus.map(kudos),
+        }
+    }
+
+    fn create(store: &PgAccountStore, new: NewAccount) -> Account {
+        match store.create_account(new).unwrap() {
+            CreateOutcome::Created(account) => account,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn raw(store: &PgAccountStore, sql: &str) {
+        store.db.write(|s| Ok(s.batch(sql)?)).unwrap();
+    }
+
+    fn count(store: &PgAccountStore, sql: &str) -> i64 {
+        store
+            .db
+            .read(|s| Ok(s.query_one(sql, &[])?.try_get(0)?))
+            .unwrap()
+    }
+
+    /// A challenge of `account_id`, solved or pending, with id bytes `n`.
+    fn challenge(store: &PgAccountStore, n: u8, account_id: i64, solved: bool) -> ChallengeId {
+        let id = [n; 16];
+        let solved_at = solved.then_some(1_700_000_100_000_000_i64);
+        store
+            .db
+            .write(|s| {
+                s.execute(
+                    "INSERT INTO tan_challenges (id, account_id, op, role, channel, address, \
+                     body_salt, body_hash, attempts_left, created_at, solved_at) \
+                     VALUES ($1, $2, 'account_delete', 'auth', 'sms', '+41', $3, $4, 3, \
+                     1700000000000000, $5)",
+                    &[
+                        &&id[..],
+                        &account_id,
+                        &&[0u8; 16][..],
+                        &&[1u8; 32][..],
+                        &solved_at,
+                    ],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        ChallengeId::from_bytes(id)
+    }
+
+    /// (used, invalidated, body hash kept) of challenge `n`.
+    fn challenge_state(store: &PgAccountStore, n: u8) -> (bool, bool, bool) {
+        store
+            .db
+            .read(|s| {
+                let row = s.query_one(
+                    "SELECT used_at IS NOT NULL, invalidated_at IS NOT NULL, \
+                     body_hash IS NOT NULL FROM tan_challenges WHERE id = $1",
+                    &[&&[n; 16][..]],
+                )?;
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })
+            .unwrap()
+    }
+
+    fn tan(account_id: i64, used: Vec<ChallengeId>, invalidate_others: bool) -> TanUse {
+        TanUse {
+            account_id,
+            used,
+            invalidate_others,
+            now: Timestamp::from_seconds(1_700_000_200).unwrap(),
+        }
+    }
+
+    #[test]
+    fn the_bonus_is_booked_in_the_ledger() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let admin = create(&store, new_account("admin", None));
+        let alice = create(&store, new_account("alice", Some("2.5")));
+        let row = store
+            .db
+            .read(|s| {
+                let r = s.query_one(
+                    "SELECT debtor_id, creditor_id, currency, amount_value, amount_fraction, \
+                     subject, created_at FROM bank_transactions",
+                    &[],
+                )?;
+                Ok((
+                    r.try_get::<_, i64>(0)?,
+                    r.try_get::<_, i64>(1)?,
+                    r.try_get::<_, String>(2)?,
+                    r.try_get::<_, i64>(3)?,
+                    r.try_get::<_, i64>(4)?,
+                    r.try_get::<_, String>(5)?,
+                    r.try_get::<_, i64>(6)?,
+                ))
+            })
+            .unwrap();
+        let expected = (
+            admin.row_id,
+            alice.row_id,
+            "KUDOS".to_owned(),
+            2,
+            50_000_000,
+            "bonus".to_owned(),
+            1_700_000_000_000_000,
+        );
+        assert_eq!(row, expected);
+    }
+
+    #[test]
+    fn a_refused_creation_releases_its_claimed_iban() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        create(&store, new_account("admin", None));
+        let mut greedy = new_account("greedy", Some("11"));
+        let iban = crate::domain::primitives::Iban::parse("DE89370400440532013000").unwrap();
+        greedy.address = AddressChoice::IbanCandidates(vec![iban]);
+        let outcome = store.create_account(greedy).unwrap();
+        assert_eq!(outcome, CreateOutcome::BonusUnallowedDebit);
+        assert_eq!(count(&store, "SELECT count(*) FROM bank_accounts"), 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM iban_history"), 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM bank_transactions"), 0);
+    }
+
+    #[test]
+    fn concurrent_creations_share_out_the_iban_candidates() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let candidates: Vec<_> = [
+            "DE89370400440532013000",
+            "DE02120300000000202051",
+            "DE02500105170137075030",
+            "DE02100500000054540402",
+        ]
+        .iter()
+        .map(|text| crate::domain::primitives::Iban::parse(text).unwrap())
+        .collect();
+        let addresses: Vec<AccountAddress> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..candidates.len())
+                .map(|i| {
+                    let (store, candidates) = (&store, candidates.clone());
+                    scope.spawn(move || {
+                        let mut new = new_account(&format!("user{i}"), None);
+                        new.address = AddressChoice::IbanCandidates(candidates);
+                        create(store, new).address
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut assigned: Vec<String> = addresses.iter().map(|a| a.canonical()).collect();
+        assigned.sort();
+        assigned.dedup();
+        assert_eq!(assigned.len(), candidates.len(), "{addresses:?}");
+        assert_eq!(count(&store, "SELECT count(*) FROM iban_history"), 4);
+    }
+
+    #[test]
+    fn a_gated_change_consumes_its_challenges_and_invalidates_the_others() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let alice = create(&store, new_account("alice", None));
+        let bob = create(&store, new_account("bob", None));
+        let used = challenge(&store, 1, alice.row_id, true);
+        challenge(&store, 2, alice.row_id, false);
+        challenge(&store, 3, bob.row_id, false);
+        let op = GatedOp::Password("new-hash".into());
+        let outcome = store
+            .apply_with_tan(&user("alice"), &op, &tan(alice.row_id, vec![used], true))
+            .unwrap();
+        assert_eq!(outcome, GatedChange::Done);
+        let alice_now = store.account(&user("alice")).unwrap().unwrap();
+        assert_eq!(alice_now.password_hash, "new-hash");
+        assert_eq!(challenge_state(&store, 1), (true, false, false));
+        assert_eq!(challenge_state(&store, 2), (false, true, false));
+        assert_eq!(challenge_state(&store, 3), (false, false, true));
+        // A used challenge counts no more: nothing changes.
+        let again = GatedOp::Password("third-hash".into());
+        let outcome = store
+            .apply_with_tan(
+                &user("alice"),
+                &again,
+                &tan(alice.row_id, vec![used], false),
+            )
+            .unwrap();
+        assert_eq!(outcome, GatedChange::StaleChallenge);
+        let alice_now = store.account(&user("alice")).unwrap().unwrap();
+        assert_eq!(alice_now.password_hash, "new-hash");
+    }
+
+    #[test]
+    fn a_gated_change_refuses_unsolved_foreign_and_unknown_challenges() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let alice = create(&store, new_account("alice", None));
+        let bob = create(&store, new_account("bob", None));
+        let pending = challenge(&store, 1, alice.row_id, false);
+        let foreign = challenge(&store, 2, bob.row_id, true);
+        let unknown = ChallengeId::from_bytes([9; 16]);
+        for used in [pending, foreign, unknown] {
+            let outcome = store
+                .apply_with_tan(
+                    &user("alice"),
+                    &GatedOp::Delete,
+                    &tan(alice.row_id, vec![used], true),
+                )
+                .unwrap();
+            assert_eq!(outcome, GatedChange::StaleChallenge);
+        }
+        assert!(!store.account(&user("alice")).unwrap().unwrap().is_deleted());
+        assert_eq!(challenge_state(&store, 1), (false, false, true));
+    }
+
+    #[test]
+    fn a_gated_change_that_does_not_apply_keeps_its_challenge() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        create(&store, new_account("admin", None));
+        let rich = create(&store, new_account("rich", Some("1")));
+        let used = challenge(&store, 1, rich.row_id, true);
+        let outcome = store
+            .apply_with_tan(
+                &user("rich"),
+                &GatedOp::Delete,
+                &tan(rich.row_id, vec![used], true),
+            )
+            .unwrap();
+        assert_eq!(outcome, GatedChange::BalanceNotZero);
+        assert_eq!(challenge_state(&store, 1), (false, false, true));
+        let token = TokenRecord {
+            token_hash: [7; 32],
+            username: user("ghost"),
+            scope: Scope::Readwrite,
+            refreshable: false,
+            created_at: Timestamp::from_seconds(1).unwrap(),
+            expires_at: Timestamp::never(),
+            description: None,
+        };
+        let outcome = store
+            .apply_with_tan(
+                &user("ghost"),
+                &GatedOp::Token(token),
+                &tan(rich.row_id, vec![used], true),
+            )
+            .unwrap();
+        assert_eq!(outcome, GatedChange::NoAccount);
+        assert_eq!(challenge_state(&store, 1), (false, false, true));
+    }
+
+    #[test]
+    fn concurrent_uses_of_one_challenge_apply_once() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let alice = create(&store, new_account("alice", None));
+        let used = challenge(&store, 1, alice.row_id, true);
+        let outcomes: Vec<GatedChange> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..6)
+                .map(|i| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let changes = AccountChanges {
+                            name: Some(format!("name {i}")),
+                            ..AccountChanges::default()
+                        };
+                        store
+                            .apply_with_tan(
+                                &user("alice"),
+                                &GatedOp::Update(changes),
+                                &tan(alice.row_id, vec![used], false),
+                            )
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let done = outcomes.iter().filter(|o| **o == GatedChange::Done).count();
+        assert_eq!(done, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, GatedChange::Done | GatedChange::StaleChallenge))
+        );
+    }
+
+    #[test]
+    fn corrupt_rows_are_internal_errors() {
+        for corruption in [
+            "UPDATE bank_accounts SET username = 'not valid'",
+            "UPDATE bank_accounts SET address = 'payto://iban/DE00'",
+            "UPDATE bank_accounts SET currency = 'kudos'",
+            "UPDATE bank_accounts SET tan_channels = 'sms,fax'",
+            "UPDATE bank_accounts SET created_at = 1",
+        ] {
+            let Some((_schema, store)) = store() else {
+                return;
+            };
+            create(&store, new_account("alice", None));
+            raw(&store, corruption);
+            let listed = store.list_accounts(&AccountPage {
+                limit: 10,
+                offset: 0,
+                name_contains: None,
+                public_only: false,
+            });
+            assert!(
+                matches!(listed, Err(StoreError::Internal(_))),
+                "{corruption}"
+            );
+            if !corruption.contains("username") {
+                let read = store.account(&user("alice"));
+                assert!(matches!(read, Err(StoreError::Internal(_))), "{corruption}");
+            }
+        }
+    }
+}

@@ -189,9 +189,8 @@ fn account_by_name<C: GenericClient>(
     username: &Username,
 ) -> Result<Option<Account>, PgError> {
     let row = s.query_opt(ACCOUNT_BY_NAME, &[&username.as_str()])?;
-    Ok(row
-        .map(|row| account_row(&row)?.into_account().map_err(PgError::from))
-        .transpose()?)
+    row.map(|row| account_row(&row)?.into_account().map_err(PgError::from))
+        .transpose()
 }
 
 /// Reads the columns of `account_columns!`.

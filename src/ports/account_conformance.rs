@@ -42,6 +42,7 @@ macro_rules! account_store_conformance {
             tokens_insert_read_delete,
             tokens_follow_their_account,
             concurrent_creates_of_one_username,
+            concurrent_bonuses_are_all_debited,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -745,4 +746,34 @@ pub fn concurrent_creates_of_one_username(store: &dyn AccountStore) {
             );
         }
     }
+}
+
+/// Registrations of different users, each with a bonus, at once: every bonus is debited from
+/// `admin` (none is lost by two creations reading the same balance) and booked to its user.
+pub fn concurrent_bonuses_are_all_debited(store: &dyn AccountStore) {
+    create_admin(store, "1000");
+    const USERS: u64 = 8;
+    let accounts: Vec<Account> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..USERS)
+            .map(|i| {
+                scope.spawn(move || {
+                    let mut new = with_bonus(&format!("user{i}"), "2.5");
+                    new.address = AddressChoice::IbanCandidates(vec![iban(200 + i)]);
+                    created(store.create_account(new))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(read(store, "admin").balance, balance("20", true));
+    let mut rows: Vec<i64> = accounts.iter().map(|a| a.row_id).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    assert_eq!(rows.len(), accounts.len(), "row ids must be distinct");
+    for account in &accounts {
+        assert_eq!(account.balance, balance("2.5", false));
+        assert_eq!(&read(store, account.username.as_str()), account);
+    }
+    let listed = store.list_accounts(&page(100, 0)).unwrap();
+    assert_eq!(listed.len(), 1 + accounts.len());
 }

@@ -8,6 +8,7 @@
 
 pub mod challenges;
 pub mod aml;
+pub mod accounts;
 pub mod connection;
 pub mod import;
 pub mod journal;
@@ -33,6 +34,7 @@ use rand_core::RngCore as _;
 use crate::ports::StoreError;
 pub use challenges::PgChallengeStore;
 pub use aml::PgAmlStore;
+pub use accounts::PgAccountStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use import::{ImportError, ImportReport, import_sqlite};
 pub use kyc::PgKycStore;

@@ -9,12 +9,11 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 
 use super::Database;
-use crate::adapters::convert::{
-    corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql,
+use crate::adapters::account_rows::{
+    AccountRow, TokenRow, amount_to_sql, channels_to_sql, created_account, internal,
 };
-use crate::domain::accounts::{
-    ADMIN, Account, AccountAddress, Balance, ContactData, Scope, TanChannel, TokenRecord, Username,
-};
+use crate::adapters::convert::{corrupt, expiry_to_sql, micros_to_sql};
+use crate::domain::accounts::{ADMIN, Account, AccountAddress, Balance, TokenRecord, Username};
 use crate::domain::primitives::{Amount, Currency, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::accounts::{
@@ -33,7 +32,7 @@ impl SqliteAccountStore {
     }
 }
 
-/// The columns `AccountRow::read` expects, in its order.
+/// The columns `read_account` expects, in its order.
 macro_rules! account_columns {
     () => {
         "id, username, password_hash, name, is_public, is_taler_exchange, email, phone, \
@@ -52,8 +51,8 @@ const ACCOUNT_BY_NAME: &str = concat!(
 /// The columns of `account_columns!`.
 const ACCOUNT_COLUMNS: usize = 21;
 
-/// An active account's columns (as `AccountRow::read` expects them), then the token's columns
-/// from index `ACCOUNT_COLUMNS` on (as `TokenRow::read_from` expects them).
+/// An active account's columns (as `read_account` expects them), then the token's columns
+/// from index `ACCOUNT_COLUMNS` on (as `read_token_from` expects them).
 const TOKEN_WITH_ACTIVE_ACCOUNT: &str = concat!(
     "SELECT a.*, a.username, t.scope, t.refreshable, t.created_at, t.expires_at, \
      t.description FROM bank_tokens t JOIN (SELECT ",
@@ -148,7 +147,7 @@ impl AccountStore for SqliteAccountStore {
         self.db.read(|conn| {
             let row = conn
                 .prepare_cached(TOKEN_OF_ACTIVE_ACCOUNT)?
-                .query_row([&token_hash[..]], TokenRow::read)
+                .query_row([&token_hash[..]], read_token)
                 .optional()?;
             row.map(|row| row.into_record(*token_hash)).transpose()
         })
@@ -164,8 +163,8 @@ impl AccountStore for SqliteAccountStore {
                 .prepare_cached(TOKEN_WITH_ACTIVE_ACCOUNT)?
                 .query_row([&token_hash[..]], |row| {
                     Ok((
-                        TokenRow::read_from(row, ACCOUNT_COLUMNS)?,
-                        AccountRow::read(row)?,
+                        read_token_from(row, ACCOUNT_COLUMNS)?,
+                        read_account(row)?,
                     ))
                 })
                 .optional()?;
@@ -204,93 +203,33 @@ fn set_hash(conn: &Connection, username: &Username, hash: &str) -> Result<bool, 
 fn account_by_name(conn: &Connection, username: &Username) -> Result<Option<Account>, StoreError> {
     let row = conn
         .prepare_cached(ACCOUNT_BY_NAME)?
-        .query_row([username.as_str()], AccountRow::read)
+        .query_row([username.as_str()], read_account)
         .optional()?;
     row.map(AccountRow::into_account).transpose()
 }
 
-/// An account row as stored, before validation.
-struct AccountRow {
-    id: i64,
-    username: String,
-    password_hash: String,
-    name: String,
-    is_public: bool,
-    is_taler_exchange: bool,
-    email: Option<String>,
-    phone: Option<String>,
-    cashout_payto: Option<String>,
-    address: String,
-    currency: String,
-    balance: (i64, i64),
-    has_debt: bool,
-    max_debt: (i64, i64),
-    min_cashout: (Option<i64>, Option<i64>),
-    tan_channels: String,
-    created_at: i64,
-    deleted_at: Option<i64>,
-}
-
-impl AccountRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
-        Ok(AccountRow {
-            id: row.get(0)?,
-            username: row.get(1)?,
-            password_hash: row.get(2)?,
-            name: row.get(3)?,
-            is_public: row.get(4)?,
-            is_taler_exchange: row.get(5)?,
-            email: row.get(6)?,
-            phone: row.get(7)?,
-            cashout_payto: row.get(8)?,
-            address: row.get(9)?,
-            currency: row.get(10)?,
-            balance: (row.get(11)?, row.get(12)?),
-            has_debt: row.get(13)?,
-            max_debt: (row.get(14)?, row.get(15)?),
-            min_cashout: (row.get(16)?, row.get(17)?),
-            tan_channels: row.get(18)?,
-            created_at: row.get(19)?,
-            deleted_at: row.get(20)?,
-        })
-    }
-
-    fn into_account(self) -> Result<Account, StoreError> {
-        let currency: Currency = self
-            .currency
-            .parse()
-            .map_err(|_| corrupt("account currency", &self.currency))?;
-        let min_cashout = match self.min_cashout {
-            (Some(value), Some(fraction)) => Some(amount_from_sql(&currency, (value, fraction))?),
-            (None, None) => None,
-            _ => return Err(corrupt("min_cashout", "half set")),
-        };
-        Ok(Account {
-            row_id: self.id,
-            username: Username::parse(&self.username)
-                .ok_or_else(|| corrupt("username", &self.username))?,
-            password_hash: self.password_hash,
-            name: self.name,
-            is_public: self.is_public,
-            is_taler_exchange: self.is_taler_exchange,
-            contact: ContactData {
-                email: self.email,
-                phone: self.phone,
-            },
-            cashout_payto: self.cashout_payto,
-            address: AccountAddress::from_canonical(&self.address)
-                .ok_or_else(|| corrupt("address", &self.address))?,
-            balance: Balance {
-                amount: amount_from_sql(&currency, self.balance)?,
-                has_debt: self.has_debt,
-            },
-            debit_threshold: amount_from_sql(&currency, self.max_debt)?,
-            min_cashout,
-            tan_channels: channels_from_sql(&self.tan_channels)?,
-            created_at: micros_from_sql(self.created_at)?,
-            deleted_at: self.deleted_at.map(micros_from_sql).transpose()?,
-        })
-    }
+/// Reads the columns of `account_columns!`.
+fn read_account(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        password_hash: row.get(2)?,
+        name: row.get(3)?,
+        is_public: row.get(4)?,
+        is_taler_exchange: row.get(5)?,
+        email: row.get(6)?,
+        phone: row.get(7)?,
+        cashout_payto: row.get(8)?,
+        address: row.get(9)?,
+        currency: row.get(10)?,
+        balance: (row.get(11)?, row.get(12)?),
+        has_debt: row.get(13)?,
+        max_debt: (row.get(14)?, row.get(15)?),
+        min_cashout: (row.get(16)?, row.get(17)?),
+        tan_channels: row.get(18)?,
+        created_at: row.get(19)?,
+        deleted_at: row.get(20)?,
+    })
 }
 
 fn list(conn: &Connection, page: &AccountPage) -> Result<Vec<Account>, StoreError> {
@@ -298,7 +237,7 @@ fn list(conn: &Connection, page: &AccountPage) -> Result<Vec<Account>, StoreErro
     let mut statement = conn.prepare_cached(&page_query(page))?;
     let rows = statement.query_map(
         params![page.offset, count, page.name_contains],
-        AccountRow::read,
+        read_account,
     )?;
     rows.map(|row| row?.into_account()).collect()
 }
@@ -575,31 +514,6 @@ fn pay_bonus(
     Ok(())
 }
 
-fn created_account(
-    new: &NewAccount,
-    row_id: i64,
-    address: AccountAddress,
-    balance: Balance,
-) -> Account {
-    Account {
-        row_id,
-        username: new.username.clone(),
-        password_hash: new.password_hash.clone(),
-        name: new.name.clone(),
-        is_public: new.is_public,
-        is_taler_exchange: new.is_taler_exchange,
-        contact: new.contact.clone(),
-        cashout_payto: new.cashout_payto.clone(),
-        address,
-        balance,
-        debit_threshold: new.debit_threshold.clone(),
-        min_cashout: new.min_cashout.clone(),
-        tan_channels: new.tan_channels.clone(),
-        created_at: new.created_at,
-        deleted_at: None,
-    }
-}
-
 // ---- changing accounts ----
 
 /// Writes only the columns of the fields present in `changes`.
@@ -737,88 +651,27 @@ fn insert_token(conn: &Connection, token: &TokenRecord) -> Result<bool, StoreErr
     Ok(true)
 }
 
-/// A token row joined with its account's username, before validation.
-struct TokenRow {
-    username: String,
-    scope: String,
-    refreshable: bool,
-    created_at: i64,
-    expires_at: Option<i64>,
-    description: Option<String>,
+fn read_token(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    read_token_from(row, 0)
 }
 
-impl TokenRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
-        TokenRow::read_from(row, 0)
-    }
-
-    /// The token's columns from index `first` on.
-    fn read_from(row: &Row<'_>, first: usize) -> rusqlite::Result<TokenRow> {
-        Ok(TokenRow {
-            username: row.get(first)?,
-            scope: row.get(first + 1)?,
-            refreshable: row.get(first + 2)?,
-            created_at: row.get(first + 3)?,
-            expires_at: row.get(first + 4)?,
-            description: row.get(first + 5)?,
-        })
-    }
-
-    fn into_record(self, token_hash: [u8; 32]) -> Result<TokenRecord, StoreError> {
-        Ok(TokenRecord {
-            token_hash,
-            username: Username::parse(&self.username)
-                .ok_or_else(|| corrupt("username", &self.username))?,
-            scope: Scope::parse(&self.scope).ok_or_else(|| corrupt("token scope", &self.scope))?,
-            refreshable: self.refreshable,
-            created_at: micros_from_sql(self.created_at)?,
-            expires_at: expiry_from_sql(self.expires_at)?,
-            description: self.description,
-        })
-    }
-}
-
-// ---- column conversions ----
-
-fn internal(what: &str) -> StoreError {
-    StoreError::Internal(what.to_owned())
-}
-
-/// (value, fraction); both fit an i64 (value ≤ 2^52, fraction < 10^8).
-fn amount_to_sql(amount: &Amount) -> (i64, i64) {
-    let value = i64::try_from(amount.value()).unwrap_or(i64::MAX);
-    (value, i64::from(amount.fraction()))
-}
-
-fn amount_from_sql(
-    currency: &Currency,
-    (value, fraction): (i64, i64),
-) -> Result<Amount, StoreError> {
-    let text = || format!("{value}.{fraction}");
-    let value = u64::try_from(value).map_err(|_| corrupt("amount", &text()))?;
-    let fraction = u32::try_from(fraction).map_err(|_| corrupt("amount", &text()))?;
-    Amount::new(currency.clone(), value, fraction).map_err(|_| corrupt("amount", &text()))
-}
-
-/// "sms,email" in the order given; "" for none.
-fn channels_to_sql(channels: &[TanChannel]) -> String {
-    let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    names.join(",")
-}
-
-fn channels_from_sql(text: &str) -> Result<Vec<TanChannel>, StoreError> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split(',')
-        .map(|name| TanChannel::parse(name).ok_or_else(|| corrupt("TAN channels", text)))
-        .collect()
+/// The token's columns from index `first` on.
+fn read_token_from(row: &Row<'_>, first: usize) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        username: row.get(first)?,
+        scope: row.get(first + 1)?,
+        refreshable: row.get(first + 2)?,
+        created_at: row.get(first + 3)?,
+        expires_at: row.get(first + 4)?,
+        description: row.get(first + 5)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::sqlite::DbOptions;
+    use crate::domain::accounts::{ContactData, Scope};
     use crate::ports::account_conformance::account_store_conformance;
 
     /// A store on a fresh database file, with the directory that holds it.

@@ -124,6 +124,7 @@ pub fn created_account(
 
 // ---- column conversions ----
 
+/// A broken invariant of the store (not of a row).
 pub fn internal(what: &str) -> StoreError {
     StoreError::Internal(what.to_owned())
 }

@@ -18,7 +18,6 @@ use hyper::Request;
 use hyper::body::Bytes;
 use serde_json::json;
 use talerbox::adapters::pdf::UnicodePdfRenderer;
-use talerbox::adapters::sqlite::SqliteAmlStore;
 use talerbox::app::{self, App};
 use talerbox::config::{Config, Overrides};
 use talerbox::domain::aml::{
@@ -89,7 +88,7 @@ fn main() -> Result<(), Error> {
                 })
                 .map_err(|e| e.to_string())?;
         }
-        let store = Arc::new(SqliteAmlStore::new(Arc::clone(&app.db)));
+        let store = app.storage.aml().attributes;
         let cipher = Arc::new(TalerAttributeCipher::new(AttributeKey::from_secret_text(
             SECRET,
         )));
@@ -125,7 +124,7 @@ fn main() -> Result<(), Error> {
         }
 
         if wanted("pdf") {
-            let history = history(&store, &cipher, account)?;
+            let history = history(&*store, &cipher, account)?;
             let document = history.document(&ExportContext {
                 exchange: format!("http://{address}/exchange/"),
                 payto: Some("payto://iban/CH9300762011623852957?receiver-name=Zo%C3%AB".into()),
@@ -162,7 +161,7 @@ fn main() -> Result<(), Error> {
 /// Verifications + row reads + decryptions per second, `threads` threads.
 fn ceiling_rate(
     threads: usize,
-    store: &Arc<SqliteAmlStore>,
+    store: &Arc<dyn AttributeStore>,
     cipher: &Arc<TalerAttributeCipher>,
     public: talerbox::domain::primitives::EddsaPublicKey,
     signature: EddsaSignature,
@@ -201,7 +200,7 @@ fn ceiling_rate(
 
 /// The decrypted history, as the service builds it.
 fn history(
-    store: &SqliteAmlStore,
+    store: &dyn AttributeStore,
     cipher: &TalerAttributeCipher,
     account: NormalizedPaytoHash,
 ) -> Result<AttributeHistory, Error> {

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::adapters::delivery::{CommandSender, LogSender, OutboxSender};
 use crate::adapters::http::kyc::KycHttp;
 use crate::adapters::http::lanes::QuickLane;
-use crate::adapters::http::metrics::{DatabaseFacts, Metrics};
+use crate::adapters::http::metrics::Metrics;
 use crate::adapters::http::{
     self, AmlHttp, BankHttp, ChallengerHttp, ExchangeHttp, HttpContext, Prefixes,
 };
@@ -21,10 +21,6 @@ use crate::adapters::keys::{self, KeyCheck, MasterKey};
 use crate::adapters::password::{Argon2Hasher, Argon2Params};
 use crate::adapters::pdf::UnicodePdfRenderer;
 use crate::adapters::private_files;
-use crate::adapters::sqlite::{
-    Database, DbOptions, SqliteAccountStore, SqliteAmlStore, SqliteChallengeStore, SqliteJournal,
-    SqliteKycStore, SqliteTanStore,
-};
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::{BankConfig, ChallengerConfig, Config, Delivery};
 use crate::domain::accounts::{AccountService, BankSettings, PaytoContext, TanChannel, WireType};
@@ -40,7 +36,12 @@ mod decide;
 mod evidence;
 mod kyc;
 mod lock;
+mod shared;
+pub mod storage;
 pub mod tan;
+
+pub use shared::migrate_from_sqlite;
+pub use storage::Storage;
 
 pub use lock::{DataDirLock, LOCK_FILE, RunningServer, lock_data_dir, running_server};
 
@@ -74,7 +75,7 @@ pub struct ChallengerInstance {
 /// An opened installation: its configuration, its (migrated) database and the services.
 pub struct App {
     pub config: Config,
-    pub db: Arc<Database>,
+    pub storage: Storage,
     pub accounts: Arc<AccountService>,
     /// The bank's second factor (corebank-tan.md).
     pub tan: Arc<TanService>,
@@ -112,29 +113,38 @@ impl App {
         let data_dir = &config.server.data_dir;
         private_files::create_dir(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-        let path = database_path(&config);
-        let db = Database::open(&path, &DbOptions::default())
-            .with_context(|| format!("opening the database {}", path.display()))?;
-        let db = Arc::new(db);
-        let (accounts, password_queue) = account_service(&config, &db)?;
+        // Instances sharing a database start one at a time: each finds the admin account,
+        // the key fingerprints and the challenger registration of the first in place.
+        let _startup = shared::startup_lock(&config)?;
+        shared::require_public_url(&config)?;
+        let storage = Storage::open(&config)?;
+        let key_dir = config.server.key_dir();
+        if key_dir != data_dir.as_path() {
+            private_files::create_dir(key_dir)
+                .with_context(|| format!("creating the key directory {}", key_dir.display()))?;
+        }
+        let (accounts, password_queue) = account_service(&config, &storage)?;
         let accounts = Arc::new(accounts);
         accounts
             .ensure_admin()
             .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
-        let tan = Arc::new(tan_service(&config, &db)?);
+        let tan = Arc::new(tan_service(&config, &storage)?);
         let challengers = std::iter::once(&config.challenger)
             .chain(&config.challenger_instances)
-            .map(|instance| challenger_instance(&config, instance, &db))
+            .map(|instance| challenger_instance(&config, instance, &storage))
             .collect::<anyhow::Result<_>>()?;
-        let master_key = keys::master_key(config.exchange.master_public_key, data_dir, &OsRandom)?;
-        let journal_key = keys::journal_key(data_dir, &OsRandom)?;
-        let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::new(Arc::clone(&db)));
-        let cipher = attribute_cipher(&config, &db, options)?;
+        let master_key = keys::master_key(config.exchange.master_public_key, key_dir, &OsRandom)?;
+        let journal_key = keys::journal_key(key_dir, &OsRandom)?;
+        if storage.is_postgres() {
+            shared::guard_keys(storage.meta(), &master_key, &journal_key)?;
+        }
+        let journal = storage.journal();
+        let cipher = attribute_cipher(&config, &storage, options)?;
         let mut config = config;
         let program_config = kyc::prepare_programs(&mut config)?;
         let aml = Arc::new(aml_service(
             &config,
-            &db,
+            &storage,
             &master_key,
             &journal_key,
             Arc::clone(&cipher),
@@ -142,7 +152,7 @@ impl App {
         Ok(App {
             program_config,
             config,
-            db,
+            storage,
             accounts,
             tan,
             challengers,
@@ -178,8 +188,15 @@ impl App {
         let exchange_currency = self
             .config
             .currency_specification(&self.config.exchange.currency)?;
-        // One quick lane for all services: one thread per core, whoever calls.
-        let quick = QuickLane::start(cores())?;
+        // One quick lane for all services: one thread per core, whoever calls; on PostgreSQL a
+        // read waits for a round trip, so more threads (bounded by the pool) keep the cores busy.
+        let lane_threads = match &self.config.server.database {
+            crate::config::DatabaseChoice::Sqlite { .. } => cores(),
+            crate::config::DatabaseChoice::Postgres { pool_size, .. } => {
+                (*pool_size as usize).clamp(cores(), 4 * cores())
+            }
+        };
+        let quick = QuickLane::start(lane_threads)?;
         let mut challengers = Vec::new();
         for instance in &self.challengers {
             let http = ChallengerHttp::new(
@@ -193,12 +210,17 @@ impl App {
         let (_, challenger) = challengers.remove(0);
         let throttle = Arc::new(http::Throttle::new(&server.throttle));
         let metrics = Arc::new(Metrics::new(
-            Arc::clone(&self.db) as Arc<dyn DatabaseFacts>,
+            self.storage.facts(),
             self.password_queue.clone(),
             throttle.refusals(),
         ));
+        // Resolving the providers may register the exchange with the built-in challenger.
+        let service = crate::adapters::postgres::outside_runtime(|| {
+            self.kyc_service(&urls.exchange, &urls.challenger)
+        })
+        .map_err(|_| anyhow::anyhow!("resolving the KYC providers panicked"))??;
         let kyc = KycHttp::new(
-            Arc::new(self.kyc_service(&urls.exchange, &urls.challenger)?),
+            Arc::new(service),
             Arc::clone(&quick),
             self.config.exchange.admin_token.clone(),
             metrics.long_polls.clone(),
@@ -209,7 +231,7 @@ impl App {
             kyc: kyc.clone(),
         };
         let context = HttpContext {
-            health: Arc::clone(&self.db) as Arc<dyn crate::ports::health::HealthProbe>,
+            health: self.storage.health(),
             bank: BankHttp::new(
                 &self.config.bank,
                 &urls.bank,
@@ -249,16 +271,19 @@ impl App {
     }
 }
 
-/// The bank's TAN service: challenges in SQLite, the body key in the data directory, codes
-/// through the configured scripts or the outbox.
-fn tan_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<TanService> {
+/// The bank's TAN service: challenges in the database, the body key in the key directory,
+/// codes through the configured scripts or the outbox.
+fn tan_service(config: &Config, storage: &Storage) -> anyhow::Result<TanService> {
     let bank = &config.bank;
     let data_dir = &config.server.data_dir;
-    let key = keys::tan_body_key(data_dir, &OsRandom)?;
+    let key = keys::tan_body_key(config.server.key_dir(), &OsRandom)?;
+    if storage.is_postgres() {
+        shared::guard_tan_body_key(storage.meta(), &key)?;
+    }
     let clock: Arc<dyn crate::ports::clock::Clock> = Arc::new(SystemClock);
     let senders = tan::tan_senders(bank, &data_dir.join(OUTBOX_DIR), Arc::clone(&clock));
     Ok(TanService::new(
-        Arc::new(SqliteTanStore::new(Arc::clone(db))),
+        storage.tan(),
         senders,
         clock,
         Arc::new(OsRandom),
@@ -268,10 +293,10 @@ fn tan_service(config: &Config, db: &Arc<Database>) -> anyhow::Result<TanService
     ))
 }
 
-/// The bank's account service on the SQLite store, with argon2id passwords.
+/// The bank's account service, with argon2id passwords.
 fn account_service(
     config: &Config,
-    db: &Arc<Database>,
+    storage: &Storage,
 ) -> anyhow::Result<(AccountService, prometheus_client::metrics::gauge::Gauge)> {
     let bank = &config.bank;
     let hasher = Argon2Hasher::new(Argon2Params {
@@ -282,7 +307,7 @@ fn account_service(
     .context("[libeufin-bank] PASSWORD_HASH_* options")?;
     let queue = hasher.queue_gauge();
     let service = AccountService::new(
-        Arc::new(SqliteAccountStore::new(Arc::clone(db))),
+        storage.accounts(),
         Arc::new(hasher),
         Arc::new(SystemClock),
         Arc::new(OsRandom),
@@ -292,11 +317,11 @@ fn account_service(
     Ok((service, queue))
 }
 
-/// A challenger instance on its SQLite store, with the configured PIN delivery.
+/// A challenger instance on its store, with the configured PIN delivery.
 fn challenger_instance(
     config: &Config,
     instance: &ChallengerConfig,
-    db: &Arc<Database>,
+    storage: &Storage,
 ) -> anyhow::Result<ChallengerInstance> {
     let mut outbox = config.server.data_dir.join(OUTBOX_DIR);
     if let Some(name) = instance.instance_name() {
@@ -308,7 +333,7 @@ fn challenger_instance(
         _ => Arc::new(OutboxSender::new(outbox.clone(), Arc::new(SystemClock))),
     };
     let service = ChallengeService::new(
-        Arc::new(SqliteChallengeStore::new(Arc::clone(db), &instance.section)),
+        storage.challenges(&instance.section),
         sender,
         Arc::new(SystemClock),
         Arc::new(OsRandom),
@@ -386,19 +411,19 @@ async fn purge_periodically(services: Vec<Arc<ChallengeService>>, tan: Arc<TanSe
     }
 }
 
-/// The AML service on the SQLite store, with the attribute key checked against the stored
-/// fingerprint.
+/// The attribute cipher, with the key checked against the stored fingerprint.
 fn attribute_cipher(
     config: &Config,
-    db: &Arc<Database>,
+    storage: &Storage,
     options: StartOptions,
 ) -> anyhow::Result<Arc<dyn AttributeCipher>> {
     let (key, source) = keys::attribute_key(
         config.exchange.attribute_encryption_key.as_deref(),
-        &config.server.data_dir,
+        config.server.key_dir(),
         &OsRandom,
     )?;
-    match keys::guard_attribute_key(db, &key, &source, options.accept_new_attribute_key)? {
+    let accept = options.accept_new_attribute_key;
+    match keys::guard_attribute_key(storage.meta(), &key, &source, accept)? {
         KeyCheck::ChangeAccepted => tracing::warn!(
             %source,
             "accepted a new attribute encryption key; rows under the old key show without attributes"
@@ -408,26 +433,26 @@ fn attribute_cipher(
     Ok(Arc::new(TalerAttributeCipher::new(key)))
 }
 
-/// The AML service on the SQLite store.
+/// The AML service on the configured stores.
 fn aml_service(
     config: &Config,
-    db: &Arc<Database>,
+    storage: &Storage,
     master_key: &MasterKey,
     journal_key: &EddsaPrivateKey,
     cipher: Arc<dyn AttributeCipher>,
 ) -> anyhow::Result<AmlService> {
     let exchange = &config.exchange;
-    let store = Arc::new(SqliteAmlStore::new(Arc::clone(db)));
+    let stores = storage.aml();
     let ports = AmlPorts {
-        officers: store.clone(),
-        attributes: store.clone(),
-        decisions: store,
-        kyc: Arc::new(SqliteKycStore::new(Arc::clone(db))),
+        officers: stores.officers,
+        attributes: stores.attributes,
+        decisions: stores.decisions,
+        kyc: storage.kyc(),
         cipher,
         pdf: Arc::new(UnicodePdfRenderer::new()?),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
-        journal: Arc::new(SqliteJournal::new(Arc::clone(db))),
+        journal: storage.journal(),
         journal_key: journal_key.clone(),
     };
     let settings = AmlSettings {
@@ -486,7 +511,8 @@ pub fn database_path(config: &Config) -> PathBuf {
 /// Refuses to go on unless the data directory holds an installation (its database), so an
 /// admin command pointed at the wrong directory never creates a second installation there.
 pub fn require_installation(config: &Config) -> anyhow::Result<()> {
-    if database_path(config).exists() {
+    // A PostgreSQL installation is its database, which the next step opens.
+    if config.server.database.is_postgres() || database_path(config).exists() {
         return Ok(());
     }
     anyhow::bail!(
@@ -508,6 +534,22 @@ pub async fn serve(
     private_files::warn_about_loose_modes(&app.config.server.data_dir);
     let (router, kyc) = app.router(bound)?;
     let watcher = kyc.watch_store();
+    // On PostgreSQL, changes made through other instances wake this one's long polls at once
+    // (the watcher above stays as the safety net).
+    let _listener = match &app.config.server.database {
+        crate::config::DatabaseChoice::Postgres { uri, .. } => {
+            let changes = std::sync::Arc::downgrade(&kyc.changes);
+            let on_change = move || {
+                if let Some(changes) = changes.upgrade() {
+                    changes.send_modify(|generation| *generation += 1);
+                }
+            };
+            Some(crate::adapters::postgres::ChangeListener::start(
+                uri, on_change,
+            )?)
+        }
+        crate::config::DatabaseChoice::Sqlite { .. } => None,
+    };
     // Scripts and tests wait for this line; a closed stderr must not stop the server.
     let services = app.challengers.iter().map(|c| Arc::clone(&c.service));
     let purge = tokio::spawn(purge_periodically(services.collect(), Arc::clone(&app.tan)));
@@ -527,6 +569,7 @@ pub async fn serve(
         .collect();
     tracing::info!(
         data_dir = %app.config.server.data_dir.display(),
+        database = %app.storage.describe(),
         config_files = ?app.config.files(),
         bank = %urls.bank,
         exchange = %urls.exchange,

@@ -44,6 +44,9 @@ const KNOWN_OPTIONS: &[(&str, &[&str])] = &[
             "THROTTLE_ACCOUNT_INTERVAL",
             "TRUSTED_PROXIES",
             "JOURNAL_CHECKPOINT_INTERVAL",
+            "DATABASE",
+            "DATABASE_POOL_SIZE",
+            "KEY_DIR",
         ],
     ),
     (
@@ -180,6 +183,62 @@ pub struct ServerConfig {
     /// `JOURNAL_CHECKPOINT_INTERVAL`: how often the journal is checkpointed while entries
     /// come in; `None` (`0` or `forever`): only on demand and at shutdown.
     pub journal_checkpoint_interval: Option<Duration>,
+    /// `DATABASE` and `DATABASE_POOL_SIZE`.
+    pub database: DatabaseChoice,
+    /// `KEY_DIR`: where the key files are; `None`: the data directory (see `key_dir()`).
+    pub key_dir: Option<PathBuf>,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseChoice {
+    /// `DATA_DIR/talerbox.sqlite3`, with this many pooled read connections.
+    Sqlite { readers: u32 },
+    /// A PostgreSQL database (a libpq URI), which several instances may share.
+    Postgres { uri: String, pool_size: u32 },
+}
+
+impl DatabaseChoice {
+    fn read(ini: &Ini) -> Result<DatabaseChoice, ConfigError> {
+        // Empty means the backend's own default.
+        let pool_size = match non_empty(ini.get_string("talerbox", "DATABASE_POOL_SIZE")?) {
+            None => None,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n @ 1..=1000) => Some(n),
+                _ => {
+                    return Err(ini.invalid(
+                        "talerbox",
+                        "DATABASE_POOL_SIZE",
+                        "must be empty or between 1 and 1000",
+                    ));
+                }
+            },
+        };
+        let value = non_empty(ini.get_string("talerbox", "DATABASE")?)
+            .unwrap_or_else(|| "sqlite".to_owned());
+        if value.eq_ignore_ascii_case("sqlite") {
+            return Ok(DatabaseChoice::Sqlite {
+                readers: pool_size.unwrap_or(4),
+            });
+        }
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            crate::adapters::postgres::parse_uri(&value)
+                .map_err(|e| ini.invalid("talerbox", "DATABASE", e))?;
+            return Ok(DatabaseChoice::Postgres {
+                uri: value,
+                pool_size: pool_size.unwrap_or(crate::adapters::postgres::DEFAULT_POOL_SIZE),
+            });
+        }
+        Err(ini.invalid(
+            "talerbox",
+            "DATABASE",
+            "expected sqlite or a postgres:// URI",
+        ))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, DatabaseChoice::Postgres { .. })
+    }
 }
 
 /// How fast failed guesses (passwords, officer signatures, PINs) may come (`[talerbox]`):
@@ -517,7 +576,6 @@ impl ServerConfig {
         let [bank_prefix, exchange_prefix, challenger_prefix] = prefixes;
         let server = ServerConfig {
             listen,
-            data_dir,
             public_base_url,
             bank_prefix: bank_prefix?,
             exchange_prefix: exchange_prefix?,
@@ -534,9 +592,17 @@ impl ServerConfig {
                 Some(ini::RelativeDuration::Micros(0) | ini::RelativeDuration::Forever) => None,
                 Some(ini::RelativeDuration::Micros(micros)) => Some(Duration::from_micros(micros)),
             },
+            database: DatabaseChoice::read(ini)?,
+            key_dir: non_empty(ini.get_string("talerbox", "KEY_DIR")?).map(PathBuf::from),
+            data_dir,
         };
         server.check_prefixes_distinct(ini)?;
         Ok(server)
+    }
+
+    /// Where the key files are.
+    pub fn key_dir(&self) -> &Path {
+        self.key_dir.as_deref().unwrap_or(&self.data_dir)
     }
 
     fn check_prefixes_distinct(&self, ini: &Ini) -> Result<(), ConfigError> {

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use talerbox::app::{self, App, StartOptions};
-use talerbox::config::{Config, Overrides};
+use talerbox::config::{Config, DatabaseChoice, Overrides};
 use talerbox::domain::aml::{Officer, iso8601_utc};
 use talerbox::domain::primitives::{
     EddsaPrivateKey, EddsaPublicKey, base32, purpose, sign_purpose,
@@ -436,6 +436,9 @@ enum DbCommand {
     /// Write a consistent copy of the installation (database, key files, manifest) into DIR,
     /// which must be new or empty (safe while the server runs).
     Backup { dir: PathBuf },
+    /// Move the installation in the SQLite file FILE (stopped, or a `db backup` copy) into the
+    /// configured PostgreSQL database, which must be empty; prints the rows copied per table.
+    MigrateFromSqlite { file: PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -556,7 +559,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Db(DbCommand::Check) => {
-            let problems = talerbox::adapters::sqlite::check(&app::database_path(&config))?;
+            let problems = match &config.server.database {
+                DatabaseChoice::Sqlite { .. } => {
+                    talerbox::adapters::sqlite::check(&app::database_path(&config))?
+                }
+                DatabaseChoice::Postgres { uri, .. } => talerbox::adapters::postgres::check(uri)?,
+            };
             if problems.is_empty() {
                 out!("ok");
                 return Ok(ExitCode::SUCCESS);
@@ -639,6 +647,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let app = App::open(config)?;
             out!("{}", app.master_key.public);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(DbCommand::MigrateFromSqlite { file }) => {
+            let report = app::migrate_from_sqlite(&config, &file)?;
+            out!("{report}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Db(DbCommand::Backup { .. }) | Command::Restore { .. }
+            if config.server.database.is_postgres() =>
+        {
+            anyhow::bail!(
+                "the database is PostgreSQL: back it up with pg_dump and restore it with \
+                 pg_restore; keep a copy of the key files of [talerbox] KEY_DIR with it"
+            )
         }
         Command::Db(DbCommand::Backup { dir }) => {
             cli::backup::backup(&config.server.data_dir, &dir)?;
@@ -1046,11 +1067,13 @@ fn program(config: Config, command: ProgramCommand) -> anyhow::Result<ExitCode> 
 }
 
 fn serve(config: Config, options: StartOptions) -> anyhow::Result<ExitCode> {
+    let listen = config.server.listen;
+    let mut lock = app::lock_data_dir(&config.server.data_dir)?;
+    // Opened before the runtime starts: the stores block, and PostgreSQL's client runs a
+    // runtime of its own.
+    let app = App::open_with(config, options)?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let listen = config.server.listen;
-        let mut lock = app::lock_data_dir(&config.server.data_dir)?;
-        let app = App::open_with(config, options)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("binding {listen}"))?;

@@ -8,18 +8,18 @@ use talerbox::domain::primitives::{EddsaPrivateKey, base32};
 use crate::support::pdf::pdf_text;
 use crate::support::{TestServer, assert_error, talerbox};
 
-const A_PUB: &str = "0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0";
-const A_SIG: &str = "6Z4JPM58WFZ8AHWSM9K5DCNXG537ZYB8Q4D7WXHA3JDP6SHECV9SZGKJ0TZRS80KT8PRT7223SGMJDKKG7SJJM31WZCK5FN4ZATCA20";
+pub(crate) const A_PUB: &str = "0EGGFFZKSR8BW7BGVMCEEJY0K5KY9NHGKEJGTQRXVJ3684JN66W0";
+pub(crate) const A_SIG: &str = "6Z4JPM58WFZ8AHWSM9K5DCNXG537ZYB8Q4D7WXHA3JDP6SHECV9SZGKJ0TZRS80KT8PRT7223SGMJDKKG7SJJM31WZCK5FN4ZATCA20";
 const D1_SIG: &str = "R9YQ3302WER8QDZNWQW88C5240Z923FR52QVNHJ1DA210DPHBE5BECQGYBJ1EEHW54JY0JZX86XQ077PTT5BK7YP20Y2W17Q5F2N40G";
 const D2_SIG: &str = "33RW98T7A5TXD8YVK29ZHHM1Z06R8P9E2ZQ6AN8PG6A38HMYYHAP6R2DY0757A5MFM3MPYMA6WBX1FNC8NXBY3QRKW32319YGK24W0G";
-const IBAN_HASH: &str = "A2260CZAX2QSJ6J5GW753ZVBBDAYRS904SZHJ05G5QZXYVJKP37G";
+pub(crate) const IBAN_HASH: &str = "A2260CZAX2QSJ6J5GW753ZVBBDAYRS904SZHJ05G5QZXYVJKP37G";
 const ALICE_HASH: &str = "F8YT6T7NJN3M1TEM3NC0DWKPRZB3MEYW5NK9S9SBEP7JR7C4ERS0";
 
 fn officer_a() -> EddsaPrivateKey {
     EddsaPrivateKey::from_seed(std::array::from_fn(|i| i as u8))
 }
 
-fn d1() -> Value {
+pub(crate) fn d1() -> Value {
     json!({"h_payto": IBAN_HASH, "decision_time": {"t_s": 1700000000},
         "payto_uri": "payto://iban/DE89370400440532013000?receiver-name=Alice",
         "justification": "Structuring suspected; account frozen pending review.",
@@ -49,7 +49,7 @@ fn d2() -> Value {
 }
 
 /// `body` signed anew by officer A, with its decision time moved to now.
-fn fresh(mut body: Value) -> Value {
+pub(crate) fn fresh(mut body: Value) -> Value {
     use talerbox::ports::clock::Clock as _;
     let now = talerbox::adapters::system::SystemClock
         .now()

@@ -13,28 +13,28 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use talerbox::domain::primitives::base32;
 
-const ADMIN_TOKEN: &str = "secret-token:durability";
-const CLIENT_SECRET: &str = "secret-token:client";
-const REDIRECT: &str = "https://exchange.example/kyc-proof/x";
+pub(crate) const ADMIN_TOKEN: &str = "secret-token:durability";
+pub(crate) const CLIENT_SECRET: &str = "secret-token:client";
+pub(crate) const REDIRECT: &str = "https://exchange.example/kyc-proof/x";
 const CONFIG: &str = "[libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_HASH_ITERATIONS = 1\n\
     [exchange]\nADMIN_TOKEN = secret-token:durability\n";
 /// Writers running at once against the server.
 const WRITERS: usize = 8;
 
 /// A random number from the OS-seeded hasher keys (no clock, no extra crate).
-fn random_below(bound: u64) -> u64 {
+pub(crate) fn random_below(bound: u64) -> u64 {
     RandomState::new().build_hasher().finish() % bound
 }
 
 /// What the server acknowledged.
 #[derive(Default)]
-struct Acknowledged {
+pub(crate) struct Acknowledged {
     /// Bank accounts (`POST /bank/accounts` answered 200).
-    accounts: Vec<String>,
+    pub accounts: Vec<String>,
     /// Challenger validations (`POST /challenger/setup` answered a nonce).
-    nonces: Vec<[u8; 32]>,
+    pub nonces: Vec<[u8; 32]>,
     /// Accounts whose KYC form upload answered 204.
-    uploads: Vec<[u8; 32]>,
+    pub uploads: Vec<[u8; 32]>,
 }
 
 /// One write of the mix; `Err` when the server went away (the write is not acknowledged).
@@ -102,7 +102,7 @@ async fn one_write(
 }
 
 /// Writes until the server goes away.
-async fn write_until_killed(
+pub(crate) async fn write_until_killed(
     base: String,
     client_id: String,
     round: usize,
@@ -124,38 +124,42 @@ async fn write_until_killed(
     }
 }
 
-/// Every acknowledged write is in the database.
-fn assert_all_present(db: &Path, acked: &Acknowledged) {
-    let conn = rusqlite::Connection::open(db).unwrap();
+/// A key of an acknowledged write, as stored.
+pub(crate) enum Key<'a> {
+    Text(&'a str),
+    Bytes(&'a [u8]),
+}
+
+/// Every acknowledged write is in the database; `count(table, column, key)` counts the rows
+/// of `table` whose `column` holds `key`.
+pub(crate) fn assert_all_present(
+    acked: &Acknowledged,
+    mut count: impl FnMut(&str, &str, Key) -> i64,
+) {
     for username in &acked.accounts {
-        let found: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM bank_accounts WHERE username = ?1",
-                [username],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let found = count("bank_accounts", "username", Key::Text(username));
         assert_eq!(found, 1, "acknowledged account {username} lost");
     }
     for nonce in &acked.nonces {
-        let found: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM challenger_validations WHERE nonce = ?1",
-                [&nonce[..]],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let found = count("challenger_validations", "nonce", Key::Bytes(nonce));
         assert_eq!(found, 1, "acknowledged validation lost");
     }
     for h_payto in &acked.uploads {
-        let found: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM kyc_attributes WHERE h_payto = ?1",
-                [&h_payto[..]],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let found = count("kyc_attributes", "h_payto", Key::Bytes(h_payto));
         assert!(found >= 1, "acknowledged upload lost");
+    }
+}
+
+/// Counts rows in the SQLite file `db`.
+fn sqlite_count(db: &Path) -> impl Fn(&str, &str, Key) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    move |table, column, key| {
+        let sql = format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1");
+        match key {
+            Key::Text(text) => conn.query_row(&sql, [text], |r| r.get(0)),
+            Key::Bytes(bytes) => conn.query_row(&sql, [bytes], |r| r.get(0)),
+        }
+        .unwrap()
     }
 }
 
@@ -188,7 +192,7 @@ async fn acknowledged_writes_survive_sigkill() {
     for round in 0..kills {
         let (mut child, base) = spawn_server(dir.path());
         // The writes of all earlier rounds survived the last kill and this restart.
-        assert_all_present(&db, &acked.lock().unwrap());
+        assert_all_present(&acked.lock().unwrap(), sqlite_count(&db));
         let writers: Vec<_> = (0..WRITERS)
             .map(|writer| {
                 let run = write_until_killed(
@@ -216,7 +220,7 @@ async fn acknowledged_writes_survive_sigkill() {
     }
     let (mut child, base) = spawn_server(dir.path());
     let acked = std::mem::take(&mut *acked.lock().unwrap());
-    assert_all_present(&db, &acked);
+    assert_all_present(&acked, sqlite_count(&db));
     assert!(
         !acked.accounts.is_empty() && !acked.nonces.is_empty() && !acked.uploads.is_empty(),
         "the load wrote too little to prove anything"

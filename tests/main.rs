@@ -24,3 +24,4 @@ mod kyc_wallet;
 mod offline_flow;
 mod operations;
 mod operator;
+mod postgres_instances;

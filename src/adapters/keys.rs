@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 
 use crate::adapters::private_files;
-use crate::adapters::sqlite::Database;
 use crate::domain::primitives::{AttributeKey, EddsaPrivateKey, EddsaPublicKey, base32};
 use crate::domain::tan::BodyKey;
+use crate::ports::meta::MetaStore;
 use crate::ports::random::{Random, random_bytes};
 
 /// Holds base32 of 32 random bytes; its trimmed text is the attribute secret.
@@ -157,14 +157,14 @@ pub enum KeyCheck {
 
 /// Refuses a key whose fingerprint differs from the stored one unless `accept_new`.
 pub fn guard_attribute_key(
-    db: &Database,
+    db: &dyn MetaStore,
     key: &AttributeKey,
     source: &KeySource,
     accept_new: bool,
 ) -> anyhow::Result<KeyCheck> {
     let fingerprint = data_encoding::HEXLOWER.encode(&key.fingerprint());
     let stored = db
-        .meta(FINGERPRINT_META)
+        .get(FINGERPRINT_META)
         .context("reading the attribute key fingerprint")?;
     let check = match stored {
         None => KeyCheck::FirstUse,
@@ -183,7 +183,7 @@ pub fn guard_attribute_key(
         ),
         _ => None,
     };
-    db.set_meta_journaled(FINGERPRINT_META, &fingerprint, adopted)
+    db.set(FINGERPRINT_META, &fingerprint, adopted)
         .context("storing the attribute key fingerprint")?;
     Ok(check)
 }
@@ -191,7 +191,7 @@ pub fn guard_attribute_key(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::sqlite::DbOptions;
+    use crate::adapters::sqlite::{Database, DbOptions};
     use crate::ports::random::SeededRandom;
 
     #[test]

@@ -30,7 +30,7 @@ impl App {
         EvidenceSettings {
             journal: Arc::clone(&self.journal),
             key: self.journal_key.clone(),
-            retention_store: Arc::clone(&self.db) as Arc<dyn RetentionStore>,
+            retention_store: self.storage.retention(),
             checkpoint_interval: self.config.server.journal_checkpoint_interval,
             retention: self.config.exchange.attribute_retention,
         }

@@ -9,7 +9,6 @@ use anyhow::Context as _;
 use super::App;
 use crate::adapters::oauth::UreqProviderHttp;
 use crate::adapters::programs::{ProcessProgramRunner, introspect};
-use crate::adapters::sqlite::{SqliteAmlStore, SqliteKycStore};
 use crate::adapters::system::{OsRandom, SystemClock};
 use crate::config::kyc::ProviderConfig;
 use crate::domain::kyc::{KycService, OAuth2Provider, ProgramCommand};
@@ -122,7 +121,7 @@ impl App {
         exchange_url: &str,
     ) -> KycService {
         KycService::new(
-            Arc::new(SqliteKycStore::new(Arc::clone(&self.db))),
+            self.storage.kyc(),
             Arc::new(UreqProviderHttp::default()),
             Arc::clone(&self.cipher),
             Arc::new(SystemClock),
@@ -130,7 +129,7 @@ impl App {
             rules,
             exchange_url.to_owned(),
         )
-        .with_officers(Arc::new(SqliteAmlStore::new(Arc::clone(&self.db))))
+        .with_officers(self.storage.aml().officers)
         .with_programs(
             Arc::new(ProcessProgramRunner),
             self.program_config
@@ -196,7 +195,7 @@ impl App {
         let redirect_uri = crate::domain::kyc::redirect_uri(exchange_url, provider);
         let challenger = &self.challenger(None)?.service;
         let key = client_key(provider);
-        let stored = self.db.meta(&key)?;
+        let stored = self.storage.meta().get(&key)?;
         if let Some((id, secret)) = stored.as_deref().and_then(|s| s.split_once(' ')) {
             let current = challenger.clients().map_err(|e| anyhow::anyhow!("{e}"))?;
             let kept = current
@@ -223,8 +222,9 @@ impl App {
         let client = challenger
             .add_client(&secret, &redirect_uri)
             .map_err(|e| anyhow::anyhow!("registering the exchange with the challenger: {e}"))?;
-        self.db
-            .set_meta(&key, &format!("{} {secret}", client.id))
+        self.storage
+            .meta()
+            .set(&key, &format!("{} {secret}", client.id), None)
             .context("remembering the exchange's challenger client")?;
         tracing::info!(
             provider,

@@ -17,12 +17,7 @@ pub fn startup_lock(config: &Config) -> anyhow::Result<Option<StartupLock>> {
         DatabaseChoice::Sqlite { .. } => Ok(None),
         DatabaseChoice::Postgres { uri, .. } => StartupLock::acquire(uri)
             .map(Some)
-            .with_context(|| {
-                format!(
-                    "connecting to {}",
-                    crate::adapters::postgres::redact(uri)
-                )
-            }),
+            .with_context(|| format!("connecting to {}", crate::adapters::postgres::redact(uri))),
     }
 }
 
@@ -53,7 +48,12 @@ pub fn guard_keys(
     master: &MasterKey,
     journal: &EddsaPrivateKey,
 ) -> anyhow::Result<()> {
-    guard(meta, "master_public_key", &master.public.to_string(), "master key")?;
+    guard(
+        meta,
+        "master_public_key",
+        &master.public.to_string(),
+        "master key",
+    )?;
     guard(
         meta,
         "journal_public_key",
@@ -65,11 +65,19 @@ pub fn guard_keys(
 /// Refuses an instance whose TAN body key differs from the first instance's.
 pub fn guard_tan_body_key(meta: &dyn MetaStore, key: &BodyKey) -> anyhow::Result<()> {
     let fingerprint = data_encoding::HEXLOWER.encode(&key.fingerprint());
-    guard(meta, "tan_body_key_fingerprint", &fingerprint, "TAN body key")
+    guard(
+        meta,
+        "tan_body_key_fingerprint",
+        &fingerprint,
+        "TAN body key",
+    )
 }
 
 fn guard(meta: &dyn MetaStore, name: &str, value: &str, what: &str) -> anyhow::Result<()> {
-    match meta.get(name).with_context(|| format!("reading the {what}'s fingerprint"))? {
+    match meta
+        .get(name)
+        .with_context(|| format!("reading the {what}'s fingerprint"))?
+    {
         Some(stored) if stored == value => Ok(()),
         Some(_) => anyhow::bail!(
             "the {what} in the key directory is not the one the other instances of this \
@@ -79,6 +87,24 @@ fn guard(meta: &dyn MetaStore, name: &str, value: &str, what: &str) -> anyhow::R
             .set(name, value, None)
             .with_context(|| format!("storing the {what}'s fingerprint")),
     }
+}
+
+/// `db migrate-from-sqlite FILE`: copies an installation into the configured (empty)
+/// PostgreSQL database, under the startup lock so that no instance starts meanwhile.
+pub fn migrate_from_sqlite(
+    config: &Config,
+    file: &std::path::Path,
+) -> anyhow::Result<crate::adapters::postgres::import::ImportReport> {
+    let DatabaseChoice::Postgres { uri, .. } = &config.server.database else {
+        anyhow::bail!(
+            "[talerbox] DATABASE is sqlite: set it to the PostgreSQL database to move into"
+        );
+    };
+    let _startup = startup_lock(config)?;
+    let target = crate::adapters::postgres::PgDatabase::open(uri, 2)
+        .with_context(|| format!("opening {}", crate::adapters::postgres::redact(uri)))?;
+    crate::adapters::postgres::import::import_sqlite(file, &target)
+        .with_context(|| format!("moving {} into PostgreSQL", file.display()))
 }
 
 #[cfg(test)]
@@ -104,22 +130,4 @@ mod tests {
         let error = guard_keys(&meta, &master, &other).unwrap_err();
         assert!(error.to_string().contains("journal key"), "{error}");
     }
-}
-
-/// `db migrate-from-sqlite FILE`: copies an installation into the configured (empty)
-/// PostgreSQL database, under the startup lock so that no instance starts meanwhile.
-pub fn migrate_from_sqlite(
-    config: &Config,
-    file: &std::path::Path,
-) -> anyhow::Result<crate::adapters::postgres::import::ImportReport> {
-    let DatabaseChoice::Postgres { uri, .. } = &config.server.database else {
-        anyhow::bail!(
-            "[talerbox] DATABASE is sqlite: set it to the PostgreSQL database to move into"
-        );
-    };
-    let _startup = startup_lock(config)?;
-    let target = crate::adapters::postgres::PgDatabase::open(uri, 2)
-        .with_context(|| format!("opening {}", crate::adapters::postgres::redact(uri)))?;
-    crate::adapters::postgres::import::import_sqlite(file, &target)
-        .with_context(|| format!("moving {} into PostgreSQL", file.display()))
 }

@@ -8,12 +8,12 @@ use talerbox::app::App;
 use talerbox::domain::aml::iso8601_utc;
 use talerbox::domain::evidence::Actor;
 use talerbox::ports::clock::Clock;
-use talerbox::ports::retention::RetentionStore as _;
 
 /// Purges due rows (or counts them with `dry_run`).
 pub fn purge(app: &App, dry_run: bool, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let purged = app
-        .db
+        .storage
+        .retention()
         .purge_attributes(
             SystemClock.now(),
             app.config.exchange.attribute_retention,
@@ -46,7 +46,8 @@ pub fn hold(
     };
     let holding = reason.is_some();
     let changed = app
-        .db
+        .storage
+        .retention()
         .set_hold(h_payto, reason, SystemClock.now())
         .map_err(|e| anyhow::anyhow!("storing the hold: {e}"))?;
     let state = match (holding, changed) {
@@ -61,7 +62,8 @@ pub fn hold(
 /// One hold a line: account, since, reason.
 pub fn list_holds(app: &App, out: &mut impl Write) -> anyhow::Result<ExitCode> {
     let holds = app
-        .db
+        .storage
+        .retention()
         .holds()
         .map_err(|e| anyhow::anyhow!("reading holds: {e}"))?;
     for hold in holds {

@@ -12,8 +12,12 @@ pub trait MetaStore: Send + Sync {
     fn get(&self, name: &str) -> Result<Option<String>, StoreError>;
     /// Stores `value` under `name`, replacing any earlier value, and appends `entry` to the
     /// journal in the same transaction.
-    fn set(&self, name: &str, value: &str, entry: Option<NewJournalEntry>)
-    -> Result<(), StoreError>;
+    fn set(
+        &self,
+        name: &str,
+        value: &str,
+        entry: Option<NewJournalEntry>,
+    ) -> Result<(), StoreError>;
 }
 
 /// In memory; journal entries are kept in order for tests to read.

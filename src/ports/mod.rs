@@ -17,6 +17,7 @@ pub mod journal;
 pub mod kyc;
 #[cfg(test)]
 pub mod kyc_conformance;
+pub mod meta;
 pub mod password;
 pub mod pdf;
 pub mod programs;

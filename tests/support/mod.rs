@@ -13,6 +13,7 @@ use talerbox::domain::aml::AmlService;
 use tokio::sync::oneshot;
 
 pub mod pdf;
+pub mod postgres;
 
 /// The admin password every test server starts with.
 pub const ADMIN_PASSWORD: &str = "admin-password";
@@ -29,6 +30,14 @@ pub struct TestServer {
     pub aml: Arc<AmlService>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// The PostgreSQL schema of a server on that backend (dropped with the server).
+    _schema: Option<postgres::Schema>,
+}
+
+/// `TALERBOX_TEST_BACKEND=postgres` runs the servers of the black-box tests on a fresh
+/// PostgreSQL schema each (of the cluster `TALERBOX_TEST_PG` names) instead of SQLite.
+fn postgres_backend() -> bool {
+    std::env::var("TALERBOX_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 impl TestServer {
@@ -47,13 +56,32 @@ impl TestServer {
         extra: &str,
         options: StartOptions,
     ) -> TestServer {
-        // Cheap password hashing keeps the tests fast; the defaults are tested elsewhere.
-        let config = load_config(dir.path(), &format!("{CHEAP_HASHING}{extra}"));
-        let app = App::open_with(config, options).unwrap();
-        let aml = Arc::clone(&app.aml);
-        app.accounts.set_password("admin", ADMIN_PASSWORD).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}/", listener.local_addr().unwrap());
+        // Cheap password hashing keeps the tests fast; the defaults are tested elsewhere.
+        let mut text = format!("{CHEAP_HASHING}{extra}");
+        let schema = if postgres_backend() {
+            let schema = postgres::Schema::fresh("PostgreSQL backend")
+                .unwrap_or_else(|| panic!("TALERBOX_TEST_BACKEND=postgres needs TALERBOX_TEST_PG"));
+            // Appended last, so these win over the test's own [talerbox] lines.
+            text.push_str(&format!(
+                "\n[talerbox]\nDATABASE = {}\nBASE_URL = {base}\n",
+                schema.uri()
+            ));
+            Some(schema)
+        } else {
+            None
+        };
+        let config = load_config(dir.path(), &text);
+        // Stores block: opened off the test's runtime (PostgreSQL's client runs its own).
+        let app = tokio::task::spawn_blocking(move || {
+            let app = App::open_with(config, options).unwrap();
+            app.accounts.set_password("admin", ADMIN_PASSWORD).unwrap();
+            app
+        })
+        .await
+        .unwrap();
+        let aml = Arc::clone(&app.aml);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             app::serve(&app, listener, async {
@@ -69,6 +97,7 @@ impl TestServer {
             aml,
             stop: Some(stop),
             task: Some(task),
+            _schema: schema,
         }
     }
 

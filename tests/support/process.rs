@@ -24,8 +24,13 @@ pub fn talerbox(dir: &Path) -> Command {
 /// Starts `serve` on a free port and answers it with its base URL; its standard error is
 /// drained by a thread, so that request logs never fill the pipe.
 pub fn spawn_server(dir: &Path) -> (Child, String) {
+    spawn_server_at(dir, "127.0.0.1:0")
+}
+
+/// Like `spawn_server`, listening on `listen`.
+pub fn spawn_server_at(dir: &Path, listen: &str) -> (Child, String) {
     let mut child = talerbox(dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();

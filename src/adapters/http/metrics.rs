@@ -101,18 +101,28 @@ pub struct Metrics {
     database: Arc<dyn DatabaseFacts>,
 }
 
-/// What the metrics read of the database at scrape time.
+/// What the metrics read of the database at scrape time (only the embedded database has a
+/// writer and a file; PostgreSQL is watched with its own tools).
 pub trait DatabaseFacts: Send + Sync {
-    fn writer_stats(&self) -> &WriterStats;
-    fn size_on_disk(&self) -> u64;
+    fn writer_stats(&self) -> Option<&WriterStats>;
+    fn size_on_disk(&self) -> Option<u64>;
 }
 
 impl DatabaseFacts for crate::adapters::sqlite::Database {
-    fn writer_stats(&self) -> &WriterStats {
-        crate::adapters::sqlite::Database::writer_stats(self)
+    fn writer_stats(&self) -> Option<&WriterStats> {
+        Some(crate::adapters::sqlite::Database::writer_stats(self))
     }
-    fn size_on_disk(&self) -> u64 {
-        crate::adapters::sqlite::Database::size_on_disk(self)
+    fn size_on_disk(&self) -> Option<u64> {
+        Some(crate::adapters::sqlite::Database::size_on_disk(self))
+    }
+}
+
+impl DatabaseFacts for crate::adapters::postgres::PgDatabase {
+    fn writer_stats(&self) -> Option<&WriterStats> {
+        None
+    }
+    fn size_on_disk(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -153,23 +163,26 @@ impl Metrics {
             "Password hashes and verifications waiting for a slot of the argon2 pool",
             password_queue,
         );
-        let stats = database.writer_stats();
-        registry.register(
-            "writer_queue_depth",
-            "Write jobs waiting for the SQLite writer",
-            stats.queued.clone(),
-        );
-        registry.register(
-            "writer_batch_size",
-            "Write jobs per group commit",
-            stats.batch_sizes.clone(),
-        );
+        if let Some(stats) = database.writer_stats() {
+            registry.register(
+                "writer_queue_depth",
+                "Write jobs waiting for the SQLite writer",
+                stats.queued.clone(),
+            );
+            registry.register(
+                "writer_batch_size",
+                "Write jobs per group commit",
+                stats.batch_sizes.clone(),
+            );
+        }
         let database_bytes = Gauge::default();
-        registry.register(
-            "database_size_bytes",
-            "Size of the SQLite database file and its write-ahead log",
-            database_bytes.clone(),
-        );
+        if database.size_on_disk().is_some() {
+            registry.register(
+                "database_size_bytes",
+                "Size of the SQLite database file and its write-ahead log",
+                database_bytes.clone(),
+            );
+        }
         Metrics {
             registry,
             requests,
@@ -182,9 +195,10 @@ impl Metrics {
 
     /// The text exposition of every metric, as of now.
     fn render(&self) -> Result<String, std::fmt::Error> {
-        let size = self.database.size_on_disk();
-        self.database_bytes
-            .set(i64::try_from(size).unwrap_or(i64::MAX));
+        if let Some(size) = self.database.size_on_disk() {
+            self.database_bytes
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
         let mut text = String::new();
         encode(&mut text, &self.registry)?;
         Ok(text)
@@ -212,7 +226,9 @@ impl Metrics {
 
     /// Whether the writer is making progress.
     fn writer_stalled(&self) -> bool {
-        self.database.writer_stats().stalled(WRITER_STALL_LIMIT)
+        self.database
+            .writer_stats()
+            .is_some_and(|stats| stats.stalled(WRITER_STALL_LIMIT))
     }
 }
 

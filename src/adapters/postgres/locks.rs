@@ -48,3 +48,22 @@ pub fn account_lock(h_payto: &NormalizedPaytoHash) -> (i32, i32) {
     let [a, b, c, d, ..] = h_payto.0;
     (ACCOUNT_CLASS, i32::from_be_bytes([a, b, c, d]))
 }
+
+/// The startup lock, held on a connection of its own until dropped (a crash releases it with
+/// the connection).
+pub struct StartupLock {
+    _connection: super::PgConnection,
+}
+
+impl StartupLock {
+    pub fn acquire(uri: &str) -> Result<StartupLock, crate::ports::StoreError> {
+        let config = super::parse_uri(uri).map_err(crate::ports::StoreError::Internal)?;
+        let mut connection = super::PgConnection::connect(&config)?;
+        connection
+            .session()
+            .execute("SELECT pg_advisory_lock($1, $2)", &[&STARTUP.0, &STARTUP.1])?;
+        Ok(StartupLock {
+            _connection: connection,
+        })
+    }
+}

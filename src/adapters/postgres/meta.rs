@@ -35,18 +35,30 @@ impl PgDatabase {
     }
 }
 
+impl crate::ports::meta::MetaStore for PgDatabase {
+    fn get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.meta(name)
+    }
+
+    fn set(
+        &self,
+        name: &str,
+        value: &str,
+        entry: Option<NewJournalEntry>,
+    ) -> Result<(), StoreError> {
+        self.set_meta_journaled(name, value, entry)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::adapters::postgres::testing;
 
     #[test]
-    fn set_read_and_replace() {
+    fn conforms() {
         let Some((_schema, db)) = testing::database() else {
             return;
         };
-        assert_eq!(db.meta("k").unwrap(), None);
-        db.set_meta_journaled("k", "one", None).unwrap();
-        db.set_meta_journaled("k", "two", None).unwrap();
-        assert_eq!(db.meta("k").unwrap().as_deref(), Some("two"));
+        crate::ports::meta::conformance(&*db);
     }
 }

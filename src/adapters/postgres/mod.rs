@@ -6,9 +6,9 @@
 //! take explicit locks (see `locks`). The client is blocking: call the stores only from
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
-pub mod challenges;
-pub mod aml;
 pub mod accounts;
+pub mod aml;
+pub mod challenges;
 pub mod connection;
 pub mod import;
 pub mod journal;
@@ -22,8 +22,8 @@ pub mod meta;
 pub mod migrations;
 #[cfg(test)]
 mod parity_tests;
-pub mod tan;
 pub mod retention;
+pub mod tan;
 #[cfg(test)]
 pub mod testing;
 
@@ -32,9 +32,9 @@ use std::time::Duration;
 use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
-pub use challenges::PgChallengeStore;
-pub use aml::PgAmlStore;
 pub use accounts::PgAccountStore;
+pub use aml::PgAmlStore;
+pub use challenges::PgChallengeStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use import::{ImportError, ImportReport, import_sqlite};
 pub use kyc::PgKycStore;
@@ -119,8 +119,12 @@ fn classify(e: &postgres::Error) -> StoreError {
                     "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300"
                 )
         }
-        // No SQLSTATE: the connection broke or never came up.
-        None => e.is_closed() || e.as_db_error().is_none(),
+        // No SQLSTATE: a broken or unreachable connection is transient; a value that does
+        // not convert (a corrupt row) is not.
+        None => {
+            e.is_closed()
+                || std::error::Error::source(e).is_some_and(|cause| cause.is::<std::io::Error>())
+        }
     };
     if transient {
         StoreError::Unavailable(text)
@@ -161,6 +165,18 @@ impl PgDatabase {
             let mut conn = PgConnection::connect(&config)?;
             migrations::migrate(&mut conn)?;
             journal::ensure_started(&mut conn, latest_version())?;
+            let limit: String = conn
+                .session()
+                .query_one("SHOW max_connections", &[])?
+                .try_get(0)?;
+            // Every instance holds its pool, the change listener and (while starting) the
+            // startup lock: the operator must keep instances × that below the server's limit.
+            tracing::info!(
+                connections = pool_size + 2,
+                max_connections = %limit,
+                "PostgreSQL: this instance uses up to `connections`; all instances together \
+                 must stay below max_connections"
+            );
         }
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
@@ -237,4 +253,45 @@ impl crate::ports::health::HealthProbe for PgDatabase {
     fn check(&self) -> Result<(), String> {
         self.ping().map_err(|e| e.to_string())
     }
+}
+
+/// `db check` on PostgreSQL: the database answers, its schema is this binary's, and the row
+/// count of every table is readable (the problems found; empty = sound). Never migrates.
+pub fn check(uri: &str) -> Result<Vec<String>, StoreError> {
+    let config = parse_uri(uri).map_err(StoreError::Internal)?;
+    let mut conn = PgConnection::connect(&config)?;
+    let version = migrations::current_version(&mut conn)?;
+    let mut problems = Vec::new();
+    if version != latest_version() {
+        problems.push(format!(
+            "schema version {version}, this binary writes {}",
+            latest_version()
+        ));
+        return Ok(problems);
+    }
+    let mut session = conn.session();
+    let tables: Vec<String> = session
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    for table in tables {
+        let sql = format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\""));
+        if let Err(e) = session.query_one(&sql, &[]) {
+            problems.push(format!("{table}: {}", StoreError::from(e)));
+        }
+    }
+    Ok(problems)
+}
+
+/// Runs `work` on a short-lived thread of its own and waits for it: for the few store calls
+/// made while setting up async code (startup, the first look at the change counter). The
+/// PostgreSQL client blocks on a runtime of its own, which must not start inside the
+/// server's; the SQLite stores do not mind either way.
+pub fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
+    std::thread::scope(|scope| scope.spawn(work).join())
 }

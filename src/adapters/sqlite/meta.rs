@@ -46,6 +46,21 @@ impl Database {
     }
 }
 
+impl crate::ports::meta::MetaStore for Database {
+    fn get(&self, name: &str) -> Result<Option<String>, crate::ports::StoreError> {
+        Ok(self.meta(name)?)
+    }
+
+    fn set(
+        &self,
+        name: &str,
+        value: &str,
+        entry: Option<NewJournalEntry>,
+    ) -> Result<(), crate::ports::StoreError> {
+        Ok(self.set_meta_journaled(name, value, entry)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,5 +74,12 @@ mod tests {
         db.set_meta("k", "one").unwrap();
         db.set_meta("k", "two").unwrap();
         assert_eq!(db.meta("k").unwrap().as_deref(), Some("two"));
+    }
+
+    #[test]
+    fn conforms() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(&dir.path().join("m.sqlite3"), &DbOptions::default()).unwrap();
+        crate::ports::meta::conformance(&db);
     }
 }

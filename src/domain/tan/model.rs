@@ -180,6 +180,16 @@ impl BodyKey {
         BodyKey(bytes)
     }
 
+    /// Names the key without revealing it: SHA-256 of a label and the key. Instances that
+    /// share a database compare it, since a body hashed on one is checked on another.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest as _;
+        let mut digest = Sha256::new();
+        digest.update(b"talerbox tan body key\0");
+        digest.update(self.0);
+        digest.finalize().into()
+    }
+
     /// HMAC-SHA-256 over `salt` ‖ the canonical text of `body`.
     pub fn hash(&self, salt: &[u8; 16], body: &CanonicalBody) -> [u8; 32] {
         let mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0);

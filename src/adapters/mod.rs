@@ -1,5 +1,6 @@
 //! Adapters: the outside world behind the ports (SQLite, PostgreSQL, HTTP, message delivery).
 
+pub mod account_rows;
 pub mod challenger_rows;
 pub mod convert;
 pub mod delivery;

@@ -9,12 +9,11 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter};
 
 use super::Database;
-use crate::adapters::convert::{
-    corrupt, expiry_from_sql, expiry_to_sql, micros_from_sql, micros_to_sql,
+use crate::adapters::account_rows::{
+    AccountRow, TokenRow, account_columns, amount_to_sql, channels_to_sql, created_account,
 };
-use crate::domain::accounts::{
-    ADMIN, Account, AccountAddress, Balance, ContactData, Scope, TanChannel, TokenRecord, Username,
-};
+use crate::adapters::convert::{corrupt, expiry_to_sql, micros_to_sql};
+use crate::domain::accounts::{ADMIN, Account, AccountAddress, Balance, TokenRecord, Username};
 use crate::domain::primitives::{Amount, Currency, Timestamp};
 use crate::ports::StoreError;
 use crate::ports::accounts::{
@@ -31,16 +30,6 @@ impl SqliteAccountStore {
     pub fn new(db: Arc<Database>) -> SqliteAccountStore {
         SqliteAccountStore { db }
     }
-}
-
-/// The columns `AccountRow::read` expects, in its order.
-macro_rules! account_columns {
-    () => {
-        "id, username, password_hash, name, is_public, is_taler_exchange, email, phone, \
-         cashout_payto, address, currency, balance_value, balance_fraction, has_debt, \
-         max_debt_value, max_debt_fraction, min_cashout_value, min_cashout_fraction, \
-         tan_channels, created_at, deleted_at"
-    };
 }
 
 const ACCOUNT_BY_NAME: &str = concat!(
@@ -189,28 +178,6 @@ fn account_by_name(conn: &Connection, username: &Username) -> Result<Option<Acco
     row.map(AccountRow::into_account).transpose()
 }
 
-/// An account row as stored, before validation.
-struct AccountRow {
-    id: i64,
-    username: String,
-    password_hash: String,
-    name: String,
-    is_public: bool,
-    is_taler_exchange: bool,
-    email: Option<String>,
-    phone: Option<String>,
-    cashout_payto: Option<String>,
-    address: String,
-    currency: String,
-    balance: (i64, i64),
-    has_debt: bool,
-    max_debt: (i64, i64),
-    min_cashout: (Option<i64>, Option<i64>),
-    tan_channels: String,
-    created_at: i64,
-    deleted_at: Option<i64>,
-}
-
 impl AccountRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
         Ok(AccountRow {
@@ -232,43 +199,6 @@ impl AccountRow {
             tan_channels: row.get(18)?,
             created_at: row.get(19)?,
             deleted_at: row.get(20)?,
-        })
-    }
-
-    fn into_account(self) -> Result<Account, StoreError> {
-        let currency: Currency = self
-            .currency
-            .parse()
-            .map_err(|_| corrupt("account currency", &self.currency))?;
-        let min_cashout = match self.min_cashout {
-            (Some(value), Some(fraction)) => Some(amount_from_sql(&currency, (value, fraction))?),
-            (None, None) => None,
-            _ => return Err(corrupt("min_cashout", "half set")),
-        };
-        Ok(Account {
-            row_id: self.id,
-            username: Username::parse(&self.username)
-                .ok_or_else(|| corrupt("username", &self.username))?,
-            password_hash: self.password_hash,
-            name: self.name,
-            is_public: self.is_public,
-            is_taler_exchange: self.is_taler_exchange,
-            contact: ContactData {
-                email: self.email,
-                phone: self.phone,
-            },
-            cashout_payto: self.cashout_payto,
-            address: AccountAddress::from_canonical(&self.address)
-                .ok_or_else(|| corrupt("address", &self.address))?,
-            balance: Balance {
-                amount: amount_from_sql(&currency, self.balance)?,
-                has_debt: self.has_debt,
-            },
-            debit_threshold: amount_from_sql(&currency, self.max_debt)?,
-            min_cashout,
-            tan_channels: channels_from_sql(&self.tan_channels)?,
-            created_at: micros_from_sql(self.created_at)?,
-            deleted_at: self.deleted_at.map(micros_from_sql).transpose()?,
         })
     }
 }
@@ -555,31 +485,6 @@ fn pay_bonus(
     Ok(())
 }
 
-fn created_account(
-    new: &NewAccount,
-    row_id: i64,
-    address: AccountAddress,
-    balance: Balance,
-) -> Account {
-    Account {
-        row_id,
-        username: new.username.clone(),
-        password_hash: new.password_hash.clone(),
-        name: new.name.clone(),
-        is_public: new.is_public,
-        is_taler_exchange: new.is_taler_exchange,
-        contact: new.contact.clone(),
-        cashout_payto: new.cashout_payto.clone(),
-        address,
-        balance,
-        debit_threshold: new.debit_threshold.clone(),
-        min_cashout: new.min_cashout.clone(),
-        tan_channels: new.tan_channels.clone(),
-        created_at: new.created_at,
-        deleted_at: None,
-    }
-}
-
 // ---- changing accounts ----
 
 /// Writes only the columns of the fields present in `changes`.
@@ -717,16 +622,6 @@ fn insert_token(conn: &Connection, token: &TokenRecord) -> Result<bool, StoreErr
     Ok(true)
 }
 
-/// A token row joined with its account's username, before validation.
-struct TokenRow {
-    username: String,
-    scope: String,
-    refreshable: bool,
-    created_at: i64,
-    expires_at: Option<i64>,
-    description: Option<String>,
-}
-
 impl TokenRow {
     fn read(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
         Ok(TokenRow {
@@ -738,19 +633,6 @@ impl TokenRow {
             description: row.get(5)?,
         })
     }
-
-    fn into_record(self, token_hash: [u8; 32]) -> Result<TokenRecord, StoreError> {
-        Ok(TokenRecord {
-            token_hash,
-            username: Username::parse(&self.username)
-                .ok_or_else(|| corrupt("username", &self.username))?,
-            scope: Scope::parse(&self.scope).ok_or_else(|| corrupt("token scope", &self.scope))?,
-            refreshable: self.refreshable,
-            created_at: micros_from_sql(self.created_at)?,
-            expires_at: expiry_from_sql(self.expires_at)?,
-            description: self.description,
-        })
-    }
 }
 
 // ---- column conversions ----
@@ -759,41 +641,11 @@ fn internal(what: &str) -> StoreError {
     StoreError::Internal(what.to_owned())
 }
 
-/// (value, fraction); both fit an i64 (value ≤ 2^52, fraction < 10^8).
-fn amount_to_sql(amount: &Amount) -> (i64, i64) {
-    let value = i64::try_from(amount.value()).unwrap_or(i64::MAX);
-    (value, i64::from(amount.fraction()))
-}
-
-fn amount_from_sql(
-    currency: &Currency,
-    (value, fraction): (i64, i64),
-) -> Result<Amount, StoreError> {
-    let text = || format!("{value}.{fraction}");
-    let value = u64::try_from(value).map_err(|_| corrupt("amount", &text()))?;
-    let fraction = u32::try_from(fraction).map_err(|_| corrupt("amount", &text()))?;
-    Amount::new(currency.clone(), value, fraction).map_err(|_| corrupt("amount", &text()))
-}
-
-/// "sms,email" in the order given; "" for none.
-fn channels_to_sql(channels: &[TanChannel]) -> String {
-    let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
-    names.join(",")
-}
-
-fn channels_from_sql(text: &str) -> Result<Vec<TanChannel>, StoreError> {
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    text.split(',')
-        .map(|name| TanChannel::parse(name).ok_or_else(|| corrupt("TAN channels", text)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::sqlite::DbOptions;
+    use crate::domain::accounts::{ContactData, Scope};
     use crate::ports::account_conformance::account_store_conformance;
 
     /// A store on a fresh database file, with the directory that holds it.

@@ -42,6 +42,7 @@ macro_rules! account_store_conformance {
             tokens_insert_read_delete,
             tokens_follow_their_account,
             concurrent_creates_of_one_username,
+            concurrent_bonuses_are_all_debited,
         );
     };
     (@tests $fixture:expr; $($name:ident),* $(,)?) => {
@@ -745,4 +746,38 @@ pub fn concurrent_creates_of_one_username(store: &dyn AccountStore) {
             );
         }
     }
+}
+
+/// Registrations with a bonus racing each other: every bonus is debited from the admin, none
+/// from a stale balance (a lost update would leave the admin owing less than it paid).
+pub fn concurrent_bonuses_are_all_debited(store: &dyn AccountStore) {
+    create_admin(store, "1000");
+    const REGISTRATIONS: u64 = 8;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..REGISTRATIONS)
+            .map(|i| {
+                scope.spawn(move || {
+                    let mut new = with_bonus(&format!("user{i}"), "1.25");
+                    new.address = AddressChoice::IbanCandidates(vec![iban(200 + i)]);
+                    created(store.create_account(new))
+                })
+            })
+            .collect();
+        for handle in handles {
+            assert_eq!(handle.join().unwrap().balance, balance("1.25", false));
+        }
+    });
+    assert_eq!(read(store, "admin").balance, balance("10", true));
+    for i in 0..REGISTRATIONS {
+        assert_eq!(
+            read(store, &format!("user{i}")).balance,
+            balance("1.25", false)
+        );
+    }
+    // The admin's debt limit counts every debit: 990 more fit, a cent beyond does not.
+    fund(store, "last", "990");
+    assert_eq!(
+        store.create_account(with_bonus("late", "0.01")).unwrap(),
+        CreateOutcome::BonusUnallowedDebit
+    );
 }

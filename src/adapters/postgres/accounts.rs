@@ -631,4 +631,243 @@ mod tests {
         use crate::ports::account_conformance::account_store_conformance;
         account_store_conformance!(optional: store());
     }
+
+    use crate::adapters::postgres::PgTanStore;
+    use crate::domain::accounts::{ContactData, Scope, TanChannel};
+    use crate::domain::tan::{Challenge, ChallengeId, Operation, Role};
+    use crate::ports::random::SeededRandom;
+    use crate::ports::tan::TanStore;
+
+    fn kudos(text: &str) -> Amount {
+        format!("KUDOS:{text}").parse().unwrap()
+    }
+
+    fn user(text: &str) -> Username {
+        Username::parse(text).unwrap()
+    }
+
+    fn at(seconds: u64) -> Timestamp {
+        Timestamp::from_seconds(seconds).unwrap()
+    }
+
+    fn create(store: &PgAccountStore, username: &str, bonus: Option<&str>) -> Account {
+        let new = NewAccount {
+            username: user(username),
+            password_hash: "hash".into(),
+            name: username.to_uppercase(),
+            is_public: false,
+            is_taler_exchange: false,
+            contact: ContactData::default(),
+            cashout_payto: None,
+            address: AddressChoice::Fixed(AccountAddress::XTalerBank(user(username))),
+            debit_threshold: kudos("100"),
+            min_cashout: None,
+            tan_channels: Vec::new(),
+            created_at: at(1_700_000_000),
+            bonus: bonus.map(kudos),
+        };
+        match store.create_account(new).unwrap() {
+            CreateOutcome::Created(account) => account,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Solved challenges of `account` (stored), ready to be consumed by a gated change.
+    fn solved(tan: &PgTanStore, account: &Account, seed: u64, count: usize) -> Vec<ChallengeId> {
+        let random = SeededRandom::new(seed);
+        let challenges: Vec<Challenge> = (0..count)
+            .map(|_| Challenge {
+                id: ChallengeId::generate(&random),
+                account_id: account.row_id,
+                operation: Operation::AccountDelete,
+                role: Role::Auth,
+                channel: TanChannel::Sms,
+                address: "+1".into(),
+                body_salt: [0; 16],
+                body_hash: Some([1; 32]),
+                code: None,
+                code_expires_at: None,
+                attempts_left: 3,
+                next_send_at: None,
+                created_at: at(1_700_000_000),
+                solved_at: Some(at(1_700_000_010)),
+                used_at: None,
+                invalidated_at: None,
+            })
+            .collect();
+        tan.create(&challenges).unwrap();
+        challenges.into_iter().map(|c| c.id).collect()
+    }
+
+    fn tan_use(account: &Account, used: &[ChallengeId], invalidate_others: bool) -> TanUse {
+        TanUse {
+            account_id: account.row_id,
+            used: used.to_vec(),
+            invalidate_others,
+            now: at(1_700_000_100),
+        }
+    }
+
+    fn fixture() -> Option<(TestSchema, PgAccountStore, PgTanStore)> {
+        let (schema, db) = testing::database()?;
+        let tan = PgTanStore::new(Arc::clone(&db));
+        Some((schema, PgAccountStore::new(db), tan))
+    }
+
+    #[test]
+    fn a_gated_change_spends_its_challenge_and_kills_the_others() {
+        let Some((_schema, store, tan)) = fixture() else {
+            return;
+        };
+        let alice = create(&store, "alice", None);
+        let ids = solved(&tan, &alice, 1, 2);
+        let op = GatedOp::Password("new hash".into());
+        let spend = tan_use(&alice, &ids[..1], true);
+        assert_eq!(
+            store.apply_with_tan(&alice.username, &op, &spend).unwrap(),
+            GatedChange::Done
+        );
+        assert_eq!(
+            store
+                .account(&alice.username)
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "new hash"
+        );
+        let used = tan.challenge(alice.row_id, &ids[0]).unwrap().unwrap();
+        assert_eq!(used.used_at, Some(at(1_700_000_100)));
+        let other = tan.challenge(alice.row_id, &ids[1]).unwrap().unwrap();
+        assert_eq!(other.invalidated_at, Some(at(1_700_000_100)));
+        // Spent once: the same challenge (or the invalidated one) no longer counts.
+        for id in &ids {
+            let again = tan_use(&alice, std::slice::from_ref(id), false);
+            assert_eq!(
+                store
+                    .apply_with_tan(&alice.username, &GatedOp::Delete, &again)
+                    .unwrap(),
+                GatedChange::StaleChallenge
+            );
+        }
+        assert!(
+            !store
+                .account(&alice.username)
+                .unwrap()
+                .unwrap()
+                .is_deleted()
+        );
+    }
+
+    #[test]
+    fn a_refused_gated_change_leaves_its_challenge_unspent() {
+        let Some((_schema, store, tan)) = fixture() else {
+            return;
+        };
+        create(&store, "admin", None);
+        let alice = create(&store, "alice", Some("1"));
+        let ids = solved(&tan, &alice, 2, 1);
+        let spend = tan_use(&alice, &ids, true);
+        assert_eq!(
+            store
+                .apply_with_tan(&alice.username, &GatedOp::Delete, &spend)
+                .unwrap(),
+            GatedChange::BalanceNotZero
+        );
+        assert_eq!(
+            store
+                .apply_with_tan(&user("ghost"), &GatedOp::Delete, &spend)
+                .unwrap(),
+            GatedChange::NoAccount
+        );
+        let challenge = tan.challenge(alice.row_id, &ids[0]).unwrap().unwrap();
+        assert_eq!((challenge.used_at, challenge.invalidated_at), (None, None));
+        assert!(
+            !store
+                .account(&alice.username)
+                .unwrap()
+                .unwrap()
+                .is_deleted()
+        );
+    }
+
+    #[test]
+    fn concurrent_gated_changes_spend_one_challenge_once() {
+        let Some((_schema, store, tan)) = fixture() else {
+            return;
+        };
+        let alice = create(&store, "alice", None);
+        let ids = solved(&tan, &alice, 3, 1);
+        let outcomes: Vec<GatedChange> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8u8)
+                .map(|i| {
+                    let (store, alice, ids) = (&store, &alice, &ids);
+                    scope.spawn(move || {
+                        let token = TokenRecord {
+                            token_hash: [i; 32],
+                            username: alice.username.clone(),
+                            scope: Scope::Readwrite,
+                            refreshable: false,
+                            created_at: at(1_700_000_000),
+                            expires_at: Timestamp::never(),
+                            description: None,
+                        };
+                        let spend = tan_use(alice, ids, false);
+                        store
+                            .apply_with_tan(&alice.username, &GatedOp::Token(token), &spend)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let done = outcomes.iter().filter(|o| **o == GatedChange::Done).count();
+        assert_eq!(done, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, GatedChange::Done | GatedChange::StaleChallenge))
+        );
+        let tokens = (0..8u8)
+            .filter(|i| store.token(&[*i; 32]).unwrap().is_some())
+            .count();
+        assert_eq!(tokens, 1);
+    }
+
+    #[test]
+    fn the_bonus_is_booked_in_the_ledger() {
+        let Some((_schema, store, _tan)) = fixture() else {
+            return;
+        };
+        let admin = create(&store, "admin", None);
+        let alice = create(&store, "alice", Some("2.5"));
+        let row = store
+            .db
+            .read(|s| {
+                let row = s.query_one(
+                    "SELECT debtor_id, creditor_id, currency, amount_value, amount_fraction, \
+                     subject, created_at FROM bank_transactions",
+                    &[],
+                )?;
+                Ok((
+                    row.try_get::<_, i64>(0)?,
+                    row.try_get::<_, i64>(1)?,
+                    row.try_get::<_, String>(2)?,
+                    row.try_get::<_, i64>(3)?,
+                    row.try_get::<_, i64>(4)?,
+                    row.try_get::<_, String>(5)?,
+                    row.try_get::<_, i64>(6)?,
+                ))
+            })
+            .unwrap();
+        let expected = (
+            admin.row_id,
+            alice.row_id,
+            "KUDOS".to_owned(),
+            2,
+            50_000_000,
+            "bonus".to_owned(),
+            1_700_000_000_000_000,
+        );
+        assert_eq!(row, expected);
+    }
 }

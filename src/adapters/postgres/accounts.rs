@@ -176,7 +176,7 @@ fn account_by_name<C: GenericClient>(
     username: &Username,
 ) -> Result<Option<Account>, PgError> {
     let row = s.query_opt(ACCOUNT_BY_NAME, &[&username.as_str()])?;
-    Ok(row.as_ref().map(read_account).transpose()?)
+    row.as_ref().map(read_account).transpose()
 }
 
 fn read_account(row: &Row) -> Result<Account, PgError> {
@@ -869,5 +869,100 @@ mod tests {
             1_700_000_000_000_000,
         );
         assert_eq!(row, expected);
+    }
+
+    /// Runs raw SQL in a transaction of its own, bypassing the store's checks.
+    fn raw(store: &PgAccountStore, sql: &str) {
+        store.db.write(|s| Ok(s.batch(sql)?)).unwrap();
+    }
+
+    #[test]
+    fn never_is_stored_as_null_and_times_beyond_i64_are_refused() {
+        let Some((_schema, store, _tan)) = fixture() else {
+            return;
+        };
+        create(&store, "alice", None);
+        let mut token = TokenRecord {
+            token_hash: [1; 32],
+            username: user("alice"),
+            scope: Scope::Readonly,
+            refreshable: false,
+            created_at: at(1),
+            expires_at: Timestamp::never(),
+            description: None,
+        };
+        assert!(store.insert_token(&token).unwrap());
+        let nulls: i64 = store
+            .db
+            .read(|s| {
+                let row = s.query_one(
+                    "SELECT count(*) FROM bank_tokens WHERE expires_at IS NULL",
+                    &[],
+                )?;
+                Ok(row.try_get(0)?)
+            })
+            .unwrap();
+        assert_eq!(nulls, 1);
+        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
+        let last = u64::try_from(i64::MAX).unwrap() / 1_000_000;
+        token.expires_at = at(last);
+        assert!(store.insert_token(&token).unwrap());
+        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
+        token.expires_at = at(last + 1);
+        assert!(matches!(
+            store.insert_token(&token),
+            Err(StoreError::Internal(_))
+        ));
+        // A token of a missing account is refused, not stored.
+        token.username = user("ghost");
+        token.expires_at = Timestamp::never();
+        assert!(!store.insert_token(&token).unwrap());
+    }
+
+    #[test]
+    fn corrupt_rows_are_internal_errors() {
+        for corruption in [
+            "UPDATE bank_accounts SET username = 'not valid'",
+            "UPDATE bank_accounts SET address = 'payto://iban/DE00'",
+            "UPDATE bank_accounts SET currency = 'kudos'",
+            "UPDATE bank_accounts SET tan_channels = 'sms,fax'",
+            "UPDATE bank_accounts SET created_at = 1",
+            "UPDATE bank_tokens SET scope = 'admin'",
+        ] {
+            let Some((_schema, store, _tan)) = fixture() else {
+                return;
+            };
+            create(&store, "alice", None);
+            let token = TokenRecord {
+                token_hash: [1; 32],
+                username: user("alice"),
+                scope: Scope::Readonly,
+                refreshable: false,
+                created_at: at(1),
+                expires_at: Timestamp::never(),
+                description: None,
+            };
+            assert!(store.insert_token(&token).unwrap());
+            raw(&store, corruption);
+            if corruption.contains("bank_tokens") {
+                let read = store.token(&[1; 32]);
+                assert!(matches!(read, Err(StoreError::Internal(_))), "{corruption}");
+                continue;
+            }
+            let listed = store.list_accounts(&AccountPage {
+                limit: 10,
+                offset: 0,
+                name_contains: None,
+                public_only: false,
+            });
+            assert!(
+                matches!(listed, Err(StoreError::Internal(_))),
+                "{corruption}"
+            );
+            if !corruption.contains("username") {
+                let read = store.account(&user("alice"));
+                assert!(matches!(read, Err(StoreError::Internal(_))), "{corruption}");
+            }
+        }
     }
 }

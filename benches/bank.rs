@@ -25,7 +25,7 @@ const READ_CONNECTIONS: usize = 32;
 
 mod support;
 
-use support::{Error, connect, median, send};
+use support::{Error, bank_reader, connect, median, rate, send};
 
 fn main() -> Result<(), Error> {
     // `cargo bench --bench bank -- reads` runs only the reads (e.g. under a profiler).
@@ -64,10 +64,12 @@ fn main() -> Result<(), Error> {
         }
 
         if wanted("reads") {
-            let token = setup_reader(address).await?;
+            let auth = bank_reader(&mut connect(address).await?, "reader").await?;
+            let headers = [("authorization", auth.as_str())];
+            let path = "/bank/accounts/reader";
             let mut reads = Vec::new();
             for _ in 0..RUNS {
-                reads.push(read_rate(address, &token).await?);
+                reads.push(rate(address, Method::GET, path, &headers, 200, READ_CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(reads);
             println!("bearer GET /accounts/$USERNAME, {READ_CONNECTIONS} connections: {rate:.0} req/s (runs: {runs})");
@@ -126,64 +128,6 @@ async fn registration_rate(address: std::net::SocketAddr, run: usize) -> Result<
     let mut total = 0;
     for client in clients {
         total += client.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
-}
-
-/// Registers the account to read and returns a bearer header for it.
-async fn setup_reader(address: std::net::SocketAddr) -> Result<String, Error> {
-    let mut connection = connect(address).await?;
-    let body = r#"{"username":"reader","password":"reader-password","name":"Reader"}"#;
-    send(&mut connection, Method::POST, "/bank/accounts", &[], body).await?;
-    let basic = format!(
-        "Basic {}",
-        data_encoding::BASE64.encode(b"reader:reader-password")
-    );
-    let (status, token) = send(
-        &mut connection,
-        Method::POST,
-        "/bank/accounts/reader/token",
-        &[("authorization", &basic)],
-        r#"{"scope":"readonly","duration":{"d_us":"forever"}}"#,
-    )
-    .await?;
-    if status != 200 {
-        return Err(format!("token request answered {status}").into());
-    }
-    let token: serde_json::Value = serde_json::from_slice(&token)?;
-    let token = token["access_token"].as_str().ok_or("no access_token")?;
-    Ok(format!("Bearer {token}"))
-}
-
-async fn read_rate(address: std::net::SocketAddr, auth: &str) -> Result<f64, Error> {
-    let started = Instant::now();
-    let mut readers = Vec::new();
-    for _ in 0..READ_CONNECTIONS {
-        let auth = auth.to_owned();
-        readers.push(tokio::spawn(async move {
-            let mut connection = connect(address).await.map_err(|e| e.to_string())?;
-            let mut reads = 0u64;
-            while started.elapsed() < RUN_TIME {
-                let (status, _) = send(
-                    &mut connection,
-                    Method::GET,
-                    "/bank/accounts/reader",
-                    &[("authorization", &auth)],
-                    "",
-                )
-                .await
-                .map_err(|e| e.to_string())?;
-                if status != 200 {
-                    return Err(format!("read answered {status}"));
-                }
-                reads += 1;
-            }
-            Ok::<u64, String>(reads)
-        }));
-    }
-    let mut total = 0;
-    for reader in readers {
-        total += reader.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64())
 }

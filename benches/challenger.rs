@@ -9,7 +9,6 @@
 //! median of several runs.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
@@ -25,7 +24,7 @@ const REDIRECT: &str = "https://exchange.example/kyc-proof/challenger";
 
 mod support;
 
-use support::{Connection, Error, connect, expect, json_field, median, send, take_code};
+use support::{ChallengerClient, Error, connect, median, rate};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -50,8 +49,12 @@ fn main() -> Result<(), Error> {
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
         let bench = Bench {
             address,
-            client_id: client.id.to_string(),
-            outbox,
+            client: ChallengerClient {
+                id: client.id.to_string(),
+                secret: SECRET.to_owned(),
+                redirect: REDIRECT.to_owned(),
+                outbox,
+            },
         };
 
         if wanted("flows") {
@@ -66,10 +69,16 @@ fn main() -> Result<(), Error> {
         }
         if wanted("info") {
             let mut connection = connect(address).await?;
-            let token = bench.flow(&mut connection, usize::MAX, 0).await?;
+            let token = bench
+                .client
+                .validate(&mut connection, "reader@bench.example", "S")
+                .await?;
+            let auth = format!("Bearer {token}");
+            let headers = [("authorization", auth.as_str())];
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(info_rate(address, &token).await?);
+                let info = "/challenger/info";
+                rates.push(rate(address, Method::GET, info, &headers, 200, INFO_CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!(
@@ -82,110 +91,24 @@ fn main() -> Result<(), Error> {
 
 struct Bench {
     address: SocketAddr,
-    client_id: String,
-    outbox: PathBuf,
+    client: ChallengerClient,
 }
 
 impl Bench {
-    /// One complete validation; answers the access token.
-    async fn flow(
-        &self,
-        connection: &mut Connection,
-        client: usize,
-        n: u64,
-    ) -> Result<String, Error> {
-        let bearer = format!("Bearer {SECRET}");
-        let form = [("content-type", "application/x-www-form-urlencoded")];
-        let (status, body) = send(
-            connection,
-            Method::POST,
-            &format!("/challenger/setup/{}", self.client_id),
-            &[("authorization", &bearer), form[0]],
-            String::new(),
-        )
-        .await?;
-        expect("setup", status, 200, &body)?;
-        let nonce = json_field(&body, "nonce")?;
-        let redirect = serde_urlencoded::to_string([("redirect_uri", REDIRECT)])?;
-        let path = format!(
-            "/challenger/authorize/{nonce}?response_type=code&client_id={}&{redirect}&state=S{n}",
-            self.client_id
-        );
-        let (status, body) = send(connection, Method::GET, &path, &[], String::new()).await?;
-        expect("authorize", status, 200, &body)?;
-        let address = format!("c{client}-{n}@bench.example");
-        let (status, body) = send(
-            connection,
-            Method::POST,
-            &format!("/challenger/challenge/{nonce}"),
-            &form,
-            serde_urlencoded::to_string([("CONTACT_EMAIL", &address)])?,
-        )
-        .await?;
-        expect("challenge", status, 200, &body)?;
-        let pin = take_code(&self.outbox, &address)?;
-        let (status, body) = send(
-            connection,
-            Method::POST,
-            &format!("/challenger/solve/{nonce}"),
-            &[form[0], ("accept", "application/json")],
-            format!("pin={pin}"),
-        )
-        .await?;
-        expect("solve", status, 200, &body)?;
-        let redirect_url = json_field(&body, "redirect_url")?;
-        let query = redirect_url.split_once('?').map_or("", |(_, q)| q);
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)?;
-        let code = pairs
-            .into_iter()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v)
-            .ok_or("no code")?;
-        let token_form = serde_urlencoded::to_string([
-            ("client_id", self.client_id.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("client_secret", SECRET),
-            ("code", &code),
-            ("grant_type", "authorization_code"),
-        ])?;
-        let (status, body) = send(
-            connection,
-            Method::POST,
-            "/challenger/token",
-            &form,
-            token_form,
-        )
-        .await?;
-        expect("token", status, 200, &body)?;
-        let token = json_field(&body, "access_token")?;
-        let auth = format!("Bearer {token}");
-        let (status, body) = send(
-            connection,
-            Method::GET,
-            "/challenger/info",
-            &[("authorization", &auth)],
-            String::new(),
-        )
-        .await?;
-        expect("info", status, 200, &body)?;
-        Ok(token)
-    }
-
     async fn flow_rate(&self, run: usize) -> Result<f64, Error> {
         let started = Instant::now();
         let mut clients = Vec::new();
         for client in 0..FLOW_CLIENTS {
-            let bench = Bench {
-                address: self.address,
-                client_id: self.client_id.clone(),
-                outbox: self.outbox.clone(),
-            };
+            let (address, challenger) = (self.address, self.client.clone());
             clients.push(tokio::spawn(async move {
-                let mut connection = connect(bench.address).await?;
+                let mut connection = connect(address).await?;
                 let mut flows = 0u64;
                 while started.elapsed() < RUN_TIME {
                     let n = (run as u64) << 32 | flows;
-                    bench.flow(&mut connection, client, n).await?;
+                    let email = format!("c{client}-{n}@bench.example");
+                    challenger
+                        .validate(&mut connection, &email, &format!("S{n}"))
+                        .await?;
                     flows += 1;
                 }
                 Ok::<u64, Error>(flows)
@@ -197,36 +120,4 @@ impl Bench {
         }
         Ok(total as f64 / started.elapsed().as_secs_f64())
     }
-}
-
-async fn info_rate(address: SocketAddr, token: &str) -> Result<f64, Error> {
-    let started = Instant::now();
-    let auth = format!("Bearer {token}");
-    let mut readers = Vec::new();
-    for _ in 0..INFO_CONNECTIONS {
-        let auth = auth.clone();
-        readers.push(tokio::spawn(async move {
-            let mut connection = connect(address).await?;
-            let mut reads = 0u64;
-            while started.elapsed() < RUN_TIME {
-                let headers = [("authorization", auth.as_str())];
-                let (status, body) = send(
-                    &mut connection,
-                    Method::GET,
-                    "/challenger/info",
-                    &headers,
-                    String::new(),
-                )
-                .await?;
-                expect("info", status, 200, &body)?;
-                reads += 1;
-            }
-            Ok::<u64, Error>(reads)
-        }));
-    }
-    let mut total = 0;
-    for reader in readers {
-        total += reader.await??;
-    }
-    Ok(total as f64 / started.elapsed().as_secs_f64())
 }

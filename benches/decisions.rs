@@ -91,7 +91,7 @@ fn main() -> Result<(), Error> {
             let info = format!("/exchange/kyc-info/{token}");
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(rate(address, Method::GET, &info, 200, CONNECTIONS, RUN_TIME).await?);
+                rates.push(rate(address, Method::GET, &info, &[], 200, CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!(

@@ -29,7 +29,7 @@ const ADMIN: &str = "secret-token:bench";
 
 mod support;
 
-use support::{Connection, Error, connect, median, rate, send};
+use support::{Connection, Error, connect, expect, kyc_open, median, rate, send};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -54,14 +54,14 @@ fn main() -> Result<(), Error> {
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
 
         let mut connection = connect(address).await?;
-        let (token, ids) = open(&mut connection, "alice", "email personal").await?;
+        let (token, ids) = kyc_open(&mut connection, ADMIN, "alice", "email personal").await?;
         let link = ids.first().ok_or("no LINK requirement")?.clone();
 
         if wanted("info") {
             let path = format!("/exchange/kyc-info/{token}");
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(rate(address, Method::GET, &path, 200, CONNECTIONS, RUN_TIME).await?);
+                rates.push(rate(address, Method::GET, &path, &[], 200, CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!("GET /kyc-info, {CONNECTIONS} connections: {rate:.0} req/s (runs: {runs})");
@@ -73,7 +73,7 @@ fn main() -> Result<(), Error> {
             expect("kyc-start", status, 200, &body)?;
             let mut rates = Vec::new();
             for _ in 0..RUNS {
-                rates.push(rate(address, Method::POST, &path, 200, CONNECTIONS, RUN_TIME).await?);
+                rates.push(rate(address, Method::POST, &path, &[], 200, CONNECTIONS, RUN_TIME).await?);
             }
             let (rate, runs) = median(rates);
             println!(
@@ -103,56 +103,6 @@ fn main() -> Result<(), Error> {
     })
 }
 
-fn expect(step: &str, status: u16, wanted: u16, body: &[u8]) -> Result<(), Error> {
-    if status == wanted {
-        return Ok(());
-    }
-    let body = String::from_utf8_lossy(body);
-    Err(format!("{step} answered {status}: {body}").into())
-}
-
-/// Opens `measures` for the account `name` with the admin trigger; answers its access token
-/// and the ids kyc-info lists.
-async fn open(
-    connection: &mut Connection,
-    name: &str,
-    measures: &str,
-) -> Result<(String, Vec<String>), Error> {
-    let trigger = serde_json::json!({
-        "payto_uri": format!("payto://x-taler-bank/localhost/{name}?receiver-name={name}"),
-        "measures": measures,
-    });
-    let auth = format!("Bearer {ADMIN}");
-    let (status, body) = send(
-        connection,
-        Method::POST,
-        "/exchange/admin/kyc-trigger",
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        &trigger.to_string(),
-    )
-    .await?;
-    expect("trigger", status, 200, &body)?;
-    let triggered: serde_json::Value = serde_json::from_slice(&body)?;
-    let token = triggered["access_token"]
-        .as_str()
-        .ok_or("no access_token")?
-        .to_owned();
-    let path = format!("/exchange/kyc-info/{token}");
-    let (status, body) = send(connection, Method::GET, &path, &[], "").await?;
-    expect("kyc-info", status, 200, &body)?;
-    let info: serde_json::Value = serde_json::from_slice(&body)?;
-    let ids = info["requirements"]
-        .as_array()
-        .ok_or("no requirements")?
-        .iter()
-        .filter_map(|r| r["id"].as_str().map(str::to_owned))
-        .collect();
-    Ok((token, ids))
-}
-
 /// One wake-up: a fresh account with the `personal` form open, a long poll waiting on its
 /// ETag, then the upload. Answers (upload sent → poll answered, upload round trip).
 async fn wake_sample(
@@ -160,7 +110,7 @@ async fn wake_sample(
     connection: &mut Connection,
     n: usize,
 ) -> Result<(Duration, Duration), Error> {
-    let (token, ids) = open(connection, &format!("wake{n}"), "personal").await?;
+    let (token, ids) = kyc_open(connection, ADMIN, &format!("wake{n}"), "personal").await?;
     let form = ids.first().ok_or("no FORM requirement")?.clone();
     let path = format!("/exchange/kyc-info/{token}");
     // The ETag of the account's open set, from the headers.

@@ -53,29 +53,39 @@ pub async fn send(
     Ok((status, response.into_body().collect().await?.to_bytes()))
 }
 
-/// Requests/s of one request repeated for `run_time` over `connections` keep-alive
-/// connections; every answer must have status `wanted`.
+/// Requests/s of one request (with `headers`) repeated for `run_time` over `connections`
+/// keep-alive connections; every answer must have status `wanted`.
 pub async fn rate(
     address: SocketAddr,
     method: Method,
     path: &str,
+    headers: &[(&str, &str)],
     wanted: u16,
     connections: usize,
     run_time: std::time::Duration,
 ) -> Result<f64, Error> {
     let started = std::time::Instant::now();
+    let body = if method == Method::POST { "{}" } else { "" };
+    let mut headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    if !body.is_empty() {
+        headers.push(("content-type".to_owned(), "application/json".to_owned()));
+    }
     let mut workers = Vec::new();
     for _ in 0..connections {
-        let (method, path) = (method.clone(), path.to_owned());
-        let body = if method == Method::POST { "{}" } else { "" };
+        let (method, path, headers) = (method.clone(), path.to_owned(), headers.clone());
         workers.push(tokio::spawn(async move {
+            let headers: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str()))
+                .collect();
             let mut connection = connect(address).await?;
             let mut done = 0u64;
-            let json = [("content-type", "application/json")];
-            let headers: &[(&str, &str)] = if body.is_empty() { &[] } else { &json };
             while started.elapsed() < run_time {
                 let (status, answer) =
-                    send(&mut connection, method.clone(), &path, headers, body).await?;
+                    send(&mut connection, method.clone(), &path, &headers, body).await?;
                 if status != wanted {
                     let text = String::from_utf8_lossy(&answer);
                     return Err(format!("{path} answered {status}: {text}").into());
@@ -131,4 +141,165 @@ pub fn take_code(outbox: &std::path::Path, address: &str) -> Result<String, Erro
         }
     }
     Err(format!("no message for {address}").into())
+}
+
+/// Registers the bank account `username` and answers a bearer header of a read-only token
+/// that never expires.
+pub async fn bank_reader(connection: &mut Connection, username: &str) -> Result<String, Error> {
+    let password = format!("{username}-password");
+    let body = serde_json::json!({ "username": username, "password": password, "name": username });
+    let (status, answer) = send(
+        connection,
+        Method::POST,
+        "/bank/accounts",
+        &[],
+        body.to_string(),
+    )
+    .await?;
+    expect("registration", status, 200, &answer)?;
+    let basic = data_encoding::BASE64.encode(format!("{username}:{password}").as_bytes());
+    let (status, answer) = send(
+        connection,
+        Method::POST,
+        &format!("/bank/accounts/{username}/token"),
+        &[("authorization", &format!("Basic {basic}"))],
+        r#"{"scope":"readonly","duration":{"d_us":"forever"}}"#,
+    )
+    .await?;
+    expect("token request", status, 200, &answer)?;
+    Ok(format!("Bearer {}", json_field(&answer, "access_token")?))
+}
+
+/// Opens `measures` for the account `name` with the exchange's admin trigger (bearer
+/// `admin`); answers its access token and the requirement ids kyc-info lists.
+pub async fn kyc_open(
+    connection: &mut Connection,
+    admin: &str,
+    name: &str,
+    measures: &str,
+) -> Result<(String, Vec<String>), Error> {
+    let trigger = serde_json::json!({
+        "payto_uri": format!("payto://x-taler-bank/localhost/{name}?receiver-name={name}"),
+        "measures": measures,
+    });
+    let auth = format!("Bearer {admin}");
+    let (status, body) = send(
+        connection,
+        Method::POST,
+        "/exchange/admin/kyc-trigger",
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        &trigger.to_string(),
+    )
+    .await?;
+    expect("trigger", status, 200, &body)?;
+    let token = json_field(&body, "access_token")?;
+    let path = format!("/exchange/kyc-info/{token}");
+    let (status, body) = send(connection, Method::GET, &path, &[], "").await?;
+    expect("kyc-info", status, 200, &body)?;
+    let info: serde_json::Value = serde_json::from_slice(&body)?;
+    let ids = info["requirements"]
+        .as_array()
+        .ok_or("no requirements")?
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(str::to_owned))
+        .collect();
+    Ok((token, ids))
+}
+
+/// A client registered at the challenger, and where its PINs are written.
+#[derive(Clone)]
+pub struct ChallengerClient {
+    pub id: String,
+    pub secret: String,
+    pub redirect: String,
+    pub outbox: std::path::PathBuf,
+}
+
+impl ChallengerClient {
+    /// One complete validation of the e-mail `address` (setup → authorize → challenge → PIN
+    /// from the outbox → solve → token → info); answers the access token.
+    pub async fn validate(
+        &self,
+        connection: &mut Connection,
+        address: &str,
+        state: &str,
+    ) -> Result<String, Error> {
+        let bearer = format!("Bearer {}", self.secret);
+        let form = [("content-type", "application/x-www-form-urlencoded")];
+        let (status, body) = send(
+            connection,
+            Method::POST,
+            &format!("/challenger/setup/{}", self.id),
+            &[("authorization", &bearer), form[0]],
+            String::new(),
+        )
+        .await?;
+        expect("setup", status, 200, &body)?;
+        let nonce = json_field(&body, "nonce")?;
+        let redirect = serde_urlencoded::to_string([("redirect_uri", &self.redirect)])?;
+        let path = format!(
+            "/challenger/authorize/{nonce}?response_type=code&client_id={}&{redirect}&state={state}",
+            self.id
+        );
+        let (status, body) = send(connection, Method::GET, &path, &[], String::new()).await?;
+        expect("authorize", status, 200, &body)?;
+        let (status, body) = send(
+            connection,
+            Method::POST,
+            &format!("/challenger/challenge/{nonce}"),
+            &form,
+            serde_urlencoded::to_string([("CONTACT_EMAIL", address)])?,
+        )
+        .await?;
+        expect("challenge", status, 200, &body)?;
+        let pin = take_code(&self.outbox, address)?;
+        let (status, body) = send(
+            connection,
+            Method::POST,
+            &format!("/challenger/solve/{nonce}"),
+            &[form[0], ("accept", "application/json")],
+            format!("pin={pin}"),
+        )
+        .await?;
+        expect("solve", status, 200, &body)?;
+        let redirect_url = json_field(&body, "redirect_url")?;
+        let query = redirect_url.split_once('?').map_or("", |(_, q)| q);
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)?;
+        let code = pairs
+            .into_iter()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v)
+            .ok_or("no code")?;
+        let token_form = serde_urlencoded::to_string([
+            ("client_id", self.id.as_str()),
+            ("redirect_uri", &self.redirect),
+            ("client_secret", &self.secret),
+            ("code", &code),
+            ("grant_type", "authorization_code"),
+        ])?;
+        let (status, body) = send(
+            connection,
+            Method::POST,
+            "/challenger/token",
+            &form,
+            token_form,
+        )
+        .await?;
+        expect("token", status, 200, &body)?;
+        let token = json_field(&body, "access_token")?;
+        let auth = format!("Bearer {token}");
+        let (status, body) = send(
+            connection,
+            Method::GET,
+            "/challenger/info",
+            &[("authorization", &auth)],
+            String::new(),
+        )
+        .await?;
+        expect("info", status, 200, &body)?;
+        Ok(token)
+    }
 }

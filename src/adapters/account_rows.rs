@@ -1,6 +1,6 @@
-//! The column form of bank accounts and tokens, shared by the SQLite and PostgreSQL stores so
-//! that both write and read exactly the same values (schema: migration 0002). Everything read
-//! back is validated: a corrupt row is `StoreError::Internal`, never a panic.
+//! Account and token rows as both databases store them, and their validated conversions to
+//! and from talerbox values: shared by the SQLite and PostgreSQL account stores, so a corrupt
+//! row is the same `StoreError::Internal` on either.
 
 use crate::adapters::convert::{corrupt, expiry_from_sql, micros_from_sql};
 use crate::domain::accounts::{
@@ -9,17 +9,6 @@ use crate::domain::accounts::{
 use crate::domain::primitives::{Amount, Currency};
 use crate::ports::StoreError;
 use crate::ports::accounts::NewAccount;
-
-/// The columns `AccountRow::read` expects, in its order.
-macro_rules! account_columns {
-    () => {
-        "id, username, password_hash, name, is_public, is_taler_exchange, email, phone, \
-         cashout_payto, address, currency, balance_value, balance_fraction, has_debt, \
-         max_debt_value, max_debt_fraction, min_cashout_value, min_cashout_fraction, \
-         tan_channels, created_at, deleted_at"
-    };
-}
-pub(crate) use account_columns;
 
 /// An account row as stored, before validation.
 pub struct AccountRow {
@@ -107,6 +96,7 @@ impl TokenRow {
     }
 }
 
+/// The account `new` became, as the creation stored it.
 pub fn created_account(
     new: &NewAccount,
     row_id: i64,
@@ -130,6 +120,13 @@ pub fn created_account(
         created_at: new.created_at,
         deleted_at: None,
     }
+}
+
+// ---- column conversions ----
+
+/// A broken invariant of the store (not of a row).
+pub fn internal(what: &str) -> StoreError {
+    StoreError::Internal(what.to_owned())
 }
 
 /// (value, fraction); both fit an i64 (value ≤ 2^52, fraction < 10^8).

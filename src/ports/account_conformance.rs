@@ -748,36 +748,32 @@ pub fn concurrent_creates_of_one_username(store: &dyn AccountStore) {
     }
 }
 
-/// Registrations with a bonus racing each other: every bonus is debited from the admin, none
-/// from a stale balance (a lost update would leave the admin owing less than it paid).
+/// Registrations of different users, each with a bonus, at once: every bonus is debited from
+/// `admin` (none is lost by two creations reading the same balance) and booked to its user.
 pub fn concurrent_bonuses_are_all_debited(store: &dyn AccountStore) {
     create_admin(store, "1000");
-    const REGISTRATIONS: u64 = 8;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..REGISTRATIONS)
+    const USERS: u64 = 8;
+    let accounts: Vec<Account> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..USERS)
             .map(|i| {
                 scope.spawn(move || {
-                    let mut new = with_bonus(&format!("user{i}"), "1.25");
+                    let mut new = with_bonus(&format!("user{i}"), "2.5");
                     new.address = AddressChoice::IbanCandidates(vec![iban(200 + i)]);
                     created(store.create_account(new))
                 })
             })
             .collect();
-        for handle in handles {
-            assert_eq!(handle.join().unwrap().balance, balance("1.25", false));
-        }
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert_eq!(read(store, "admin").balance, balance("10", true));
-    for i in 0..REGISTRATIONS {
-        assert_eq!(
-            read(store, &format!("user{i}")).balance,
-            balance("1.25", false)
-        );
+    assert_eq!(read(store, "admin").balance, balance("20", true));
+    let mut rows: Vec<i64> = accounts.iter().map(|a| a.row_id).collect();
+    rows.sort_unstable();
+    rows.dedup();
+    assert_eq!(rows.len(), accounts.len(), "row ids must be distinct");
+    for account in &accounts {
+        assert_eq!(account.balance, balance("2.5", false));
+        assert_eq!(&read(store, account.username.as_str()), account);
     }
-    // The admin's debt limit counts every debit: 990 more fit, a cent beyond does not.
-    fund(store, "last", "990");
-    assert_eq!(
-        store.create_account(with_bonus("late", "0.01")).unwrap(),
-        CreateOutcome::BonusUnallowedDebit
-    );
+    let listed = store.list_accounts(&page(100, 0)).unwrap();
+    assert_eq!(listed.len(), 1 + accounts.len());
 }

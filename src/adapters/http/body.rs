@@ -2,18 +2,22 @@
 //! inflation (limits apply to the inflated size), per-route lower limits, and JSON decoding
 //! into Taler error codes.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::HttpBody as _;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError};
 use serde::de::DeserializeOwned;
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use crate::domain::primitives::ErrorCode;
@@ -24,6 +28,8 @@ pub const GLOBAL_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// A zlib stream may be slightly larger than what it inflates to (headers, stored blocks).
 const DEFLATE_SLACK: usize = 64 * 1024;
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
 /// Size of the request body after inflation, recorded by `buffer_body` for per-route limits.
 #[derive(Debug, Clone, Copy)]
@@ -76,20 +82,66 @@ fn declared_length(headers: &HeaderMap) -> Option<usize> {
     headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-/// Middleware (before routing): reads the whole body within the size limit and the read
-/// timeout, inflates it if needed, and hands the plain bytes on, so that every later stage
-/// sees an identity-encoded body. A body not received in time is 408 with code 11.
-pub async fn buffer_body(State(rules): State<BodyRules>, request: Request, next: Next) -> Response {
-    let (mut parts, body) = request.into_parts();
-    if body.is_end_stream() && !parts.headers.contains_key(CONTENT_ENCODING) {
-        // Nothing to read or inflate (most GETs): pass the request on untouched.
-        parts.extensions.insert(BodySize(0));
-        return next.run(Request::from_parts(parts, body)).await;
+/// Layer (before routing): reads the whole body within the size limit and the read timeout,
+/// inflates it if needed, and hands the plain bytes on, so that every later stage sees an
+/// identity-encoded body. A body not received in time is 408 with code 11.
+impl<S> Layer<S> for BodyRules {
+    type Service = Buffered<S>;
+
+    fn layer(&self, inner: S) -> Buffered<S> {
+        Buffered {
+            inner,
+            rules: *self,
+        }
     }
+}
+
+/// A service whose requests arrive with their bodies buffered and inflated.
+#[derive(Clone)]
+pub struct Buffered<S> {
+    inner: S,
+    rules: BodyRules,
+}
+
+impl<S> Service<Request> for Buffered<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Answer {
+        if request.body().is_end_stream() && !request.headers().contains_key(CONTENT_ENCODING) {
+            // Nothing to read or inflate (most GETs): pass the request on untouched.
+            request.extensions_mut().insert(BodySize(0));
+            return Box::pin(self.inner.call(request));
+        }
+        // The service that was made ready is the one that is called, after the body.
+        let ready = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, ready);
+        let rules = self.rules;
+        Box::pin(async move {
+            match buffer_body(rules, request).await {
+                Ok(request) => inner.call(request).await,
+                Err(refusal) => Ok(refusal),
+            }
+        })
+    }
+}
+
+/// The request with its body read (within the rules) and inflated, or the answer refusing it.
+async fn buffer_body(rules: BodyRules, request: Request) -> Result<Request, Response> {
+    let (mut parts, body) = request.into_parts();
     let reading = read_within(&parts.headers, body, rules.limit);
     let bytes = match tokio::time::timeout(rules.read_timeout, reading).await {
         Ok(Ok(bytes)) => bytes,
-        Ok(Err(error)) => return error.into_response(),
+        Ok(Err(error)) => return Err(error.into_response()),
         Err(_) => {
             let mut response =
                 ApiError::new(StatusCode::REQUEST_TIMEOUT, ErrorCode::GenericTimeout)
@@ -102,7 +154,7 @@ pub async fn buffer_body(State(rules): State<BodyRules>, request: Request, next:
             response
                 .headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
-            return response;
+            return Err(response);
         }
     };
     parts.headers.remove(CONTENT_ENCODING);
@@ -110,8 +162,7 @@ pub async fn buffer_body(State(rules): State<BodyRules>, request: Request, next:
         .headers
         .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
     parts.extensions.insert(BodySize(bytes.len()));
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
@@ -123,7 +174,10 @@ async fn read_within(headers: &HeaderMap, body: Body, limit: usize) -> Result<By
     if declared_length(headers).is_some_and(|length| length > wire_limit) {
         return Err(too_large(limit));
     }
-    let raw = match Limited::new(body, wire_limit).collect().await {
+    let raw = match http_body_util::Limited::new(body, wire_limit)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<LengthLimitError>() => return Err(too_large(limit)),
         Err(e) => {
@@ -159,17 +213,46 @@ pub(super) fn inflate(compressed: &[u8], limit: usize) -> Result<Bytes, ApiError
     Ok(Bytes::from(inflated))
 }
 
-/// Middleware (route level): refuses bodies over a service's own, lower limit.
-pub async fn enforce_limit(
-    State(limit): State<BodyLimit>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let size = request.extensions().get::<BodySize>().map_or(0, |s| s.0);
-    if size > limit.0 {
-        return too_large(limit.0).into_response();
+/// Layer (route level): refuses bodies over a service's own, lower limit.
+impl<S> Layer<S> for BodyLimit {
+    type Service = Limited<S>;
+
+    fn layer(&self, inner: S) -> Limited<S> {
+        Limited {
+            inner,
+            limit: *self,
+        }
     }
-    next.run(request).await
+}
+
+/// A route whose request bodies are limited to `limit` bytes (after inflation).
+#[derive(Clone)]
+pub struct Limited<S> {
+    inner: S,
+    limit: BodyLimit,
+}
+
+impl<S> Service<Request> for Limited<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Answer {
+        let size = request.extensions().get::<BodySize>().map_or(0, |s| s.0);
+        if size > self.limit.0 {
+            let refusal = too_large(self.limit.0).into_response();
+            return Box::pin(std::future::ready(Ok(refusal)));
+        }
+        Box::pin(self.inner.call(request))
+    }
 }
 
 /// A JSON object request body; decoding failures answer 400 with `GENERIC_JSON_INVALID`.

@@ -74,7 +74,7 @@ pub async fn endpoint_unknown() -> ApiError {
 }
 
 /// Gives the router's bare 405 (which keeps its `Allow` header) a Taler error body.
-pub async fn method_invalid_body(response: Response) -> Response {
+pub fn method_invalid_body(response: Response) -> Response {
     if response.status() != StatusCode::METHOD_NOT_ALLOWED
         || response
             .headers()

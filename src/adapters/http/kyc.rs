@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Path, Query, State};
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -39,8 +39,9 @@ pub struct KycHttp {
     pub quick: Arc<QuickLane>,
     /// Bumped on every KYC change; long polls wait on it.
     pub changes: Arc<watch::Sender<u64>>,
-    /// `[exchange] ADMIN_TOKEN`; the admin trigger exists only when it is set.
-    pub admin_token: Option<String>,
+    /// `[exchange] ADMIN_TOKEN`; the admin trigger exists only when it is set (shared: the
+    /// handlers' state is cloned for every request).
+    pub admin_token: Option<Arc<str>>,
     /// Long polls waiting (a metric).
     pub long_polls: Gauge,
 }
@@ -57,7 +58,7 @@ impl KycHttp {
             service,
             quick,
             changes: Arc::new(changes),
-            admin_token,
+            admin_token: admin_token.map(Arc::from),
             long_polls,
         }
     }
@@ -183,7 +184,7 @@ async fn kyc_info(
     State(kyc): State<KycHttp>,
     Path(token): Path<String>,
     Query(query): Query<InfoQuery>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
     let timeout = match query.timeout_ms.as_deref().map(str::parse::<u64>) {
         None => Duration::ZERO,
@@ -195,7 +196,7 @@ async fn kyc_info(
         }
     };
     let deadline = tokio::time::Instant::now() + timeout;
-    let known = if_none_match(&headers);
+    let known = if_none_match(request.headers());
     let mut changes = kyc.changes.subscribe();
     loop {
         // Mark the current generation seen before reading, so no change slips between.

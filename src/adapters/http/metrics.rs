@@ -4,17 +4,17 @@
 //! path (which may carry tokens, ids and addresses); requests that match no route share the
 //! route label `unmatched`.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::StatusCode;
+use axum::extract::{MatchedPath, State};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -36,9 +36,50 @@ const TEXT_FORMAT: &str = "application/openmetrics-text; version=1.0.0; charset=
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
-    method: String,
-    route: String,
+    method: MethodLabel,
+    route: RouteLabel,
     status: u16,
+}
+
+/// The request method as a label value (cloning a standard method copies no string).
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct MethodLabel(Method);
+
+impl EncodeLabelValue for MethodLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(self.0.as_str())
+    }
+}
+
+/// The matched route template as a label value, `unmatched` for requests that match no route
+/// (cloning a matched path copies no string).
+#[derive(Clone, Debug)]
+struct RouteLabel(Option<MatchedPath>);
+
+impl RouteLabel {
+    fn as_str(&self) -> &str {
+        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
+    }
+}
+
+impl PartialEq for RouteLabel {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for RouteLabel {}
+
+impl std::hash::Hash for RouteLabel {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl EncodeLabelValue for RouteLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        encoder.write_str(self.as_str())
+    }
 }
 
 type LatencyFamily = Family<RequestLabels, Histogram, fn() -> Histogram>;
@@ -149,6 +190,26 @@ impl Metrics {
         Ok(text)
     }
 
+    /// Counts one answered request and its latency under its method, route template and
+    /// status.
+    pub fn record(
+        &self,
+        method: &Method,
+        route: Option<&MatchedPath>,
+        status: StatusCode,
+        latency: Duration,
+    ) {
+        let labels = RequestLabels {
+            method: MethodLabel(method.clone()),
+            route: RouteLabel(route.cloned()),
+            status: status.as_u16(),
+        };
+        self.latency
+            .get_or_create(&labels)
+            .observe(latency.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
     /// Whether the writer is making progress.
     fn writer_stalled(&self) -> bool {
         self.database.writer_stats().stalled(WRITER_STALL_LIMIT)
@@ -169,28 +230,6 @@ impl Drop for Waiting {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-/// Middleware (per route): counts the request and its latency under its route template.
-pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let method = request.method().as_str().to_owned();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let labels = RequestLabels {
-        method,
-        route,
-        status: response.status().as_u16(),
-    };
-    metrics
-        .latency
-        .get_or_create(&labels)
-        .observe(started.elapsed().as_secs_f64());
-    metrics.requests.get_or_create(&labels).inc();
-    response
 }
 
 /// `GET /metrics`.

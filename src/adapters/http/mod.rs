@@ -6,13 +6,15 @@
 //!
 //! Middleware order, outermost first: CORS (answers preflights before routing) → trailing
 //! slash trimming → the global body buffer/limit/inflation (before routing, so any oversized
-//! request is refused whatever its path) → routing → per-route tracing (records the matched
-//! route template, never the raw path, which may carry tokens) → per-service body limits.
+//! request is refused whatever its path) → routing → per-route observation (span, metrics and
+//! log line, which record the matched route template, never the raw path, which may carry
+//! tokens) → per-service guess throttling and body limits.
 
 pub mod aml;
 mod bank;
 pub mod body;
 mod challenger;
+mod cors;
 pub mod error;
 mod exchange;
 pub mod kyc;
@@ -20,6 +22,7 @@ mod kyc_wallet;
 pub mod lanes;
 pub mod metrics;
 mod negotiate;
+mod observe;
 mod pages;
 mod server;
 pub mod throttle;
@@ -33,17 +36,15 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
-use axum::{Json, Router, middleware};
+use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tower::Layer;
-use tower_http::cors::CorsLayer;
 use tower_http::normalize_path::NormalizePathLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::ConnectionLimits;
 use crate::domain::primitives::ErrorCode;
@@ -88,8 +89,9 @@ pub use throttle::Throttle;
 pub fn router(context: HttpContext) -> Router {
     let mount = |prefix: &str| prefix.trim_end_matches('/').to_owned();
     let throttle = context.throttle;
-    let guard = |guess: Guess| {
-        middleware::from_fn_with_state((Arc::clone(&throttle), guess), throttle::guard)
+    let guard = |guess: Guess| throttle::GuardLayer {
+        throttle: Arc::clone(&throttle),
+        guess,
     };
     let operations = metrics::Operations {
         metrics: Arc::clone(&context.metrics),
@@ -125,15 +127,10 @@ pub fn router(context: HttpContext) -> Router {
     }
     router
         .fallback(error::endpoint_unknown)
-        .layer(middleware::map_response(error::method_invalid_body))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
-        .layer(middleware::from_fn(log_request))
-        .layer(middleware::from_fn_with_state(
-            context.metrics,
-            metrics::record,
-        ))
-        // Our own buffer enforces the limits; axum's 2 MiB default must not cut in first.
-        .layer(DefaultBodyLimit::disable())
+        // Also lifts axum's 2 MiB default body limit: our own buffer enforces the limits.
+        .layer(observe::ObserveLayer {
+            metrics: context.metrics,
+        })
 }
 
 /// Serves `router` on `listener` within `limits` until `shutdown` resolves, then finishes
@@ -148,9 +145,8 @@ pub async fn serve(
         limit: GLOBAL_BODY_LIMIT,
         read_timeout: limits.body_read_timeout,
     };
-    let body_buffer = middleware::from_fn_with_state(rules, body::buffer_body);
-    let app = CorsLayer::permissive()
-        .layer(NormalizePathLayer::trim_trailing_slash().layer(body_buffer.layer(router)));
+    let app =
+        cors::AnyOrigin.layer(NormalizePathLayer::trim_trailing_slash().layer(rules.layer(router)));
     server::serve(listener, app, limits, shutdown).await
 }
 
@@ -159,10 +155,7 @@ pub fn limit_bodies<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     limit: usize,
 ) -> Router<S> {
-    router.route_layer(middleware::from_fn_with_state(
-        BodyLimit(limit),
-        body::enforce_limit,
-    ))
+    router.route_layer(BodyLimit(limit))
 }
 
 /// A GET route answering a JSON document fixed at startup (the `/config` endpoints).
@@ -177,35 +170,6 @@ fn static_json<S: Clone + Send + Sync + 'static>(value: &serde_json::Value) -> M
             )
         }
     })
-}
-
-/// One line per request at info level: method, matched route (the template, so no token or
-/// address of the path), status and duration. Never the query, the headers or the body.
-async fn log_request(request: Request, next: middleware::Next) -> Response {
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "-".to_owned(), |path| path.as_str().to_owned());
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        target: "talerbox::request",
-        method = %method,
-        route = %route,
-        status = response.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
-    response
-}
-
-fn request_span(request: &Request) -> tracing::Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("-", MatchedPath::as_str);
-    tracing::debug_span!("request", method = %request.method(), route)
 }
 
 async fn healthz(State(health): State<Arc<dyn HealthProbe>>) -> Response {

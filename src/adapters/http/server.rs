@@ -19,7 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tower::{Service, ServiceExt as _};
 
@@ -148,16 +148,17 @@ enum Phase {
     Busy,
 }
 
+/// The phase of a connection. Changes are not signalled: the watcher (`overstayed`) looks at
+/// the phase when it wakes, which it does at least once per header timeout, so a request
+/// costs no wake-up and no timer of its own.
 struct Activity {
     phase: Mutex<Phase>,
-    changed: Notify,
 }
 
 impl Activity {
     fn new() -> Self {
         Activity {
             phase: Mutex::new(Phase::Idle(Instant::now())),
-            changed: Notify::new(),
         }
     }
 
@@ -167,7 +168,6 @@ impl Activity {
 
     fn set(&self, phase: Phase) {
         *self.phase.lock().unwrap_or_else(|p| p.into_inner()) = phase;
-        self.changed.notify_one();
     }
 
     /// Bytes arrived: an idle connection starts receiving a request head.
@@ -175,8 +175,6 @@ impl Activity {
         let mut phase = self.phase.lock().unwrap_or_else(|p| p.into_inner());
         if let Phase::Idle(_) = *phase {
             *phase = Phase::Head(Instant::now());
-            drop(phase);
-            self.changed.notify_one();
         }
     }
 
@@ -192,21 +190,19 @@ impl Activity {
     /// receiving a request head longer than the header timeout.
     async fn overstayed(&self, limits: &ConnectionLimits) {
         loop {
+            let now = Instant::now();
             let deadline = match self.phase() {
                 Phase::Idle(since) => Some(since + limits.idle_timeout),
                 Phase::Head(since) => Some(since + limits.header_read_timeout),
                 Phase::Busy => None,
             };
-            match deadline {
-                Some(deadline) if deadline <= Instant::now() => return,
-                Some(deadline) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(deadline) => {}
-                        () = self.changed.notified() => {}
-                    }
-                }
-                None => self.changed.notified().await,
+            if deadline.is_some_and(|deadline| deadline <= now) {
+                return;
             }
+            // A head that starts arriving while this sleeps is due a header timeout after its
+            // first byte: never sleep longer than that.
+            let next_look = now + limits.header_read_timeout;
+            tokio::time::sleep_until(deadline.map_or(next_look, |d| d.min(next_look))).await;
         }
     }
 }

@@ -11,15 +11,18 @@
 //! past a budget before its failures are counted.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -27,6 +30,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tower::{Layer, Service};
 
 use super::error::ApiError;
 use crate::config::ThrottleSettings;
@@ -270,16 +274,73 @@ impl Throttle {
     }
 }
 
-/// Middleware around the routes where `guess` happens.
-pub async fn guard(
-    State((throttle, guess)): State<(Arc<Throttle>, Guess)>,
+/// Layer around the routes where `guess` happens (a hand-written service rather than a
+/// middleware function: requests that guess nothing pass with one allocation).
+#[derive(Clone)]
+pub struct GuardLayer {
+    pub throttle: Arc<Throttle>,
+    pub guess: Guess,
+}
+
+impl<S> Layer<S> for GuardLayer {
+    type Service = Guarded<S>;
+
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded {
+            inner,
+            throttle: Arc::clone(&self.throttle),
+            guess: self.guess,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Guarded<S> {
+    inner: S,
+    throttle: Arc<Throttle>,
+    guess: Guess,
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl<S> Service<Request> for Guarded<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Answer {
+        let Some(account) = self.guess.account(&request) else {
+            return Box::pin(self.inner.call(request));
+        };
+        // The service that was made ready is the one that is called, after the turns.
+        let ready = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, ready);
+        let (throttle, guess) = (Arc::clone(&self.throttle), self.guess);
+        Box::pin(async move { Ok(guard(&throttle, guess, &account, request, inner).await) })
+    }
+}
+
+/// Serves a guess at `account`: waits for its turns, refuses it while its budget is spent,
+/// and spends the budget when it fails.
+async fn guard<S>(
+    throttle: &Throttle,
+    guess: Guess,
+    account: &str,
     request: Request,
-    next: Next,
-) -> Response {
-    let Some(account) = guess.account(&request) else {
-        return next.run(request).await;
-    };
-    let keys = Throttle::keys(guess, &account, throttle.client(&request));
+    mut inner: S,
+) -> Response
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let keys = Throttle::keys(guess, account, throttle.client(&request));
     // Always the address first, then the account: no two guesses wait for each other in turn.
     let (address_turns, account_turns) = guess.turns();
     let _address_turn = throttle.turn(&keys[0], address_turns).await;
@@ -292,7 +353,7 @@ pub async fn guard(
             .inc();
         return too_many(guess, wait);
     }
-    let response = next.run(request).await;
+    let Ok(response) = inner.call(request).await;
     if guess.failed(response.status()) {
         throttle.failed(keys);
     }

@@ -1,9 +1,12 @@
 //! `AccountStore` on PostgreSQL (schema: `migrations/0002_accounts.sql`).
 //!
-//! Every mutation is one transaction. What the single writer of SQLite serialises for free
-//! is locked here: the admin row while a bonus is planned and paid (rule L1), an account's
-//! row while it is changed or deleted. Username and address clashes with a concurrent
-//! registration surface through `ON CONFLICT DO NOTHING`, never as a failed statement.
+//! Every call is one READ COMMITTED transaction, and several run at once. Where the SQLite
+//! store relies on its single writer, this one locks instead:
+//! - a creation with a bonus locks the `admin` row before it reads it, so two bonuses never
+//!   debit the same balance (rule L1);
+//! - a clash with a concurrent creation shows as `ON CONFLICT DO NOTHING` inserting nothing,
+//!   never as a failed statement (which would abort the transaction);
+//! - a change locks the account row it read, a gated change also the challenges it consumes.
 
 use std::sync::Arc;
 
@@ -12,11 +15,12 @@ use postgres::{GenericClient, Row};
 
 use super::{PgDatabase, PgError, Session};
 use crate::adapters::account_rows::{
-    AccountRow, TokenRow, account_columns, amount_to_sql, channels_to_sql, created_account,
+    AccountRow, TokenRow, amount_to_sql, channels_to_sql, created_account, internal,
 };
-use crate::adapters::convert::{corrupt, expiry_to_sql, micros_to_sql};
+use crate::adapters::convert::{corrupt, expiry_to_sql, micros_from_sql, micros_to_sql};
 use crate::domain::accounts::{ADMIN, Account, AccountAddress, Balance, TokenRecord, Username};
 use crate::domain::primitives::{Amount, Currency, Timestamp};
+use crate::domain::tan::ChallengeId;
 use crate::ports::StoreError;
 use crate::ports::accounts::{
     AccountChanges, AccountPage, AccountStore, AddressChoice, CreateOutcome, DeleteOutcome,
@@ -34,30 +38,30 @@ impl PgAccountStore {
     }
 }
 
+/// The columns `account_row` expects, in its order.
+macro_rules! account_columns {
+    () => {
+        "id, username, password_hash, name, is_public, is_taler_exchange, email, phone, \
+         cashout_payto, address, currency, balance_value, balance_fraction, has_debt, \
+         max_debt_value, max_debt_fraction, min_cashout_value, min_cashout_fraction, \
+         tan_channels, created_at, deleted_at"
+    };
+}
+
 const ACCOUNT_BY_NAME: &str = concat!(
     "SELECT ",
     account_columns!(),
     " FROM bank_accounts WHERE username = $1"
 );
 
-/// The admin account, locked until the transaction ends (L1: bonuses are debited one at a
-/// time, each from the balance the previous one left). `NO KEY UPDATE` is enough for that
-/// and lets rows referring to the admin (tokens, challenges) be inserted meanwhile.
-const ADMIN_FOR_UPDATE: &str = concat!(
-    "SELECT ",
-    account_columns!(),
-    " FROM bank_accounts WHERE username = $1 FOR NO KEY UPDATE"
-);
-
 const TOKEN_OF_ACTIVE_ACCOUNT: &str = "SELECT a.username, t.scope, t.refreshable, t.created_at, \
      t.expires_at, t.description FROM bank_tokens t JOIN bank_accounts a ON a.id = t.account_id \
      WHERE t.token_hash = $1 AND a.deleted_at IS NULL";
 
-type Pg<'a, 'b> = Session<'a, postgres::Transaction<'b>>;
-
 impl AccountStore for PgAccountStore {
     fn create_account(&self, account: NewAccount) -> Result<CreateOutcome, StoreError> {
         self.db.write(|s| {
+            // A refusal undoes what the attempt wrote (a claimed IBAN) and is still answered.
             s.savepoint(|s| match try_create(s, &account) {
                 Ok(created) => Ok((CreateOutcome::Created(created), true)),
                 Err(Refusal::Outcome(outcome)) => Ok((*outcome, false)),
@@ -86,8 +90,13 @@ impl AccountStore for PgAccountStore {
     ) -> Result<GatedChange, StoreError> {
         let now = micros_to_sql(tan.now)?;
         self.db.write(|s| {
-            // First: locks the account row and the challenges until the change commits.
-            if !super::tan::usable_in(s, tan.account_id, &tan.used)? {
+            // Gated changes of one account run one after the other: each locks several
+            // challenge rows, and an order between them rules out deadlocks.
+            s.query_opt(
+                "SELECT id FROM bank_accounts WHERE id = $1 FOR UPDATE",
+                &[&tan.account_id],
+            )?;
+            if !challenges_usable(s, tan.account_id, &tan.used)? {
                 return Ok(GatedChange::StaleChallenge);
             }
             let applied = match op {
@@ -103,7 +112,7 @@ impl AccountStore for PgAccountStore {
             if !applied {
                 return Ok(GatedChange::NoAccount);
             }
-            super::tan::mark_in(s, tan.account_id, &tan.used, tan.invalidate_others, now)?;
+            mark_challenges(s, tan.account_id, &tan.used, tan.invalidate_others, now)?;
             Ok(GatedChange::Done)
         })
     }
@@ -161,7 +170,11 @@ impl AccountStore for PgAccountStore {
     }
 }
 
-fn set_hash(s: &mut Pg<'_, '_>, username: &Username, hash: &str) -> Result<bool, PgError> {
+fn set_hash<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    username: &Username,
+    hash: &str,
+) -> Result<bool, PgError> {
     let changed = s.execute(
         "UPDATE bank_accounts SET password_hash = $1 WHERE username = $2 AND deleted_at IS NULL",
         &[&hash, &username.as_str()],
@@ -176,11 +189,13 @@ fn account_by_name<C: GenericClient>(
     username: &Username,
 ) -> Result<Option<Account>, PgError> {
     let row = s.query_opt(ACCOUNT_BY_NAME, &[&username.as_str()])?;
-    row.as_ref().map(read_account).transpose()
+    row.map(|row| account_row(&row)?.into_account().map_err(PgError::from))
+        .transpose()
 }
 
-fn read_account(row: &Row) -> Result<Account, PgError> {
-    let stored = AccountRow {
+/// Reads the columns of `account_columns!`.
+fn account_row(row: &Row) -> Result<AccountRow, PgError> {
+    Ok(AccountRow {
         id: row.try_get(0)?,
         username: row.try_get(1)?,
         password_hash: row.try_get(2)?,
@@ -199,8 +214,7 @@ fn read_account(row: &Row) -> Result<Account, PgError> {
         tan_channels: row.try_get(18)?,
         created_at: row.try_get(19)?,
         deleted_at: row.try_get(20)?,
-    };
-    Ok(stored.into_account()?)
+    })
 }
 
 fn list<C: GenericClient>(
@@ -209,35 +223,41 @@ fn list<C: GenericClient>(
 ) -> Result<Vec<Account>, PgError> {
     let count = page.limit.checked_abs().unwrap_or(i64::MAX);
     let rows = s.query(
-        &page_query(page),
+        page_query(page),
         &[&page.offset, &count, &page.name_contains],
     )?;
-    rows.iter().map(read_account).collect()
+    rows.iter()
+        .map(|row| Ok(account_row(row)?.into_account()?))
+        .collect()
 }
 
 /// The listing query: direction by the sign of the limit; the public filter is spelled out
 /// (not bound) so that the planner can use the partial index `bank_accounts_public`.
-fn page_query(page: &AccountPage) -> String {
-    let (after, order) = if page.limit > 0 {
-        ("id > $1", "ASC")
-    } else {
-        ("id < $1", "DESC")
-    };
-    let public = if page.public_only {
-        " AND is_public AND deleted_at IS NULL"
-    } else {
-        ""
-    };
-    // strpos() is a literal, case-sensitive substring test (LIKE is neither).
-    format!(
-        concat!(
-            "SELECT ",
-            account_columns!(),
-            " FROM bank_accounts WHERE {} AND ($3::text IS NULL OR strpos(name, $3) > 0){} \
-             ORDER BY id {} LIMIT $2"
-        ),
-        after, public, order
-    )
+/// `strpos` is a literal, case-sensitive substring test (LIKE is neither). Ids are handed out
+/// at insert and concurrent creations may commit out of that order, so a page read meanwhile
+/// can miss an account created at that moment: accepted for these admin and public listings.
+fn page_query(page: &AccountPage) -> &'static str {
+    macro_rules! listing {
+        ($after:literal, $public:literal, $order:literal) => {
+            concat!(
+                "SELECT ",
+                account_columns!(),
+                " FROM bank_accounts WHERE ",
+                $after,
+                " AND ($3::text IS NULL OR strpos(name, $3) > 0)",
+                $public,
+                " ORDER BY id ",
+                $order,
+                " LIMIT $2"
+            )
+        };
+    }
+    match (page.limit > 0, page.public_only) {
+        (true, false) => listing!("id > $1", "", "ASC"),
+        (true, true) => listing!("id > $1", " AND is_public AND deleted_at IS NULL", "ASC"),
+        (false, false) => listing!("id < $1", "", "DESC"),
+        (false, true) => listing!("id < $1", " AND is_public AND deleted_at IS NULL", "DESC"),
+    }
 }
 
 // ---- creating accounts ----
@@ -255,15 +275,15 @@ fn refuse(outcome: CreateOutcome) -> Refusal {
     Refusal::Outcome(Box::new(outcome))
 }
 
-impl From<StoreError> for Refusal {
-    fn from(e: StoreError) -> Self {
-        Refusal::Failed(e.into())
-    }
-}
-
 impl From<PgError> for Refusal {
     fn from(e: PgError) -> Self {
         Refusal::Failed(e)
+    }
+}
+
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Self {
+        Refusal::Failed(e.into())
     }
 }
 
@@ -273,14 +293,25 @@ impl From<postgres::Error> for Refusal {
     }
 }
 
-/// Runs inside a savepoint: a refusal rolls back whatever the attempt wrote.
-fn try_create(s: &mut Pg<'_, '_>, new: &NewAccount) -> Result<Account, Refusal> {
+/// The checks come in the SQLite store's order, so the outcomes are the same; the inserts
+/// then catch what a concurrent creation took in between.
+fn try_create<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    new: &NewAccount,
+) -> Result<Account, Refusal> {
+    if new.bonus.is_some() {
+        // L1: registrations with a bonus take turns on the admin row.
+        s.query_opt(
+            "SELECT id FROM bank_accounts WHERE username = $1 FOR UPDATE",
+            &[&ADMIN],
+        )?;
+    }
     if let Some(existing) = account_by_name(s, &new.username)? {
         return Err(refuse(CreateOutcome::UsernameTaken(existing)));
     }
     let currency = new.currency()?;
     let address =
-        free_address(s, &new.address)?.ok_or_else(|| refuse(CreateOutcome::AddressTaken))?;
+        claim_address(s, &new.address)?.ok_or_else(|| refuse(CreateOutcome::AddressTaken))?;
     let bonus = plan_bonus(s, new)?;
     let balance = match &bonus {
         Some(plan) => plan.new_balance.clone(),
@@ -288,21 +319,12 @@ fn try_create(s: &mut Pg<'_, '_>, new: &NewAccount) -> Result<Account, Refusal> 
     };
     let created_at = micros_to_sql(new.created_at)?;
     let Some(row_id) = insert_account(s, new, &address, &balance, created_at)? else {
-        // A concurrent registration committed the username or the address first.
+        // A concurrent creation committed the username or the address first.
         return Err(match account_by_name(s, &new.username)? {
             Some(existing) => refuse(CreateOutcome::UsernameTaken(existing)),
             None => refuse(CreateOutcome::AddressTaken),
         });
     };
-    if let AccountAddress::Iban(iban) = &address {
-        let recorded = s.execute(
-            "INSERT INTO iban_history (iban) VALUES ($1) ON CONFLICT DO NOTHING",
-            &[&iban.as_str()],
-        )?;
-        if recorded == 0 {
-            return Err(refuse(CreateOutcome::AddressTaken));
-        }
-    }
     if let Some(plan) = bonus {
         pay_bonus(s, &plan, row_id, new.created_at)?;
     }
@@ -310,8 +332,10 @@ fn try_create(s: &mut Pg<'_, '_>, new: &NewAccount) -> Result<Account, Refusal> 
 }
 
 /// The address to assign: the fixed one or the first free IBAN candidate, if any is free.
-fn free_address(
-    s: &mut Pg<'_, '_>,
+/// An IBAN is claimed in `iban_history` at once; a candidate a concurrent creation claimed
+/// (the insert waits for it, then inserts nothing) counts as taken.
+fn claim_address<C: GenericClient>(
+    s: &mut Session<'_, C>,
     choice: &AddressChoice,
 ) -> Result<Option<AccountAddress>, PgError> {
     let candidates = match choice {
@@ -321,25 +345,40 @@ fn free_address(
         }
     };
     for candidate in candidates {
-        if !address_taken(s, &candidate)? {
-            return Ok(Some(candidate));
+        if address_taken(s, &candidate)? {
+            continue;
         }
+        if let AccountAddress::Iban(iban) = &candidate {
+            let claimed = s.execute(
+                "INSERT INTO iban_history (iban) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&iban.as_str()],
+            )?;
+            if claimed == 0 {
+                continue;
+            }
+        }
+        return Ok(Some(candidate));
     }
     Ok(None)
 }
 
 /// Whether an account holds the address, or (for an IBAN) ever held it.
-fn address_taken(s: &mut Pg<'_, '_>, address: &AccountAddress) -> Result<bool, PgError> {
+fn address_taken<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    address: &AccountAddress,
+) -> Result<bool, PgError> {
     let iban = match address {
         AccountAddress::Iban(iban) => Some(iban.as_str()),
         AccountAddress::XTalerBank(_) => None,
     };
-    let row = s.query_one(
-        "SELECT EXISTS (SELECT 1 FROM bank_accounts WHERE address = $1) \
-         OR EXISTS (SELECT 1 FROM iban_history WHERE iban = $2::text)",
-        &[&address.canonical(), &iban],
-    )?;
-    Ok(row.try_get(0)?)
+    let taken = s
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM bank_accounts WHERE address = $1) \
+             OR EXISTS (SELECT 1 FROM iban_history WHERE iban = $2::text)",
+            &[&address.canonical(), &iban],
+        )?
+        .try_get(0)?;
+    Ok(taken)
 }
 
 /// The balances after `admin` pays the registration bonus.
@@ -350,16 +389,17 @@ struct BonusPlan {
     amount: Amount,
 }
 
-/// Plans the bonus on the admin row locked `FOR UPDATE` (L1): a concurrent registration
-/// waits here until this one commits, then plans on the balance it left.
-fn plan_bonus(s: &mut Pg<'_, '_>, new: &NewAccount) -> Result<Option<BonusPlan>, Refusal> {
+/// Reads the admin row, locked by the caller when there is a bonus.
+fn plan_bonus<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    new: &NewAccount,
+) -> Result<Option<BonusPlan>, Refusal> {
     let Some(bonus) = &new.bonus else {
         return Ok(None);
     };
-    let row = s
-        .query_opt(ADMIN_FOR_UPDATE, &[&ADMIN])?
+    let admin_name = Username::parse(ADMIN).ok_or_else(|| internal("admin username"))?;
+    let admin = account_by_name(s, &admin_name)?
         .ok_or_else(|| internal("no admin account to pay the bonus"))?;
-    let admin = read_account(&row)?;
     let debited = admin
         .balance
         .debit(bonus, &admin.debit_threshold)
@@ -376,10 +416,9 @@ fn plan_bonus(s: &mut Pg<'_, '_>, new: &NewAccount) -> Result<Option<BonusPlan>,
     }))
 }
 
-/// Inserts the account; `None` when its username or address is taken (by a registration
-/// that committed after our checks, or is about to: the insert waits for it).
-fn insert_account(
-    s: &mut Pg<'_, '_>,
+/// Inserts the account; `None` if the username or the address is taken.
+fn insert_account<C: GenericClient>(
+    s: &mut Session<'_, C>,
     new: &NewAccount,
     address: &AccountAddress,
     balance: &Balance,
@@ -420,8 +459,8 @@ fn insert_account(
     Ok(row.map(|row| row.try_get(0)).transpose()?)
 }
 
-fn pay_bonus(
-    s: &mut Pg<'_, '_>,
+fn pay_bonus<C: GenericClient>(
+    s: &mut Session<'_, C>,
     plan: &BonusPlan,
     creditor_id: i64,
     now: Timestamp,
@@ -455,38 +494,27 @@ fn pay_bonus(
 
 // ---- changing accounts ----
 
-/// The active account's id and currency, its row locked until the transaction ends (a
-/// concurrent deletion waits, and so does a bonus debiting it).
-fn lock_active(
-    s: &mut Pg<'_, '_>,
-    username: &Username,
-    columns: &str,
-) -> Result<Option<Row>, PgError> {
-    Ok(s.query_opt(
-        &format!(
-            "SELECT {columns} FROM bank_accounts WHERE username = $1 AND deleted_at IS NULL \
-             FOR NO KEY UPDATE"
-        ),
-        &[&username.as_str()],
-    )?)
-}
-
-/// Writes only the columns of the fields present in `changes`.
-fn update(
-    s: &mut Pg<'_, '_>,
+/// Writes only the columns of the fields present in `changes`, on the locked active row.
+fn update<C: GenericClient>(
+    s: &mut Session<'_, C>,
     username: &Username,
     changes: &AccountChanges,
 ) -> Result<bool, PgError> {
-    let Some(row) = lock_active(s, username, "id, currency")? else {
+    let active = s.query_opt(
+        "SELECT id, currency FROM bank_accounts WHERE username = $1 AND deleted_at IS NULL \
+         FOR UPDATE",
+        &[&username.as_str()],
+    )?;
+    let Some(active) = active else {
         return Ok(false);
     };
-    let id: i64 = row.try_get(0)?;
-    let currency: String = row.try_get(1)?;
+    let id: i64 = active.try_get(0)?;
+    let currency: String = active.try_get(1)?;
     let currency: Currency = currency
         .parse()
         .map_err(|_| corrupt("account currency", &currency))?;
     changes.check_currency(&currency)?;
-    let assignments = column_assignments(changes);
+    let mut assignments = column_assignments(changes);
     if assignments.is_empty() {
         return Ok(true);
     }
@@ -500,20 +528,17 @@ fn update(
         set.join(", "),
         assignments.len() + 1
     );
-    let mut params: Vec<&(dyn ToSql + Sync)> = assignments
-        .iter()
-        .map(|(_, value)| value.as_ref())
-        .collect();
-    params.push(&id);
-    s.execute(&sql, &params)?;
+    assignments.push(("id", Box::new(id)));
+    let values: Vec<&(dyn ToSql + Sync)> = assignments.iter().map(|(_, v)| v.as_ref()).collect();
+    s.execute(&sql, &values)?;
     Ok(true)
 }
 
-type Value = Box<dyn ToSql + Sync>;
+type Column = (&'static str, Box<dyn ToSql + Sync>);
 
 /// The column values for the present fields of `changes`.
-fn column_assignments(changes: &AccountChanges) -> Vec<(&'static str, Value)> {
-    let mut columns: Vec<(&'static str, Value)> = Vec::new();
+fn column_assignments(changes: &AccountChanges) -> Vec<Column> {
+    let mut columns: Vec<Column> = Vec::new();
     if let Some(name) = &changes.name {
         columns.push(("name", Box::new(name.clone())));
     }
@@ -545,18 +570,23 @@ fn column_assignments(changes: &AccountChanges) -> Vec<(&'static str, Value)> {
     columns
 }
 
-fn soft_delete(
-    s: &mut Pg<'_, '_>,
+fn soft_delete<C: GenericClient>(
+    s: &mut Session<'_, C>,
     username: &Username,
     now: i64,
 ) -> Result<DeleteOutcome, PgError> {
-    let Some(row) = lock_active(s, username, "id, balance_value, balance_fraction")? else {
+    let row = s.query_opt(
+        "SELECT id, balance_value, balance_fraction FROM bank_accounts \
+         WHERE username = $1 AND deleted_at IS NULL FOR UPDATE",
+        &[&username.as_str()],
+    )?;
+    let Some(row) = row else {
         return Ok(DeleteOutcome::NotFound);
     };
-    let id: i64 = row.try_get(0)?;
-    let balance: (i64, i64) = (row.try_get(1)?, row.try_get(2)?);
+    let (id, value, fraction): (i64, i64, i64) =
+        (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
     // Either sign counts: zero is the only balance stored as (0, 0).
-    if balance != (0, 0) {
+    if (value, fraction) != (0, 0) {
         return Ok(DeleteOutcome::BalanceNotZero);
     }
     s.execute(
@@ -566,24 +596,91 @@ fn soft_delete(
     Ok(DeleteOutcome::Deleted)
 }
 
+// ---- TAN challenges consumed by gated changes ----
+
+/// Whether every challenge of `used` belongs to the account and is solved, unused and alive;
+/// each is locked, so a concurrent use of it waits and then finds it used.
+fn challenges_usable<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    account_id: i64,
+    used: &[ChallengeId],
+) -> Result<bool, PgError> {
+    let mut ids: Vec<&[u8]> = used.iter().map(|id| &id.as_bytes()[..]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        let row = s.query_opt(
+            "SELECT solved_at, used_at, invalidated_at FROM tan_challenges \
+             WHERE id = $1 AND account_id = $2 FOR UPDATE",
+            &[&id, &account_id],
+        )?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let time = |i: usize| -> Result<Option<Timestamp>, PgError> {
+            let micros: Option<i64> = row.try_get(i)?;
+            Ok(micros.map(micros_from_sql).transpose()?)
+        };
+        let (solved, used, invalidated) = (time(0)?, time(1)?, time(2)?);
+        if solved.is_none() || used.is_some() || invalidated.is_some() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Marks `used` used and, with `invalidate_others`, kills the account's other open
+/// challenges (corebank-tan.md §4.4, §8.3); `now` in database microseconds.
+fn mark_challenges<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    account_id: i64,
+    used: &[ChallengeId],
+    invalidate_others: bool,
+    now: i64,
+) -> Result<(), PgError> {
+    for id in used {
+        s.execute(
+            "UPDATE tan_challenges SET used_at = $2, body_hash = NULL WHERE id = $1",
+            &[&&id.as_bytes()[..], &now],
+        )?;
+    }
+    if invalidate_others {
+        s.execute(
+            "UPDATE tan_challenges SET invalidated_at = $2, body_hash = NULL \
+             WHERE account_id = $1 AND used_at IS NULL AND invalidated_at IS NULL",
+            &[&account_id, &now],
+        )?;
+    }
+    Ok(())
+}
+
 // ---- tokens ----
 
 /// Stores the token of an active account. A token with the same hash is replaced (the
-/// in-memory store does the same; with 32 random bytes this only happens on a retry).
-fn insert_token(s: &mut Pg<'_, '_>, token: &TokenRecord) -> Result<bool, PgError> {
-    let stored = s.execute(
+/// in-memory store does the same; with 32 random bytes this only happens on a retry). The
+/// account row is share-locked, so a concurrent deletion comes before or after, not between.
+fn insert_token<C: GenericClient>(
+    s: &mut Session<'_, C>,
+    token: &TokenRecord,
+) -> Result<bool, PgError> {
+    let account = s.query_opt(
+        "SELECT id FROM bank_accounts WHERE username = $1 AND deleted_at IS NULL FOR SHARE",
+        &[&token.username.as_str()],
+    )?;
+    let Some(account) = account else {
+        return Ok(false);
+    };
+    let account_id: i64 = account.try_get(0)?;
+    s.execute(
         "INSERT INTO bank_tokens (token_hash, account_id, scope, refreshable, created_at, \
-         expires_at, description) \
-         SELECT $1::bytea, id, $3::text, $4::boolean, $5::bigint, $6::bigint, $7::text \
-         FROM bank_accounts \
-         WHERE username = $2 AND deleted_at IS NULL \
-         ON CONFLICT (token_hash) DO UPDATE SET account_id = excluded.account_id, \
-         scope = excluded.scope, refreshable = excluded.refreshable, \
-         created_at = excluded.created_at, expires_at = excluded.expires_at, \
-         description = excluded.description",
+         expires_at, description) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (token_hash) DO UPDATE SET account_id = EXCLUDED.account_id, \
+         scope = EXCLUDED.scope, refreshable = EXCLUDED.refreshable, \
+         created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, \
+         description = EXCLUDED.description",
         &[
             &&token.token_hash[..],
-            &token.username.as_str(),
+            &account_id,
             &token.scope.as_str(),
             &token.refreshable,
             &micros_to_sql(token.created_at)?,
@@ -591,7 +688,7 @@ fn insert_token(s: &mut Pg<'_, '_>, token: &TokenRecord) -> Result<bool, PgError
             &token.description,
         ],
     )?;
-    Ok(stored == 1)
+    Ok(true)
 }
 
 fn token_by_hash<C: GenericClient>(
@@ -601,7 +698,7 @@ fn token_by_hash<C: GenericClient>(
     let Some(row) = s.query_opt(TOKEN_OF_ACTIVE_ACCOUNT, &[&&token_hash[..]])? else {
         return Ok(None);
     };
-    let stored = TokenRow {
+    let token = TokenRow {
         username: row.try_get(0)?,
         scope: row.try_get(1)?,
         refreshable: row.try_get(2)?,
@@ -609,34 +706,27 @@ fn token_by_hash<C: GenericClient>(
         expires_at: row.try_get(4)?,
         description: row.try_get(5)?,
     };
-    Ok(Some(stored.into_record(*token_hash)?))
+    Ok(Some(token.into_record(*token_hash)?))
 }
 
-fn internal(what: &str) -> StoreError {
-    StoreError::Internal(what.to_owned())
+#[cfg(test)]
+mod conformance {
+    use super::*;
+    use crate::adapters::postgres::testing;
+    use crate::ports::account_conformance::account_store_conformance;
+
+    account_store_conformance!(optional: testing::database().map(|(schema, db)| (schema, PgAccountStore::new(db))));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::adapters::postgres::testing::{self, TestSchema};
+    use crate::domain::accounts::{ContactData, Scope};
 
     fn store() -> Option<(TestSchema, PgAccountStore)> {
-        let (schema, db) = testing::database()?;
-        Some((schema, PgAccountStore::new(db)))
+        testing::database().map(|(schema, db)| (schema, PgAccountStore::new(db)))
     }
-
-    mod conformance {
-        use super::*;
-        use crate::ports::account_conformance::account_store_conformance;
-        account_store_conformance!(optional: store());
-    }
-
-    use crate::adapters::postgres::PgTanStore;
-    use crate::domain::accounts::{ContactData, Scope, TanChannel};
-    use crate::domain::tan::{Challenge, ChallengeId, Operation, Role};
-    use crate::ports::random::SeededRandom;
-    use crate::ports::tan::TanStore;
 
     fn kudos(text: &str) -> Amount {
         format!("KUDOS:{text}").parse().unwrap()
@@ -646,12 +736,8 @@ mod tests {
         Username::parse(text).unwrap()
     }
 
-    fn at(seconds: u64) -> Timestamp {
-        Timestamp::from_seconds(seconds).unwrap()
-    }
-
-    fn create(store: &PgAccountStore, username: &str, bonus: Option<&str>) -> Account {
-        let new = NewAccount {
+    fn new_account(username: &str, bonus: Option<&str>) -> NewAccount {
+        NewAccount {
             username: user(username),
             password_hash: "hash".into(),
             name: username.to_uppercase(),
@@ -660,202 +746,105 @@ mod tests {
             contact: ContactData::default(),
             cashout_payto: None,
             address: AddressChoice::Fixed(AccountAddress::XTalerBank(user(username))),
-            debit_threshold: kudos("100"),
+            debit_threshold: kudos("10"),
             min_cashout: None,
             tan_channels: Vec::new(),
-            created_at: at(1_700_000_000),
+            created_at: Timestamp::from_seconds(1_700_000_000).unwrap(),
             bonus: bonus.map(kudos),
-        };
+        }
+    }
+
+    fn create(store: &PgAccountStore, new: NewAccount) -> Account {
         match store.create_account(new).unwrap() {
             CreateOutcome::Created(account) => account,
             other => panic!("{other:?}"),
         }
     }
 
-    /// Solved challenges of `account` (stored), ready to be consumed by a gated change.
-    fn solved(tan: &PgTanStore, account: &Account, seed: u64, count: usize) -> Vec<ChallengeId> {
-        let random = SeededRandom::new(seed);
-        let challenges: Vec<Challenge> = (0..count)
-            .map(|_| Challenge {
-                id: ChallengeId::generate(&random),
-                account_id: account.row_id,
-                operation: Operation::AccountDelete,
-                role: Role::Auth,
-                channel: TanChannel::Sms,
-                address: "+1".into(),
-                body_salt: [0; 16],
-                body_hash: Some([1; 32]),
-                code: None,
-                code_expires_at: None,
-                attempts_left: 3,
-                next_send_at: None,
-                created_at: at(1_700_000_000),
-                solved_at: Some(at(1_700_000_010)),
-                used_at: None,
-                invalidated_at: None,
+    fn raw(store: &PgAccountStore, sql: &str) {
+        store.db.write(|s| Ok(s.batch(sql)?)).unwrap();
+    }
+
+    fn count(store: &PgAccountStore, sql: &str) -> i64 {
+        store
+            .db
+            .read(|s| Ok(s.query_one(sql, &[])?.try_get(0)?))
+            .unwrap()
+    }
+
+    /// A challenge of `account_id`, solved or pending, with id bytes `n`.
+    fn challenge(store: &PgAccountStore, n: u8, account_id: i64, solved: bool) -> ChallengeId {
+        let id = [n; 16];
+        let solved_at = solved.then_some(1_700_000_100_000_000_i64);
+        store
+            .db
+            .write(|s| {
+                s.execute(
+                    "INSERT INTO tan_challenges (id, account_id, op, role, channel, address, \
+                     body_salt, body_hash, attempts_left, created_at, solved_at) \
+                     VALUES ($1, $2, 'account_delete', 'auth', 'sms', '+41', $3, $4, 3, \
+                     1700000000000000, $5)",
+                    &[
+                        &&id[..],
+                        &account_id,
+                        &&[0u8; 16][..],
+                        &&[1u8; 32][..],
+                        &solved_at,
+                    ],
+                )?;
+                Ok(())
             })
-            .collect();
-        tan.create(&challenges).unwrap();
-        challenges.into_iter().map(|c| c.id).collect()
+            .unwrap();
+        ChallengeId::from_bytes(id)
     }
 
-    fn tan_use(account: &Account, used: &[ChallengeId], invalidate_others: bool) -> TanUse {
+    /// (used, invalidated, body hash kept) of challenge `n`.
+    fn challenge_state(store: &PgAccountStore, n: u8) -> (bool, bool, bool) {
+        store
+            .db
+            .read(|s| {
+                let row = s.query_one(
+                    "SELECT used_at IS NOT NULL, invalidated_at IS NOT NULL, \
+                     body_hash IS NOT NULL FROM tan_challenges WHERE id = $1",
+                    &[&&[n; 16][..]],
+                )?;
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })
+            .unwrap()
+    }
+
+    fn tan(account_id: i64, used: Vec<ChallengeId>, invalidate_others: bool) -> TanUse {
         TanUse {
-            account_id: account.row_id,
-            used: used.to_vec(),
+            account_id,
+            used,
             invalidate_others,
-            now: at(1_700_000_100),
+            now: Timestamp::from_seconds(1_700_000_200).unwrap(),
         }
-    }
-
-    fn fixture() -> Option<(TestSchema, PgAccountStore, PgTanStore)> {
-        let (schema, db) = testing::database()?;
-        let tan = PgTanStore::new(Arc::clone(&db));
-        Some((schema, PgAccountStore::new(db), tan))
-    }
-
-    #[test]
-    fn a_gated_change_spends_its_challenge_and_kills_the_others() {
-        let Some((_schema, store, tan)) = fixture() else {
-            return;
-        };
-        let alice = create(&store, "alice", None);
-        let ids = solved(&tan, &alice, 1, 2);
-        let op = GatedOp::Password("new hash".into());
-        let spend = tan_use(&alice, &ids[..1], true);
-        assert_eq!(
-            store.apply_with_tan(&alice.username, &op, &spend).unwrap(),
-            GatedChange::Done
-        );
-        assert_eq!(
-            store
-                .account(&alice.username)
-                .unwrap()
-                .unwrap()
-                .password_hash,
-            "new hash"
-        );
-        let used = tan.challenge(alice.row_id, &ids[0]).unwrap().unwrap();
-        assert_eq!(used.used_at, Some(at(1_700_000_100)));
-        let other = tan.challenge(alice.row_id, &ids[1]).unwrap().unwrap();
-        assert_eq!(other.invalidated_at, Some(at(1_700_000_100)));
-        // Spent once: the same challenge (or the invalidated one) no longer counts.
-        for id in &ids {
-            let again = tan_use(&alice, std::slice::from_ref(id), false);
-            assert_eq!(
-                store
-                    .apply_with_tan(&alice.username, &GatedOp::Delete, &again)
-                    .unwrap(),
-                GatedChange::StaleChallenge
-            );
-        }
-        assert!(
-            !store
-                .account(&alice.username)
-                .unwrap()
-                .unwrap()
-                .is_deleted()
-        );
-    }
-
-    #[test]
-    fn a_refused_gated_change_leaves_its_challenge_unspent() {
-        let Some((_schema, store, tan)) = fixture() else {
-            return;
-        };
-        create(&store, "admin", None);
-        let alice = create(&store, "alice", Some("1"));
-        let ids = solved(&tan, &alice, 2, 1);
-        let spend = tan_use(&alice, &ids, true);
-        assert_eq!(
-            store
-                .apply_with_tan(&alice.username, &GatedOp::Delete, &spend)
-                .unwrap(),
-            GatedChange::BalanceNotZero
-        );
-        assert_eq!(
-            store
-                .apply_with_tan(&user("ghost"), &GatedOp::Delete, &spend)
-                .unwrap(),
-            GatedChange::NoAccount
-        );
-        let challenge = tan.challenge(alice.row_id, &ids[0]).unwrap().unwrap();
-        assert_eq!((challenge.used_at, challenge.invalidated_at), (None, None));
-        assert!(
-            !store
-                .account(&alice.username)
-                .unwrap()
-                .unwrap()
-                .is_deleted()
-        );
-    }
-
-    #[test]
-    fn concurrent_gated_changes_spend_one_challenge_once() {
-        let Some((_schema, store, tan)) = fixture() else {
-            return;
-        };
-        let alice = create(&store, "alice", None);
-        let ids = solved(&tan, &alice, 3, 1);
-        let outcomes: Vec<GatedChange> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..8u8)
-                .map(|i| {
-                    let (store, alice, ids) = (&store, &alice, &ids);
-                    scope.spawn(move || {
-                        let token = TokenRecord {
-                            token_hash: [i; 32],
-                            username: alice.username.clone(),
-                            scope: Scope::Readwrite,
-                            refreshable: false,
-                            created_at: at(1_700_000_000),
-                            expires_at: Timestamp::never(),
-                            description: None,
-                        };
-                        let spend = tan_use(alice, ids, false);
-                        store
-                            .apply_with_tan(&alice.username, &GatedOp::Token(token), &spend)
-                            .unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
-        let done = outcomes.iter().filter(|o| **o == GatedChange::Done).count();
-        assert_eq!(done, 1, "{outcomes:?}");
-        assert!(
-            outcomes
-                .iter()
-                .all(|o| matches!(o, GatedChange::Done | GatedChange::StaleChallenge))
-        );
-        let tokens = (0..8u8)
-            .filter(|i| store.token(&[*i; 32]).unwrap().is_some())
-            .count();
-        assert_eq!(tokens, 1);
     }
 
     #[test]
     fn the_bonus_is_booked_in_the_ledger() {
-        let Some((_schema, store, _tan)) = fixture() else {
+        let Some((_schema, store)) = store() else {
             return;
         };
-        let admin = create(&store, "admin", None);
-        let alice = create(&store, "alice", Some("2.5"));
+        let admin = create(&store, new_account("admin", None));
+        let alice = create(&store, new_account("alice", Some("2.5")));
         let row = store
             .db
             .read(|s| {
-                let row = s.query_one(
+                let r = s.query_one(
                     "SELECT debtor_id, creditor_id, currency, amount_value, amount_fraction, \
                      subject, created_at FROM bank_transactions",
                     &[],
                 )?;
                 Ok((
-                    row.try_get::<_, i64>(0)?,
-                    row.try_get::<_, i64>(1)?,
-                    row.try_get::<_, String>(2)?,
-                    row.try_get::<_, i64>(3)?,
-                    row.try_get::<_, i64>(4)?,
-                    row.try_get::<_, String>(5)?,
-                    row.try_get::<_, i64>(6)?,
+                    r.try_get::<_, i64>(0)?,
+                    r.try_get::<_, i64>(1)?,
+                    r.try_get::<_, String>(2)?,
+                    r.try_get::<_, i64>(3)?,
+                    r.try_get::<_, i64>(4)?,
+                    r.try_get::<_, String>(5)?,
+                    r.try_get::<_, i64>(6)?,
                 ))
             })
             .unwrap();
@@ -871,52 +860,186 @@ mod tests {
         assert_eq!(row, expected);
     }
 
-    /// Runs raw SQL in a transaction of its own, bypassing the store's checks.
-    fn raw(store: &PgAccountStore, sql: &str) {
-        store.db.write(|s| Ok(s.batch(sql)?)).unwrap();
+    #[test]
+    fn a_refused_creation_releases_its_claimed_iban() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        create(&store, new_account("admin", None));
+        let mut greedy = new_account("greedy", Some("11"));
+        let iban = crate::domain::primitives::Iban::parse("DE89370400440532013000").unwrap();
+        greedy.address = AddressChoice::IbanCandidates(vec![iban]);
+        let outcome = store.create_account(greedy).unwrap();
+        assert_eq!(outcome, CreateOutcome::BonusUnallowedDebit);
+        assert_eq!(count(&store, "SELECT count(*) FROM bank_accounts"), 1);
+        assert_eq!(count(&store, "SELECT count(*) FROM iban_history"), 0);
+        assert_eq!(count(&store, "SELECT count(*) FROM bank_transactions"), 0);
     }
 
     #[test]
-    fn never_is_stored_as_null_and_times_beyond_i64_are_refused() {
-        let Some((_schema, store, _tan)) = fixture() else {
+    fn concurrent_creations_share_out_the_iban_candidates() {
+        let Some((_schema, store)) = store() else {
             return;
         };
-        create(&store, "alice", None);
-        let mut token = TokenRecord {
-            token_hash: [1; 32],
-            username: user("alice"),
-            scope: Scope::Readonly,
+        let candidates: Vec<_> = [
+            "DE89370400440532013000",
+            "DE02120300000000202051",
+            "DE02500105170137075030",
+            "DE02100500000054540402",
+        ]
+        .iter()
+        .map(|text| crate::domain::primitives::Iban::parse(text).unwrap())
+        .collect();
+        let addresses: Vec<AccountAddress> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..candidates.len())
+                .map(|i| {
+                    let (store, candidates) = (&store, candidates.clone());
+                    scope.spawn(move || {
+                        let mut new = new_account(&format!("user{i}"), None);
+                        new.address = AddressChoice::IbanCandidates(candidates);
+                        create(store, new).address
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut assigned: Vec<String> = addresses.iter().map(|a| a.canonical()).collect();
+        assigned.sort();
+        assigned.dedup();
+        assert_eq!(assigned.len(), candidates.len(), "{addresses:?}");
+        assert_eq!(count(&store, "SELECT count(*) FROM iban_history"), 4);
+    }
+
+    #[test]
+    fn a_gated_change_consumes_its_challenges_and_invalidates_the_others() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let alice = create(&store, new_account("alice", None));
+        let bob = create(&store, new_account("bob", None));
+        let used = challenge(&store, 1, alice.row_id, true);
+        challenge(&store, 2, alice.row_id, false);
+        challenge(&store, 3, bob.row_id, false);
+        let op = GatedOp::Password("new-hash".into());
+        let outcome = store
+            .apply_with_tan(&user("alice"), &op, &tan(alice.row_id, vec![used], true))
+            .unwrap();
+        assert_eq!(outcome, GatedChange::Done);
+        let alice_now = store.account(&user("alice")).unwrap().unwrap();
+        assert_eq!(alice_now.password_hash, "new-hash");
+        assert_eq!(challenge_state(&store, 1), (true, false, false));
+        assert_eq!(challenge_state(&store, 2), (false, true, false));
+        assert_eq!(challenge_state(&store, 3), (false, false, true));
+        // A used challenge counts no more: nothing changes.
+        let again = GatedOp::Password("third-hash".into());
+        let outcome = store
+            .apply_with_tan(
+                &user("alice"),
+                &again,
+                &tan(alice.row_id, vec![used], false),
+            )
+            .unwrap();
+        assert_eq!(outcome, GatedChange::StaleChallenge);
+        let alice_now = store.account(&user("alice")).unwrap().unwrap();
+        assert_eq!(alice_now.password_hash, "new-hash");
+    }
+
+    #[test]
+    fn a_gated_change_refuses_unsolved_foreign_and_unknown_challenges() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let alice = create(&store, new_account("alice", None));
+        let bob = create(&store, new_account("bob", None));
+        let pending = challenge(&store, 1, alice.row_id, false);
+        let foreign = challenge(&store, 2, bob.row_id, true);
+        let unknown = ChallengeId::from_bytes([9; 16]);
+        for used in [pending, foreign, unknown] {
+            let outcome = store
+                .apply_with_tan(
+                    &user("alice"),
+                    &GatedOp::Delete,
+                    &tan(alice.row_id, vec![used], true),
+                )
+                .unwrap();
+            assert_eq!(outcome, GatedChange::StaleChallenge);
+        }
+        assert!(!store.account(&user("alice")).unwrap().unwrap().is_deleted());
+        assert_eq!(challenge_state(&store, 1), (false, false, true));
+    }
+
+    #[test]
+    fn a_gated_change_that_does_not_apply_keeps_its_challenge() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        create(&store, new_account("admin", None));
+        let rich = create(&store, new_account("rich", Some("1")));
+        let used = challenge(&store, 1, rich.row_id, true);
+        let outcome = store
+            .apply_with_tan(
+                &user("rich"),
+                &GatedOp::Delete,
+                &tan(rich.row_id, vec![used], true),
+            )
+            .unwrap();
+        assert_eq!(outcome, GatedChange::BalanceNotZero);
+        assert_eq!(challenge_state(&store, 1), (false, false, true));
+        let token = TokenRecord {
+            token_hash: [7; 32],
+            username: user("ghost"),
+            scope: Scope::Readwrite,
             refreshable: false,
-            created_at: at(1),
+            created_at: Timestamp::from_seconds(1).unwrap(),
             expires_at: Timestamp::never(),
             description: None,
         };
-        assert!(store.insert_token(&token).unwrap());
-        let nulls: i64 = store
-            .db
-            .read(|s| {
-                let row = s.query_one(
-                    "SELECT count(*) FROM bank_tokens WHERE expires_at IS NULL",
-                    &[],
-                )?;
-                Ok(row.try_get(0)?)
-            })
+        let outcome = store
+            .apply_with_tan(
+                &user("ghost"),
+                &GatedOp::Token(token),
+                &tan(rich.row_id, vec![used], true),
+            )
             .unwrap();
-        assert_eq!(nulls, 1);
-        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
-        let last = u64::try_from(i64::MAX).unwrap() / 1_000_000;
-        token.expires_at = at(last);
-        assert!(store.insert_token(&token).unwrap());
-        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
-        token.expires_at = at(last + 1);
-        assert!(matches!(
-            store.insert_token(&token),
-            Err(StoreError::Internal(_))
-        ));
-        // A token of a missing account is refused, not stored.
-        token.username = user("ghost");
-        token.expires_at = Timestamp::never();
-        assert!(!store.insert_token(&token).unwrap());
+        assert_eq!(outcome, GatedChange::NoAccount);
+        assert_eq!(challenge_state(&store, 1), (false, false, true));
+    }
+
+    #[test]
+    fn concurrent_uses_of_one_challenge_apply_once() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        let alice = create(&store, new_account("alice", None));
+        let used = challenge(&store, 1, alice.row_id, true);
+        let outcomes: Vec<GatedChange> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..6)
+                .map(|i| {
+                    let store = &store;
+                    scope.spawn(move || {
+                        let changes = AccountChanges {
+                            name: Some(format!("name {i}")),
+                            ..AccountChanges::default()
+                        };
+                        store
+                            .apply_with_tan(
+                                &user("alice"),
+                                &GatedOp::Update(changes),
+                                &tan(alice.row_id, vec![used], false),
+                            )
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let done = outcomes.iter().filter(|o| **o == GatedChange::Done).count();
+        assert_eq!(done, 1, "{outcomes:?}");
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, GatedChange::Done | GatedChange::StaleChallenge))
+        );
     }
 
     #[test]
@@ -927,28 +1050,12 @@ mod tests {
             "UPDATE bank_accounts SET currency = 'kudos'",
             "UPDATE bank_accounts SET tan_channels = 'sms,fax'",
             "UPDATE bank_accounts SET created_at = 1",
-            "UPDATE bank_tokens SET scope = 'admin'",
         ] {
-            let Some((_schema, store, _tan)) = fixture() else {
+            let Some((_schema, store)) = store() else {
                 return;
             };
-            create(&store, "alice", None);
-            let token = TokenRecord {
-                token_hash: [1; 32],
-                username: user("alice"),
-                scope: Scope::Readonly,
-                refreshable: false,
-                created_at: at(1),
-                expires_at: Timestamp::never(),
-                description: None,
-            };
-            assert!(store.insert_token(&token).unwrap());
+            create(&store, new_account("alice", None));
             raw(&store, corruption);
-            if corruption.contains("bank_tokens") {
-                let read = store.token(&[1; 32]);
-                assert!(matches!(read, Err(StoreError::Internal(_))), "{corruption}");
-                continue;
-            }
             let listed = store.list_accounts(&AccountPage {
                 limit: 10,
                 offset: 0,

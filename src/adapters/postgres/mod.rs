@@ -6,19 +6,24 @@
 //! take explicit locks (see `locks`). The client is blocking: call the stores only from
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
-pub mod accounts;
-pub mod aml;
 pub mod challenges;
+pub mod aml;
+pub mod accounts;
 pub mod connection;
 pub mod import;
 pub mod journal;
+pub mod kyc;
+mod kyc_decisions;
+#[cfg(test)]
+mod kyc_journal_parity;
+pub mod listener;
 pub mod locks;
 pub mod meta;
 pub mod migrations;
 #[cfg(test)]
 mod parity_tests;
-pub mod retention;
 pub mod tan;
+pub mod retention;
 #[cfg(test)]
 pub mod testing;
 
@@ -27,11 +32,13 @@ use std::time::Duration;
 use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
-pub use accounts::PgAccountStore;
-pub use aml::PgAmlStore;
 pub use challenges::PgChallengeStore;
+pub use aml::PgAmlStore;
+pub use accounts::PgAccountStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use import::{ImportError, ImportReport, import_sqlite};
+pub use kyc::PgKycStore;
+pub use listener::ChangeListener;
 pub use migrations::latest_version;
 pub use tan::PgTanStore;
 
@@ -122,6 +129,24 @@ fn classify(e: &postgres::Error) -> StoreError {
     }
 }
 
+/// Runs `work` as one transaction on `conn`, again after a serialization failure or deadlock.
+fn transact<T>(
+    conn: &mut PgConnection,
+    mut work: impl FnMut(&mut Session<'_, postgres::Transaction<'_>>) -> Result<T, PgError>,
+) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match conn.transaction(&mut work) {
+            Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
+                attempt += 1;
+                let jitter = rand_core::OsRng.next_u32() % 20;
+                std::thread::sleep(Duration::from_millis(5 + u64::from(jitter)));
+            }
+            outcome => return outcome.map_err(StoreError::from),
+        }
+    }
+}
+
 /// The shared database: a pool of sessions, each with its statement cache.
 pub struct PgDatabase {
     pool: r2d2::Pool<PgManager>,
@@ -175,20 +200,28 @@ impl PgDatabase {
     /// effects outside the database.
     pub fn write<T>(
         &self,
-        mut work: impl FnMut(&mut Session<'_, postgres::Transaction<'_>>) -> Result<T, PgError>,
+        work: impl FnMut(&mut Session<'_, postgres::Transaction<'_>>) -> Result<T, PgError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.connection()?;
-        let mut attempt = 1;
-        loop {
-            match conn.transaction(&mut work) {
-                Err(e) if e.is_retryable() && attempt < WRITE_ATTEMPTS => {
-                    attempt += 1;
-                    let jitter = rand_core::OsRng.next_u32() % 20;
-                    std::thread::sleep(Duration::from_millis(5 + u64::from(jitter)));
-                }
-                outcome => return outcome.map_err(StoreError::from),
-            }
+        transact(&mut conn, work)
+    }
+
+    /// Runs `work` like [`PgDatabase::write`]; when it answers `true` beside its value,
+    /// `after_commit` (statements without parameters) then runs in one round trip on the
+    /// same connection. The change is committed by then, so a failure there is only logged.
+    pub fn write_then<T>(
+        &self,
+        after_commit: &str,
+        work: impl FnMut(&mut Session<'_, postgres::Transaction<'_>>) -> Result<(T, bool), PgError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.connection()?;
+        let (value, follow) = transact(&mut conn, work)?;
+        if follow && let Err(e) = conn.session().batch(after_commit) {
+            tracing::warn!(error = %classify(&e), "statements after a commit failed");
+            // Leave no half-run transaction on a connection that goes back to the pool.
+            let _ = conn.session().batch("ROLLBACK");
         }
+        Ok(value)
     }
 
     /// A cheap query proving that the database answers (used by `/healthz` and `/readyz`).

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Row, ffi, params, params_from_iter
 
 use super::Database;
 use crate::adapters::account_rows::{
-    AccountRow, TokenRow, account_columns, amount_to_sql, channels_to_sql, created_account,
+    AccountRow, TokenRow, amount_to_sql, channels_to_sql, created_account, internal,
 };
 use crate::adapters::convert::{corrupt, expiry_to_sql, micros_to_sql};
 use crate::domain::accounts::{ADMIN, Account, AccountAddress, Balance, TokenRecord, Username};
@@ -32,10 +32,33 @@ impl SqliteAccountStore {
     }
 }
 
+/// The columns `read_account` expects, in its order.
+macro_rules! account_columns {
+    () => {
+        "id, username, password_hash, name, is_public, is_taler_exchange, email, phone, \
+         cashout_payto, address, currency, balance_value, balance_fraction, has_debt, \
+         max_debt_value, max_debt_fraction, min_cashout_value, min_cashout_fraction, \
+         tan_channels, created_at, deleted_at"
+    };
+}
+
 const ACCOUNT_BY_NAME: &str = concat!(
     "SELECT ",
     account_columns!(),
     " FROM bank_accounts WHERE username = ?1"
+);
+
+/// The columns of `account_columns!`.
+const ACCOUNT_COLUMNS: usize = 21;
+
+/// An active account's columns (as `read_account` expects them), then the token's columns
+/// from index `ACCOUNT_COLUMNS` on (as `read_token_from` expects them).
+const TOKEN_WITH_ACTIVE_ACCOUNT: &str = concat!(
+    "SELECT a.*, a.username, t.scope, t.refreshable, t.created_at, t.expires_at, \
+     t.description FROM bank_tokens t JOIN (SELECT ",
+    account_columns!(),
+    " FROM bank_accounts) a ON a.id = t.account_id \
+     WHERE t.token_hash = ?1 AND a.deleted_at IS NULL"
 );
 
 const TOKEN_OF_ACTIVE_ACCOUNT: &str = "SELECT a.username, t.scope, t.refreshable, t.created_at, \
@@ -124,27 +147,34 @@ impl AccountStore for SqliteAccountStore {
         self.db.read(|conn| {
             let row = conn
                 .prepare_cached(TOKEN_OF_ACTIVE_ACCOUNT)?
-                .query_row([&token_hash[..]], TokenRow::read)
+                .query_row([&token_hash[..]], read_token)
                 .optional()?;
             row.map(|row| row.into_record(*token_hash)).transpose()
         })
     }
 
-    /// One pooled connection for both reads.
+    /// One statement: one read transaction for both rows.
     fn token_and_account(
         &self,
         token_hash: &[u8; 32],
     ) -> Result<Option<(TokenRecord, Account)>, StoreError> {
         self.db.read(|conn| {
             let row = conn
-                .prepare_cached(TOKEN_OF_ACTIVE_ACCOUNT)?
-                .query_row([&token_hash[..]], TokenRow::read)
+                .prepare_cached(TOKEN_WITH_ACTIVE_ACCOUNT)?
+                .query_row([&token_hash[..]], |row| {
+                    Ok((
+                        read_token_from(row, ACCOUNT_COLUMNS)?,
+                        read_account(row)?,
+                    ))
+                })
                 .optional()?;
-            let Some(token) = row.map(|row| row.into_record(*token_hash)).transpose()? else {
+            let Some((token, account)) = row else {
                 return Ok(None);
             };
-            let account = account_by_name(conn, &token.username)?.filter(|a| !a.is_deleted());
-            Ok(account.map(|account| (token, account)))
+            Ok(Some((
+                token.into_record(*token_hash)?,
+                account.into_account()?,
+            )))
         })
     }
 
@@ -173,34 +203,33 @@ fn set_hash(conn: &Connection, username: &Username, hash: &str) -> Result<bool, 
 fn account_by_name(conn: &Connection, username: &Username) -> Result<Option<Account>, StoreError> {
     let row = conn
         .prepare_cached(ACCOUNT_BY_NAME)?
-        .query_row([username.as_str()], AccountRow::read)
+        .query_row([username.as_str()], read_account)
         .optional()?;
     row.map(AccountRow::into_account).transpose()
 }
 
-impl AccountRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
-        Ok(AccountRow {
-            id: row.get(0)?,
-            username: row.get(1)?,
-            password_hash: row.get(2)?,
-            name: row.get(3)?,
-            is_public: row.get(4)?,
-            is_taler_exchange: row.get(5)?,
-            email: row.get(6)?,
-            phone: row.get(7)?,
-            cashout_payto: row.get(8)?,
-            address: row.get(9)?,
-            currency: row.get(10)?,
-            balance: (row.get(11)?, row.get(12)?),
-            has_debt: row.get(13)?,
-            max_debt: (row.get(14)?, row.get(15)?),
-            min_cashout: (row.get(16)?, row.get(17)?),
-            tan_channels: row.get(18)?,
-            created_at: row.get(19)?,
-            deleted_at: row.get(20)?,
-        })
-    }
+/// Reads the columns of `account_columns!`.
+fn read_account(row: &Row<'_>) -> rusqlite::Result<AccountRow> {
+    Ok(AccountRow {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        password_hash: row.get(2)?,
+        name: row.get(3)?,
+        is_public: row.get(4)?,
+        is_taler_exchange: row.get(5)?,
+        email: row.get(6)?,
+        phone: row.get(7)?,
+        cashout_payto: row.get(8)?,
+        address: row.get(9)?,
+        currency: row.get(10)?,
+        balance: (row.get(11)?, row.get(12)?),
+        has_debt: row.get(13)?,
+        max_debt: (row.get(14)?, row.get(15)?),
+        min_cashout: (row.get(16)?, row.get(17)?),
+        tan_channels: row.get(18)?,
+        created_at: row.get(19)?,
+        deleted_at: row.get(20)?,
+    })
 }
 
 fn list(conn: &Connection, page: &AccountPage) -> Result<Vec<Account>, StoreError> {
@@ -208,7 +237,7 @@ fn list(conn: &Connection, page: &AccountPage) -> Result<Vec<Account>, StoreErro
     let mut statement = conn.prepare_cached(&page_query(page))?;
     let rows = statement.query_map(
         params![page.offset, count, page.name_contains],
-        AccountRow::read,
+        read_account,
     )?;
     rows.map(|row| row?.into_account()).collect()
 }
@@ -622,23 +651,20 @@ fn insert_token(conn: &Connection, token: &TokenRecord) -> Result<bool, StoreErr
     Ok(true)
 }
 
-impl TokenRow {
-    fn read(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
-        Ok(TokenRow {
-            username: row.get(0)?,
-            scope: row.get(1)?,
-            refreshable: row.get(2)?,
-            created_at: row.get(3)?,
-            expires_at: row.get(4)?,
-            description: row.get(5)?,
-        })
-    }
+fn read_token(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
+    read_token_from(row, 0)
 }
 
-// ---- column conversions ----
-
-fn internal(what: &str) -> StoreError {
-    StoreError::Internal(what.to_owned())
+/// The token's columns from index `first` on.
+fn read_token_from(row: &Row<'_>, first: usize) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        username: row.get(first)?,
+        scope: row.get(first + 1)?,
+        refreshable: row.get(first + 2)?,
+        created_at: row.get(first + 3)?,
+        expires_at: row.get(first + 4)?,
+        description: row.get(first + 5)?,
+    })
 }
 
 #[cfg(test)]

@@ -30,17 +30,32 @@ impl AccessToken {
 /// GNUnet's KDF for 32 bytes: HMAC-SHA512 extract (salt = serial), SHA-256 expand
 /// (info = index), keyed with the access token.
 pub fn measure_authorization_hash(token: &AccessToken, serial: u64, index: u32) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    let Ok(mut extract) = <Hmac<Sha512> as Mac>::new_from_slice(&serial.to_be_bytes()) else {
-        return out;
-    };
-    extract.update(&token.0);
-    let prk = extract.finalize().into_bytes();
-    if let Ok(expand) = Hkdf::<Sha256>::from_prk(&prk) {
-        // 32 bytes are always within HKDF-SHA256's output limit.
-        let _ = expand.expand(&index.to_be_bytes(), &mut out);
+    MeasureAuthorization::new(token, serial).hash(index)
+}
+
+/// The extract step of `measure_authorization_hash` for one token and measure row, done once
+/// for all the measures of the row (it costs more than an expand).
+pub struct MeasureAuthorization(Option<Hkdf<Sha256>>);
+
+impl MeasureAuthorization {
+    pub fn new(token: &AccessToken, serial: u64) -> MeasureAuthorization {
+        let Ok(mut extract) = <Hmac<Sha512> as Mac>::new_from_slice(&serial.to_be_bytes()) else {
+            return MeasureAuthorization(None);
+        };
+        extract.update(&token.0);
+        let prk = extract.finalize().into_bytes();
+        MeasureAuthorization(Hkdf::<Sha256>::from_prk(&prk).ok())
     }
-    out
+
+    /// The hash of measure `index` of the row.
+    pub fn hash(&self, index: u32) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        if let Some(expand) = &self.0 {
+            // 32 bytes are always within HKDF-SHA256's output limit.
+            let _ = expand.expand(&index.to_be_bytes(), &mut out);
+        }
+        out
+    }
 }
 
 /// A parsed `$ID`, not yet checked against the stored token.
@@ -63,8 +78,13 @@ pub enum RequirementIdError {
 impl RequirementId {
     /// The id of measure `index` of measure row `serial` for the holder of `token`.
     pub fn new(token: &AccessToken, serial: u64, index: u32) -> RequirementId {
+        RequirementId::of_row(&MeasureAuthorization::new(token, serial), serial, index)
+    }
+
+    /// The id of measure `index` of measure row `serial`, whose extract step `row` is.
+    pub fn of_row(row: &MeasureAuthorization, serial: u64, index: u32) -> RequirementId {
         RequirementId {
-            hash: measure_authorization_hash(token, serial, index),
+            hash: row.hash(index),
             index,
             serial,
         }
@@ -133,6 +153,16 @@ mod tests {
         assert_eq!(
             hash(42, 0),
             "Y9EG1ZT225EY57BVZRC3QSY9NCYVYDTJGK43SVG4Y4ASKWDCN700"
+        );
+        // One extract step serves every measure of the row.
+        let row = MeasureAuthorization::new(&token(), 1);
+        assert_eq!(
+            base32::encode(&row.hash(1)),
+            "CNKZX2W0RNQEMMH9PC880BNBGCC6FWQV6YE04CTBHGZ5M048TB5G"
+        );
+        assert_eq!(
+            base32::encode(&row.hash(0)),
+            "FJ3EGDF0Z42ZQPRCBZAZ8402Q99HTQK00SRVR2XKPXV9D5SKRX40"
         );
     }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::model::{CheckKind, KycRules, MeasureSpec, SKIP};
 use super::programs::RunInput;
-use super::requirement::{AccessToken, RequirementId, RequirementIdError};
+use super::requirement::{AccessToken, MeasureAuthorization, RequirementId, RequirementIdError};
 use super::rules::{LegitimizationMeasures, LegitimizationRuleSet};
 use crate::domain::primitives::{ErrorCode, NormalizedPaytoHash, Payto, TalerError};
 use crate::ports::aml::{InMemoryAmlStore, OfficerStore};
@@ -367,6 +367,7 @@ impl KycService {
         open: &MeasureRow,
     ) -> Result<KycProcessInformation, TalerError> {
         let mut requirements = Vec::new();
+        let mut row = None;
         for (index, measure) in open.measures.measures.iter().enumerate() {
             let index = u32::try_from(index)
                 .map_err(|_| error(ErrorCode::ExchangeKycMeasuresMalformed, "too many measures"))?;
@@ -377,7 +378,10 @@ impl KycService {
                 )
                 .with_detail(measure.check_name.clone())
             })?;
-            let id = || Some(RequirementId::new(token, open.serial, index).to_string());
+            let mut id = || {
+                let row = row.get_or_insert_with(|| MeasureAuthorization::new(token, open.serial));
+                Some(RequirementId::of_row(row, open.serial, index).to_string())
+            };
             let (form, id, context) = match &check.kind {
                 CheckKind::Info => ("INFO".to_owned(), None, None),
                 CheckKind::Form { form_name } => (form_name.clone(), id(), measure.context.clone()),

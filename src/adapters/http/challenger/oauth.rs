@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, PRAGMA};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -109,8 +109,8 @@ pub(super) async fn token(State(ch): State<Ch>, headers: HeaderMap, body: Bytes)
     }
 }
 
-pub(super) async fn info(State(ch): State<Ch>, headers: HeaderMap) -> Response {
-    let authorization = header_text(&headers, AUTHORIZATION);
+pub(super) async fn info(State(ch): State<Ch>, request: Request) -> Response {
+    let authorization = header_text(request.headers(), AUTHORIZATION);
     let result = ch
         .quick(move |s| s.info(authorization.as_deref()))
         .await

@@ -1,7 +1,7 @@
 //! Adapters: the outside world behind the ports (SQLite, PostgreSQL, HTTP, message delivery).
 
-pub mod challenger_rows;
 pub mod account_rows;
+pub mod challenger_rows;
 pub mod convert;
 pub mod delivery;
 pub mod http;

@@ -6,9 +6,9 @@
 //! take explicit locks (see `locks`). The client is blocking: call the stores only from
 //! blocking threads (`spawn_blocking`, the quick lane, the CLI), never on an async worker.
 
-pub mod challenges;
-pub mod aml;
 pub mod accounts;
+pub mod aml;
+pub mod challenges;
 pub mod connection;
 pub mod import;
 pub mod journal;
@@ -22,8 +22,8 @@ pub mod meta;
 pub mod migrations;
 #[cfg(test)]
 mod parity_tests;
-pub mod tan;
 pub mod retention;
+pub mod tan;
 #[cfg(test)]
 pub mod testing;
 
@@ -32,9 +32,9 @@ use std::time::Duration;
 use rand_core::RngCore as _;
 
 use crate::ports::StoreError;
-pub use challenges::PgChallengeStore;
-pub use aml::PgAmlStore;
 pub use accounts::PgAccountStore;
+pub use aml::PgAmlStore;
+pub use challenges::PgChallengeStore;
 pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
 pub use import::{ImportError, ImportReport, import_sqlite};
 pub use kyc::PgKycStore;

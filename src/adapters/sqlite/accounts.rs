@@ -162,10 +162,7 @@ impl AccountStore for SqliteAccountStore {
             let row = conn
                 .prepare_cached(TOKEN_WITH_ACTIVE_ACCOUNT)?
                 .query_row([&token_hash[..]], |row| {
-                    Ok((
-                        read_token_from(row, ACCOUNT_COLUMNS)?,
-                        read_account(row)?,
-                    ))
+                    Ok((read_token_from(row, ACCOUNT_COLUMNS)?, read_account(row)?))
                 })
                 .optional()?;
             let Some((token, account)) = row else {

@@ -31,6 +31,7 @@ use crate::ports::kyc::{
     KycStore, NewAttributes, NewOutcome,
 };
 use crate::ports::random::SeededRandom;
+use crate::ports::retention::RetentionStore;
 use crate::ports::tan::TanStore;
 
 fn at(seconds: u64) -> Timestamp {

@@ -1010,4 +1010,40 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn never_is_stored_as_null_and_times_beyond_i64_are_refused() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        create(&store, new_account("alice", None));
+        let mut token = TokenRecord {
+            token_hash: [1; 32],
+            username: user("alice"),
+            scope: Scope::Readonly,
+            refreshable: false,
+            created_at: Timestamp::from_seconds(1).unwrap(),
+            expires_at: Timestamp::never(),
+            description: None,
+        };
+        assert!(store.insert_token(&token).unwrap());
+        let nulls = "SELECT count(*) FROM bank_tokens WHERE expires_at IS NULL";
+        assert_eq!(count(&store, nulls), 1);
+        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
+        // The largest whole second below i64::MAX µs still fits; the next one does not.
+        let last = u64::try_from(i64::MAX).unwrap() / 1_000_000;
+        token.expires_at = Timestamp::from_seconds(last).unwrap();
+        assert!(store.insert_token(&token).unwrap());
+        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
+        token.expires_at = Timestamp::from_seconds(last + 1).unwrap();
+        assert!(matches!(
+            store.insert_token(&token),
+            Err(StoreError::Internal(_))
+        ));
+        // A token of a missing account is refused, not stored.
+        token.username = user("ghost");
+        token.expires_at = Timestamp::never();
+        assert!(!store.insert_token(&token).unwrap());
+        assert_eq!(count(&store, "SELECT count(*) FROM bank_tokens"), 1);
+    }
 }

@@ -17,10 +17,9 @@ use super::{PgDatabase, PgError, Session};
 use crate::adapters::account_rows::{
     AccountRow, TokenRow, amount_to_sql, channels_to_sql, created_account, internal,
 };
-use crate::adapters::convert::{corrupt, expiry_to_sql, micros_from_sql, micros_to_sql};
+use crate::adapters::convert::{corrupt, expiry_to_sql, micros_to_sql};
 use crate::domain::accounts::{ADMIN, Account, AccountAddress, Balance, TokenRecord, Username};
 use crate::domain::primitives::{Amount, Currency, Timestamp};
-use crate::domain::tan::ChallengeId;
 use crate::ports::StoreError;
 use crate::ports::accounts::{
     AccountChanges, AccountPage, AccountStore, AddressChoice, CreateOutcome, DeleteOutcome,
@@ -90,13 +89,9 @@ impl AccountStore for PgAccountStore {
     ) -> Result<GatedChange, StoreError> {
         let now = micros_to_sql(tan.now)?;
         self.db.write(|s| {
-            // Gated changes of one account run one after the other: each locks several
-            // challenge rows, and an order between them rules out deadlocks.
-            s.query_opt(
-                "SELECT id FROM bank_accounts WHERE id = $1 FOR UPDATE",
-                &[&tan.account_id],
-            )?;
-            if !challenges_usable(s, tan.account_id, &tan.used)? {
+            // First, as `TanStore::consume` does: locks the account row, then the challenges,
+            // so gated changes of one account run one after the other without deadlocks.
+            if !super::tan::usable_in(s, tan.account_id, &tan.used)? {
                 return Ok(GatedChange::StaleChallenge);
             }
             let applied = match op {
@@ -112,7 +107,7 @@ impl AccountStore for PgAccountStore {
             if !applied {
                 return Ok(GatedChange::NoAccount);
             }
-            mark_challenges(s, tan.account_id, &tan.used, tan.invalidate_others, now)?;
+            super::tan::mark_in(s, tan.account_id, &tan.used, tan.invalidate_others, now)?;
             Ok(GatedChange::Done)
         })
     }
@@ -596,64 +591,6 @@ fn soft_delete<C: GenericClient>(
     Ok(DeleteOutcome::Deleted)
 }
 
-// ---- TAN challenges consumed by gated changes ----
-
-/// Whether every challenge of `used` belongs to the account and is solved, unused and alive;
-/// each is locked, so a concurrent use of it waits and then finds it used.
-fn challenges_usable<C: GenericClient>(
-    s: &mut Session<'_, C>,
-    account_id: i64,
-    used: &[ChallengeId],
-) -> Result<bool, PgError> {
-    let mut ids: Vec<&[u8]> = used.iter().map(|id| &id.as_bytes()[..]).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        let row = s.query_opt(
-            "SELECT solved_at, used_at, invalidated_at FROM tan_challenges \
-             WHERE id = $1 AND account_id = $2 FOR UPDATE",
-            &[&id, &account_id],
-        )?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let time = |i: usize| -> Result<Option<Timestamp>, PgError> {
-            let micros: Option<i64> = row.try_get(i)?;
-            Ok(micros.map(micros_from_sql).transpose()?)
-        };
-        let (solved, used, invalidated) = (time(0)?, time(1)?, time(2)?);
-        if solved.is_none() || used.is_some() || invalidated.is_some() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
-/// Marks `used` used and, with `invalidate_others`, kills the account's other open
-/// challenges (corebank-tan.md §4.4, §8.3); `now` in database microseconds.
-fn mark_challenges<C: GenericClient>(
-    s: &mut Session<'_, C>,
-    account_id: i64,
-    used: &[ChallengeId],
-    invalidate_others: bool,
-    now: i64,
-) -> Result<(), PgError> {
-    for id in used {
-        s.execute(
-            "UPDATE tan_challenges SET used_at = $2, body_hash = NULL WHERE id = $1",
-            &[&&id.as_bytes()[..], &now],
-        )?;
-    }
-    if invalidate_others {
-        s.execute(
-            "UPDATE tan_challenges SET invalidated_at = $2, body_hash = NULL \
-             WHERE account_id = $1 AND used_at IS NULL AND invalidated_at IS NULL",
-            &[&account_id, &now],
-        )?;
-    }
-    Ok(())
-}
-
 // ---- tokens ----
 
 /// Stores the token of an active account. A token with the same hash is replaced (the
@@ -723,6 +660,7 @@ mod tests {
     use super::*;
     use crate::adapters::postgres::testing::{self, TestSchema};
     use crate::domain::accounts::{ContactData, Scope};
+    use crate::domain::tan::ChallengeId;
 
     fn store() -> Option<(TestSchema, PgAccountStore)> {
         testing::database().map(|(schema, db)| (schema, PgAccountStore::new(db)))
@@ -1071,5 +1009,41 @@ mod tests {
                 assert!(matches!(read, Err(StoreError::Internal(_))), "{corruption}");
             }
         }
+    }
+
+    #[test]
+    fn never_is_stored_as_null_and_times_beyond_i64_are_refused() {
+        let Some((_schema, store)) = store() else {
+            return;
+        };
+        create(&store, new_account("alice", None));
+        let mut token = TokenRecord {
+            token_hash: [1; 32],
+            username: user("alice"),
+            scope: Scope::Readonly,
+            refreshable: false,
+            created_at: Timestamp::from_seconds(1).unwrap(),
+            expires_at: Timestamp::never(),
+            description: None,
+        };
+        assert!(store.insert_token(&token).unwrap());
+        let nulls = "SELECT count(*) FROM bank_tokens WHERE expires_at IS NULL";
+        assert_eq!(count(&store, nulls), 1);
+        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
+        // The largest whole second below i64::MAX µs still fits; the next one does not.
+        let last = u64::try_from(i64::MAX).unwrap() / 1_000_000;
+        token.expires_at = Timestamp::from_seconds(last).unwrap();
+        assert!(store.insert_token(&token).unwrap());
+        assert_eq!(store.token(&[1; 32]).unwrap(), Some(token.clone()));
+        token.expires_at = Timestamp::from_seconds(last + 1).unwrap();
+        assert!(matches!(
+            store.insert_token(&token),
+            Err(StoreError::Internal(_))
+        ));
+        // A token of a missing account is refused, not stored.
+        token.username = user("ghost");
+        token.expires_at = Timestamp::never();
+        assert!(!store.insert_token(&token).unwrap());
+        assert_eq!(count(&store, "SELECT count(*) FROM bank_tokens"), 1);
     }
 }

@@ -295,9 +295,10 @@ fn try_create<C: GenericClient>(
     new: &NewAccount,
 ) -> Result<Account, Refusal> {
     if new.bonus.is_some() {
-        // L1: registrations with a bonus take turns on the admin row.
+        // L1: registrations with a bonus take turns on the admin row (NO KEY: rows that
+        // reference it, like a login's token, are not held up).
         s.query_opt(
-            "SELECT id FROM bank_accounts WHERE username = $1 FOR UPDATE",
+            "SELECT id FROM bank_accounts WHERE username = $1 FOR NO KEY UPDATE",
             &[&ADMIN],
         )?;
     }
@@ -497,7 +498,7 @@ fn update<C: GenericClient>(
 ) -> Result<bool, PgError> {
     let active = s.query_opt(
         "SELECT id, currency FROM bank_accounts WHERE username = $1 AND deleted_at IS NULL \
-         FOR UPDATE",
+         FOR NO KEY UPDATE",
         &[&username.as_str()],
     )?;
     let Some(active) = active else {
@@ -572,7 +573,7 @@ fn soft_delete<C: GenericClient>(
 ) -> Result<DeleteOutcome, PgError> {
     let row = s.query_opt(
         "SELECT id, balance_value, balance_fraction FROM bank_accounts \
-         WHERE username = $1 AND deleted_at IS NULL FOR UPDATE",
+         WHERE username = $1 AND deleted_at IS NULL FOR NO KEY UPDATE",
         &[&username.as_str()],
     )?;
     let Some(row) = row else {

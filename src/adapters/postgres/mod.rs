@@ -153,7 +153,8 @@ fn transact<T>(
 
 /// The shared database: a pool of sessions, each with its statement cache.
 pub struct PgDatabase {
-    pool: r2d2::Pool<PgManager>,
+    /// `None` only while being dropped (see `Drop`).
+    pool: Option<r2d2::Pool<PgManager>>,
     uri: String,
 }
 
@@ -186,7 +187,7 @@ impl PgDatabase {
             .build(PgManager::new(config))
             .map_err(|e| StoreError::Unavailable(format!("opening connections: {e}")))?;
         Ok(PgDatabase {
-            pool,
+            pool: Some(pool),
             uri: redact(uri),
         })
     }
@@ -197,7 +198,11 @@ impl PgDatabase {
     }
 
     fn connection(&self) -> Result<r2d2::PooledConnection<PgManager>, StoreError> {
-        self.pool.get().map_err(|_| {
+        let pool = self
+            .pool
+            .as_ref()
+            .ok_or_else(|| StoreError::Internal("the database is closed".into()))?;
+        pool.get().map_err(|_| {
             StoreError::Unavailable("no database connection became free in time".into())
         })
     }
@@ -246,6 +251,19 @@ impl PgDatabase {
             s.query_one("SELECT count(*) FROM talerbox_meta", &[])?;
             Ok(())
         })
+    }
+}
+
+/// Closing a connection blocks on the client's own runtime, which must not run inside another
+/// one: the pool is closed on a thread of its own, wherever its last holder lets go of it.
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let closing = std::thread::Builder::new().name("pg-close".into());
+            if let Err(e) = closing.spawn(move || drop(pool)) {
+                tracing::warn!(error = %e, "could not close the database connections");
+            }
+        }
     }
 }
 

@@ -24,7 +24,7 @@ const REDIRECT: &str = "https://exchange.example/kyc-proof/challenger";
 
 mod support;
 
-use support::{ChallengerClient, Error, connect, median, rate};
+use support::{BenchDatabase, ChallengerClient, Error, backend, connect, median, rate};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -32,18 +32,29 @@ fn main() -> Result<(), Error> {
         .filter(|a| a == "flows" || a == "info");
     let wanted = |phase: &str| only.as_deref().is_none_or(|o| o == phase);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    println!("challenger benchmark: {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians");
+    let database = BenchDatabase::from_env()?;
+    println!(
+        "challenger benchmark ({}): {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians",
+        backend(&database)
+    );
 
+    // Opened before the runtime starts (the stores block).
+    let data = tempfile::tempdir()?;
+    let file = data.path().join("talerbox.conf");
+    let extra = database
+        .as_ref()
+        .map(BenchDatabase::config)
+        .unwrap_or_default();
+    std::fs::write(&file, extra)?;
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(data.path().join("data")),
+    };
+    let app = App::open(Config::load(Some(&file), &overrides)?)?;
+    let client = app.challenger(None)?.service.add_client(SECRET, REDIRECT)?;
+    let outbox = app.challenger(None)?.outbox.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let data = tempfile::tempdir()?;
-        let overrides = Overrides {
-            listen: None,
-            data_dir: Some(data.path().to_owned()),
-        };
-        let app = App::open(Config::load(None, &overrides)?)?;
-        let client = app.challenger(None)?.service.add_client(SECRET, REDIRECT)?;
-        let outbox = app.challenger(None)?.outbox.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });

@@ -32,7 +32,9 @@ const BARE_BODY: &[u8] = br#"{"name":"bare","version":"0:0:0","currency":"KUDOS"
 
 mod support;
 
-use support::{ChallengerClient, Error, bank_reader, connect, kyc_open, median, rate};
+use support::{
+    BenchDatabase, ChallengerClient, Error, backend, bank_reader, connect, kyc_open, median, rate,
+};
 
 /// One kind of request being measured.
 struct Target {
@@ -50,24 +52,31 @@ fn main() -> Result<(), Error> {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let database = BenchDatabase::from_env()?;
     println!(
-        "reads benchmark: {cores} cores, {RUNS} runs of {RUN_TIME:?} per endpoint, {CONNECTIONS} connections, medians"
+        "reads benchmark ({}): {cores} cores, {RUNS} runs of {RUN_TIME:?} per endpoint, {CONNECTIONS} connections, medians",
+        backend(&database)
     );
 
+    // Opened before the runtime starts (the stores block).
+    let data = tempfile::tempdir()?;
+    let file = data.path().join("talerbox.conf");
+    let extra = database
+        .as_ref()
+        .map(BenchDatabase::config)
+        .unwrap_or_default();
+    std::fs::write(&file, format!("[exchange]\nADMIN_TOKEN = {ADMIN}\n{extra}"))?;
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(data.path().join("data")),
+    };
+    let app = App::open(Config::load(Some(&file), &overrides)?)?;
+    let client = app
+        .challenger(None)?
+        .service
+        .add_client(CLIENT_SECRET, REDIRECT)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let data = tempfile::tempdir()?;
-        let file = data.path().join("talerbox.conf");
-        std::fs::write(&file, format!("[exchange]\nADMIN_TOKEN = {ADMIN}\n"))?;
-        let overrides = Overrides {
-            listen: None,
-            data_dir: Some(data.path().join("data")),
-        };
-        let app = App::open(Config::load(Some(&file), &overrides)?)?;
-        let client = app
-            .challenger(None)?
-            .service
-            .add_client(CLIENT_SECRET, REDIRECT)?;
         let challenger = ChallengerClient {
             id: client.id.to_string(),
             secret: CLIENT_SECRET.to_owned(),

@@ -422,6 +422,7 @@ async fn an_instance_killed_under_load_loses_no_acknowledged_write() {
     let client_id = client_id.lines().next().unwrap().to_owned();
     let acked = Arc::new(Mutex::new(Acknowledged::default()));
     let mut pair = pair;
+    let began = Instant::now();
     let writers: Vec<_> = (0..8)
         .map(|writer| {
             let base = if writer % 2 == 0 {
@@ -444,6 +445,7 @@ async fn an_instance_killed_under_load_loses_no_acknowledged_write() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     pair.b.child.kill().unwrap();
     pair.b.child.wait().unwrap();
+    let loaded = began.elapsed();
     for writer in writers {
         writer.await.unwrap();
     }
@@ -465,11 +467,14 @@ async fn an_instance_killed_under_load_loses_no_acknowledged_write() {
         });
     })
     .unwrap();
+    let writes = acked.accounts.len() + acked.nonces.len() + acked.uploads.len();
     eprintln!(
-        "two instances, one killed: {} accounts, {} validations, {} uploads acknowledged",
+        "two instances, A killed under load: {} accounts, {} validations, {} uploads \
+         acknowledged in {loaded:?} ({:.0} acknowledged writes/s, a correctness run)",
         acked.accounts.len(),
         acked.nonces.len(),
-        acked.uploads.len()
+        acked.uploads.len(),
+        writes as f64 / loaded.as_secs_f64()
     );
     // A restarted instance serves what both acknowledged.
     let (child, base) = spawn_server_at(&pair.dir.path().join("a"), "127.0.0.1:0");

@@ -303,3 +303,62 @@ impl ChallengerClient {
         Ok(token)
     }
 }
+
+/// `TALERBOX_BENCH_PG=URI` runs a benchmark's server on PostgreSQL (a cluster with fsync on,
+/// e.g. `scripts/pg-test-cluster start --fsync`), in a fresh schema dropped at the end.
+pub struct BenchDatabase {
+    base: String,
+    schema: String,
+}
+
+impl BenchDatabase {
+    /// The schema to use, or `None` (SQLite) without `TALERBOX_BENCH_PG`. Call it before the
+    /// benchmark's runtime starts: the PostgreSQL client blocks.
+    pub fn from_env() -> Result<Option<BenchDatabase>, Error> {
+        let Ok(base) = std::env::var("TALERBOX_BENCH_PG") else {
+            return Ok(None);
+        };
+        let database = BenchDatabase {
+            base,
+            schema: format!("bench_{}", std::process::id()),
+        };
+        database.admin(&format!(
+            "DROP SCHEMA IF EXISTS {0} CASCADE; CREATE SCHEMA {0}",
+            database.schema
+        ))?;
+        Ok(Some(database))
+    }
+
+    fn admin(&self, sql: &str) -> Result<(), Error> {
+        let mut client =
+            talerbox::adapters::postgres::parse_uri(&self.base)?.connect(postgres::NoTls)?;
+        client.batch_execute(sql)?;
+        Ok(())
+    }
+
+    /// The configuration lines that put the server on this schema.
+    pub fn config(&self) -> String {
+        let separator = if self.base.contains('?') { '&' } else { '?' };
+        format!(
+            "[talerbox]\nDATABASE = {}{separator}options=-c%20search_path%3D{}\n\
+             BASE_URL = http://127.0.0.1/\n",
+            self.base, self.schema
+        )
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        let _ = talerbox::adapters::postgres::outside_runtime(|| self.admin(&drop));
+    }
+}
+
+/// "SQLite" or "PostgreSQL", for the report's first line.
+pub fn backend(database: &Option<BenchDatabase>) -> &'static str {
+    if database.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
+}

@@ -214,10 +214,8 @@ impl App {
             self.password_queue.clone(),
             throttle.refusals(),
         ));
-        // Resolving the providers may register the exchange with the built-in challenger:
-        // under the startup lock, so that instances starting together register it once.
+        // Resolving the providers may register the exchange with the built-in challenger.
         let service = crate::adapters::postgres::outside_runtime(|| {
-            let _startup = shared::startup_lock(&self.config)?;
             self.kyc_service(&urls.exchange, &urls.challenger)
         })
         .map_err(|_| anyhow::anyhow!("resolving the KYC providers panicked"))??;

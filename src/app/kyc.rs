@@ -94,12 +94,15 @@ fn client_key(provider: &str) -> String {
 
 impl App {
     /// The KYC service of an exchange at `exchange_url`, whose built-in challenger is at
-    /// `challenger_url` (both ending in `/`).
+    /// `challenger_url` (both ending in `/`). Resolving the providers may register the
+    /// exchange with the built-in challenger: on PostgreSQL that happens under the startup
+    /// lock, so that instances starting together register it once.
     pub fn kyc_service(
         &self,
         exchange_url: &str,
         challenger_url: &str,
     ) -> anyhow::Result<KycService> {
+        let _startup = super::shared::startup_lock(&self.config)?;
         let mut rules = self.config.kyc.rules.clone();
         for provider in &self.config.kyc.providers {
             let resolved = self.resolve_provider(provider, exchange_url, challenger_url)?;

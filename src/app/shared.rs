@@ -130,4 +130,50 @@ mod tests {
         let error = guard_keys(&meta, &master, &other).unwrap_err();
         assert!(error.to_string().contains("journal key"), "{error}");
     }
+
+    #[test]
+    fn instances_resolving_together_register_the_exchange_once() {
+        use crate::adapters::postgres::testing;
+        let Some(schema) = testing::schema() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("talerbox.conf");
+        std::fs::write(
+            &file,
+            format!(
+                "[talerbox]\nDATABASE = {}\nBASE_URL = http://127.0.0.1:9/\n\
+                 [exchange]\nATTRIBUTE_ENCRYPTION_KEY = shared\n\
+                 [libeufin-bank]\nPASSWORD_HASH_MEMORY_KIB = 64\nPASSWORD_HASH_ITERATIONS = 1\n",
+                schema.uri()
+            ),
+        )
+        .unwrap();
+        let open = |name: &str| {
+            let overrides = crate::config::Overrides {
+                listen: None,
+                data_dir: Some(dir.path().join(name)),
+            };
+            let mut config = Config::load(Some(&file), &overrides).unwrap();
+            config.server.key_dir = Some(dir.path().join("keys"));
+            crate::app::App::open(config).unwrap()
+        };
+        let (a, b) = (open("a"), open("b"));
+        let together = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            for app in [&a, &b] {
+                let together = &together;
+                scope.spawn(move || {
+                    together.wait();
+                    app.kyc_service(
+                        "http://127.0.0.1:9/exchange/",
+                        "http://127.0.0.1:9/challenger/",
+                    )
+                    .unwrap();
+                });
+            }
+        });
+        let clients = a.challenger(None).unwrap().service.clients().unwrap();
+        assert_eq!(clients.len(), 1, "{clients:?}");
+    }
 }

@@ -236,8 +236,10 @@ pub fn concurrent_replaces_of_one_state_succeed_once(store: &dyn TanStore) {
     let stored = fresh(&random, ACCOUNT, 100);
     store.create(std::slice::from_ref(&stored)).unwrap();
     let won = wins(|i| {
+        // Every next state differs from the stored one, so that no replace is a no-op that
+        // leaves the expected state in place for another.
         let mut next = stored.clone();
-        next.attempts_left = u32::try_from(i).unwrap();
+        next.attempts_left = stored.attempts_left + 1 + u32::try_from(i).unwrap();
         store.replace(&stored, &next).unwrap()
     });
     assert_eq!(won, 1);

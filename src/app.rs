@@ -215,7 +215,7 @@ impl App {
             throttle.refusals(),
         ));
         // Resolving the providers may register the exchange with the built-in challenger.
-        let service = crate::adapters::postgres::outside_runtime(|| {
+        let service = crate::adapters::system::outside_runtime(|| {
             self.kyc_service(&urls.exchange, &urls.challenger)
         })
         .map_err(|_| anyhow::anyhow!("resolving the KYC providers panicked"))??;

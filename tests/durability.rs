@@ -2,6 +2,7 @@
 //! the restart, and `talerbox db check` passes after every kill. Five kills by default;
 //! `TALERBOX_KILLS=20 cargo test --test main durability` asks for more.
 
+use crate::support::kyc_form_upload;
 use crate::support::process::{spawn_server, talerbox};
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -68,31 +69,8 @@ async fn one_write(
         }
         _ => {
             let payto = format!("payto://x-taler-bank/localhost/{name}?receiver-name=N");
-            let opened: Value = http
-                .post(format!("{base}exchange/admin/kyc-trigger"))
-                .bearer_auth(ADMIN_TOKEN)
-                .json(&json!({"payto_uri": payto, "measures": "personal"}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let token = opened["access_token"].as_str().unwrap();
-            let info: Value = http
-                .get(format!("{base}exchange/kyc-info/{token}"))
-                .send()
-                .await?
-                .json()
-                .await?;
-            let id = info["requirements"][0]["id"].as_str().unwrap();
-            let uploaded = http
-                .post(format!("{base}exchange/kyc-upload/{id}"))
-                .json(
-                    &json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": name,
-                    "DATE_OF_BIRTH": "1990-01-31"}),
-                )
-                .send()
-                .await?;
-            assert_eq!(uploaded.status(), 204);
+            let (opened, uploaded) = kyc_form_upload(http, base, ADMIN_TOKEN, &payto, name).await?;
+            assert_eq!(uploaded, 204);
             let h_payto = opened["h_normalized_payto"].as_str().unwrap();
             let hash = base32::decode_array(h_payto).unwrap();
             acked.lock().unwrap().uploads.push(hash);

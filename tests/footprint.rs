@@ -5,6 +5,7 @@
 //! `cargo test --test main footprint -- --ignored --nocapture` (Linux). `TALERBOX_BIN=path`
 //! measures another build of the server, e.g. `target/release/talerbox`.
 
+use crate::support::kyc_form_upload;
 use crate::support::process::{spawn_server, talerbox};
 use std::path::Path;
 
@@ -138,35 +139,12 @@ async fn footprint_peak_rss_of_the_server() {
     .await;
     let mut h_payto = String::new();
     for round in 0..ATTRIBUTE_ROWS {
-        let opened: Value = http
-            .post(format!("{base}exchange/admin/kyc-trigger"))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&json!({"payto_uri": PAYTO, "measures": "personal"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
+        let name = format!("Alice the {round}th");
+        let (opened, uploaded) = kyc_form_upload(&http, &base, ADMIN_TOKEN, PAYTO, &name)
             .await
             .unwrap();
+        assert_eq!(uploaded, 204);
         h_payto = opened["h_normalized_payto"].as_str().unwrap().to_owned();
-        let access = opened["access_token"].as_str().unwrap();
-        let info: Value = http
-            .get(format!("{base}exchange/kyc-info/{access}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let id = info["requirements"][0]["id"].as_str().unwrap();
-        let uploaded = http
-            .post(format!("{base}exchange/kyc-upload/{id}"))
-            .json(&json!({"FORM_ID": "full_name_and_birthdate",
-                "FULL_NAME": format!("Alice the {round}th"), "DATE_OF_BIRTH": "1990-01-31"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(uploaded.status(), 204);
     }
     let attributes = format!("{base}exchange/aml/{officer_pub}/attributes/{h_payto}");
     load(2_000, 32, |_| {

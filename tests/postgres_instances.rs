@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::aml_decisions::{A_PUB, A_SIG, IBAN_HASH, d1, fresh};
 use crate::durability::{self, Acknowledged, Key};
+use crate::support::kyc_form_upload;
 use crate::support::postgres::Schema;
 use crate::support::process::{spawn_server_at, talerbox};
 
@@ -454,7 +455,7 @@ async fn an_instance_killed_under_load_loses_no_acknowledged_write() {
         !acked.accounts.is_empty() && !acked.uploads.is_empty(),
         "the load wrote too little to prove anything"
     );
-    talerbox::adapters::postgres::outside_runtime(|| {
+    talerbox::adapters::system::outside_runtime(|| {
         let mut client = pair.schema.client();
         durability::assert_all_present(&acked, |table, column, key| {
             let sql = format!("SELECT count(*) FROM {table} WHERE {column} = $1");
@@ -562,36 +563,11 @@ async fn a_sqlite_installation_moves_to_postgresql_and_reads_the_same() {
         &on_sqlite,
         &["challenger", "client", "delete", &deleted.to_string()],
     );
-    let opened: Value = http
-        .post(format!("{base}exchange/admin/kyc-trigger"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({"payto_uri": ALICE, "measures": "personal"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let (opened, uploaded) = kyc_form_upload(&http, &base, ADMIN_TOKEN, ALICE, "Alice Ärger")
         .await
         .unwrap();
+    assert_eq!(uploaded, 204);
     let token = opened["access_token"].as_str().unwrap().to_owned();
-    let info: Value = http
-        .get(format!("{base}exchange/kyc-info/{token}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = info["requirements"][0]["id"].as_str().unwrap();
-    let uploaded = http
-        .post(format!("{base}exchange/kyc-upload/{id}"))
-        .json(
-            &json!({"FORM_ID": "full_name_and_birthdate", "FULL_NAME": "Alice Ärger",
-            "DATE_OF_BIRTH": "1990-01-31"}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploaded.status(), 204);
     run(
         &on_sqlite,
         &[

@@ -338,19 +338,15 @@ impl BenchDatabase {
 
     /// The configuration lines that put the server on this schema.
     pub fn config(&self) -> String {
-        let separator = if self.base.contains('?') { '&' } else { '?' };
-        format!(
-            "[talerbox]\nDATABASE = {}{separator}options=-c%20search_path%3D{}\n\
-             BASE_URL = http://127.0.0.1/\n",
-            self.base, self.schema
-        )
+        let database = talerbox::adapters::postgres::with_search_path(&self.base, &self.schema);
+        format!("[talerbox]\nDATABASE = {database}\nBASE_URL = http://127.0.0.1/\n")
     }
 }
 
 impl Drop for BenchDatabase {
     fn drop(&mut self) {
         let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        let _ = talerbox::adapters::postgres::outside_runtime(|| self.admin(&drop));
+        let _ = talerbox::adapters::system::outside_runtime(|| self.admin(&drop));
     }
 }
 

@@ -1,5 +1,5 @@
-//! The real clock and the operating system's random generator: the only places allowed to
-//! read them (see `clippy.toml`).
+//! The real clock and the operating system's random generator (the only places allowed to
+//! read them, see `clippy.toml`), and a thread for blocking work started from async code.
 
 use crate::domain::primitives::Timestamp;
 use crate::ports::clock::Clock;
@@ -27,6 +27,14 @@ impl Random for OsRandom {
         use rand_core::RngCore as _;
         rand_core::OsRng.fill_bytes(buffer);
     }
+}
+
+/// Runs `work` on a short-lived thread of its own and waits for it: for the few store calls
+/// made while setting up async code (startup, the first look at the change counter). The
+/// PostgreSQL client blocks on a runtime of its own, which must not start inside the
+/// server's; the SQLite stores do not mind either way.
+pub fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
+    std::thread::scope(|scope| scope.spawn(work).join())
 }
 
 #[cfg(test)]

@@ -198,3 +198,38 @@ pub fn outbox_pin(dir: &Path) -> String {
     assert_eq!(runs.len(), 1, "{message}");
     runs[0].to_owned()
 }
+
+/// Opens the personal-data measure for `payto` through the exchange's admin trigger (token
+/// `admin`) and uploads the form with `full_name` for it: the trigger's answer (access token,
+/// `h_normalized_payto`, …) and the upload's status. `Err` when the server went away.
+pub async fn kyc_form_upload(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    payto: &str,
+    full_name: &str,
+) -> Result<(serde_json::Value, u16), reqwest::Error> {
+    let opened: serde_json::Value = http
+        .post(format!("{base}exchange/admin/kyc-trigger"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"payto_uri": payto, "measures": "personal"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = opened["access_token"].as_str().unwrap_or_default();
+    let info: serde_json::Value = http
+        .get(format!("{base}exchange/kyc-info/{token}"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = info["requirements"][0]["id"].as_str().unwrap();
+    let uploaded = http
+        .post(format!("{base}exchange/kyc-upload/{id}"))
+        .json(&serde_json::json!({"FORM_ID": "full_name_and_birthdate",
+            "FULL_NAME": full_name, "DATE_OF_BIRTH": "1990-01-31"}))
+        .send()
+        .await?;
+    Ok((opened, uploaded.status().as_u16()))
+}

@@ -4,7 +4,7 @@
 //! The blocking client runs a runtime of its own, so everything here runs on a thread of its
 //! own (`outside_runtime`) and may be called from async tests.
 
-use talerbox::adapters::postgres::outside_runtime;
+use talerbox::adapters::system::outside_runtime;
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -43,11 +43,7 @@ impl Schema {
 
     /// The `DATABASE` value whose sessions see this schema only.
     pub fn uri(&self) -> String {
-        let separator = if self.base.contains('?') { '&' } else { '?' };
-        format!(
-            "{}{separator}options=-c%20search_path%3D{}",
-            self.base, self.name
-        )
+        talerbox::adapters::postgres::with_search_path(&self.base, &self.name)
     }
 
     fn admin(&self) -> postgres::Client {

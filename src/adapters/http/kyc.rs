@@ -74,7 +74,7 @@ impl KycHttp {
         let service = Arc::clone(&self.service);
         let changes = Arc::downgrade(&self.changes);
         // The baseline is taken now: a change made before the first look must count too.
-        let mut last = crate::adapters::postgres::outside_runtime(|| service.change_counter().ok())
+        let mut last = crate::adapters::system::outside_runtime(|| service.change_counter().ok())
             .ok()
             .flatten();
         tokio::spawn(async move {

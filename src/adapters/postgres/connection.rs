@@ -37,6 +37,12 @@ pub fn parse_uri(uri: &str) -> Result<postgres::Config, String> {
     Ok(config)
 }
 
+/// `uri` with sessions confined to `schema` (a fresh schema per test or benchmark).
+pub fn with_search_path(uri: &str, schema: &str) -> String {
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}options=-c%20search_path%3D{schema}")
+}
+
 /// The URI without its password, for logs and messages.
 pub fn redact(uri: &str) -> String {
     let Some((scheme, rest)) = uri.split_once("://") else {

@@ -18,7 +18,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
 use super::locks::{self, JOURNAL};
-use super::{PgDatabase, PgError, Session};
+use super::{PgDatabase, PgError, Session, quoted};
 use crate::ports::StoreError;
 
 /// Every table this binary knows how to copy. A migration that adds a table must add it here
@@ -393,11 +393,6 @@ impl Values {
     }
 }
 
-/// Identifiers come from the schemas themselves; quoted all the same.
-fn quoted(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn copy<C: GenericClient>(
     s: &mut Session<'_, C>,
     source: &Source,
@@ -412,16 +407,7 @@ fn copy<C: GenericClient>(
     if usize::try_from(found) != Ok(expected) {
         return Err(ImportError::TargetVersion { found, expected }.into());
     }
-    let target_tables: BTreeSet<String> = s
-        .query(
-            "SELECT table_name::text FROM information_schema.tables
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-               AND table_name <> 'talerbox_schema'",
-            &[],
-        )?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
+    let target_tables: BTreeSet<String> = super::tables(s)?.into_iter().collect();
     let source_tables: BTreeSet<String> = plan.tables.iter().cloned().collect();
     if target_tables != source_tables {
         return Err(ImportError::Schema(format!(
@@ -456,7 +442,7 @@ fn copy<C: GenericClient>(
             .conn
             .query_row(&format!("{sql}{}", Source::filter(table)), [], |r| r.get(0))
             .map_err(|e| source.error(e))?;
-        let copied: i64 = s.query_one(&sql, &[])?.try_get(0)?;
+        let copied = super::row_count(s, table)?;
         if copied != source_rows || i64::try_from(rows) != Ok(copied) {
             return Err(ImportError::CountMismatch {
                 table: table.clone(),
@@ -481,9 +467,7 @@ fn copy<C: GenericClient>(
 /// chain must start at serial 1.
 fn ensure_empty<C: GenericClient>(s: &mut Session<'_, C>, plan: &Plan) -> Result<(), Step> {
     for table in &plan.tables {
-        let rows: i64 = s
-            .query_one(&format!("SELECT count(*) FROM {}", quoted(table)), &[])?
-            .try_get(0)?;
+        let rows = super::row_count(s, table)?;
         let bootstrap = table == "compliance_journal"
             && rows == 1
             && s.query_opt(

@@ -107,23 +107,12 @@ pub fn ensure_started(conn: &mut PgConnection, schema_version: usize) -> Result<
         if newest(s)?.is_some() {
             return Ok(());
         }
-        let tables: Vec<String> = s
-            .query(
-                "SELECT table_name::text FROM information_schema.tables
-                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-                   AND table_name NOT IN ('compliance_journal', 'talerbox_schema')
-                 ORDER BY table_name",
-                &[],
-            )?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
         let mut counts = serde_json::Map::new();
-        for table in tables {
-            // Table names come from the schema itself, quoted as identifiers.
-            let sql = format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\""));
-            let count: i64 = s.query_one(&sql, &[])?.try_get(0)?;
-            counts.insert(table, count.into());
+        for table in super::tables(s)? {
+            if table != "compliance_journal" {
+                let count = super::row_count(s, &table)?;
+                counts.insert(table, count.into());
+            }
         }
         let entry = NewJournalEntry::new(
             JournalKind::JournalStarted,

@@ -31,11 +31,13 @@ use std::time::Duration;
 
 use rand_core::RngCore as _;
 
+use postgres::GenericClient;
+
 use crate::ports::StoreError;
 pub use accounts::PgAccountStore;
 pub use aml::PgAmlStore;
 pub use challenges::PgChallengeStore;
-pub use connection::{PgConnection, PgManager, Session, parse_uri, redact};
+pub use connection::{PgConnection, PgManager, Session, parse_uri, redact, with_search_path};
 pub use import::{ImportError, ImportReport, import_sqlite};
 pub use kyc::PgKycStore;
 pub use listener::ChangeListener;
@@ -288,28 +290,43 @@ pub fn check(uri: &str) -> Result<Vec<String>, StoreError> {
         return Ok(problems);
     }
     let mut session = conn.session();
-    let tables: Vec<String> = session
-        .query(
-            "SELECT table_name::text FROM information_schema.tables
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
-            &[],
-        )?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
-    for table in tables {
-        let sql = format!("SELECT count(*) FROM \"{}\"", table.replace('"', "\"\""));
-        if let Err(e) = session.query_one(&sql, &[]) {
+    for table in tables(&mut session)? {
+        if let Err(e) = row_count(&mut session, &table) {
             problems.push(format!("{table}: {}", StoreError::from(e)));
         }
     }
     Ok(problems)
 }
 
-/// Runs `work` on a short-lived thread of its own and waits for it: for the few store calls
-/// made while setting up async code (startup, the first look at the change counter). The
-/// PostgreSQL client blocks on a runtime of its own, which must not start inside the
-/// server's; the SQLite stores do not mind either way.
-pub fn outside_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
-    std::thread::scope(|scope| scope.spawn(work).join())
+/// The talerbox tables of the schema in the session's search path, by name (without the
+/// migration runner's `talerbox_schema`).
+pub(crate) fn tables<C: GenericClient>(
+    session: &mut Session<'_, C>,
+) -> Result<Vec<String>, postgres::Error> {
+    session
+        .query(
+            "SELECT table_name::text FROM information_schema.tables
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+               AND table_name <> 'talerbox_schema'
+             ORDER BY table_name",
+            &[],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect()
+}
+
+/// A table or column name quoted as an identifier (names come from the schemas themselves;
+/// quoted all the same).
+pub(crate) fn quoted(table: &str) -> String {
+    format!("\"{}\"", table.replace('"', "\"\""))
+}
+
+/// The rows `table` holds.
+pub(crate) fn row_count<C: GenericClient>(
+    session: &mut Session<'_, C>,
+    table: &str,
+) -> Result<i64, postgres::Error> {
+    let sql = format!("SELECT count(*) FROM {}", quoted(table));
+    session.query_one(&sql, &[])?.try_get(0)
 }

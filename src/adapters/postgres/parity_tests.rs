@@ -114,17 +114,7 @@ fn sqlite_schema() -> BTreeMap<String, Table> {
 fn postgres_schema(schema: &testing::TestSchema) -> BTreeMap<String, Table> {
     let mut conn = schema.connect();
     let mut s = conn.session();
-    let names: Vec<String> = s
-        .query(
-            "SELECT table_name::text FROM information_schema.tables
-             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-               AND table_name <> 'talerbox_schema'",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let names = super::tables(&mut s).unwrap();
     let mut tables = BTreeMap::new();
     for name in names {
         let columns = s

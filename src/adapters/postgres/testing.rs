@@ -19,11 +19,7 @@ pub struct TestSchema {
 impl TestSchema {
     /// The URI whose sessions see this schema only.
     pub fn uri(&self) -> String {
-        let separator = if self.base.contains('?') { '&' } else { '?' };
-        format!(
-            "{}{separator}options=-c%20search_path%3D{}",
-            self.base, self.name
-        )
+        super::with_search_path(&self.base, &self.name)
     }
 
     /// A connection of its own to the schema.

@@ -25,7 +25,7 @@ const READ_CONNECTIONS: usize = 32;
 
 mod support;
 
-use support::{Error, bank_reader, connect, median, rate, send};
+use support::{BenchDatabase, Error, backend, bank_reader, connect, listen, median, rate, send};
 
 fn main() -> Result<(), Error> {
     // `cargo bench --bench bank -- reads` runs only the reads (e.g. under a profiler).
@@ -34,15 +34,33 @@ fn main() -> Result<(), Error> {
         .filter(|a| a == "reads" || a == "registrations");
     let wanted = |phase: &str| only.as_deref().is_none_or(|o| o == phase);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    println!("bank benchmark: {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians");
+    let database = BenchDatabase::from_env()?;
+    println!(
+        "bank benchmark ({}): {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians",
+        backend(&database)
+    );
 
+    let std_listener = listen()?;
+    let bound = std_listener.local_addr()?;
+    // Opened before the runtime starts (the stores block).
+    let data = tempfile::tempdir()?;
+    let file = data.path().join("talerbox.conf");
+    std::fs::write(
+        &file,
+        database
+            .as_ref()
+            .map(|d| d.config(bound))
+            .unwrap_or_default(),
+    )?;
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(data.path().join("data")),
+    };
+    let app = App::open(Config::load(Some(&file), &overrides)?)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let data = tempfile::tempdir()?;
-        let overrides = Overrides { listen: None, data_dir: Some(data.path().to_owned()) };
-        let app = App::open(Config::load(None, &overrides)?)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let address = bound;
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
 
         if wanted("registrations") {

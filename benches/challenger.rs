@@ -24,7 +24,7 @@ const REDIRECT: &str = "https://exchange.example/kyc-proof/challenger";
 
 mod support;
 
-use support::{BenchDatabase, ChallengerClient, Error, backend, connect, median, rate};
+use support::{BenchDatabase, ChallengerClient, Error, backend, connect, listen, median, rate};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -38,12 +38,14 @@ fn main() -> Result<(), Error> {
         backend(&database)
     );
 
+    let std_listener = listen()?;
+    let bound = std_listener.local_addr()?;
     // Opened before the runtime starts (the stores block).
     let data = tempfile::tempdir()?;
     let file = data.path().join("talerbox.conf");
     let extra = database
         .as_ref()
-        .map(BenchDatabase::config)
+        .map(|d| d.config(bound))
         .unwrap_or_default();
     std::fs::write(&file, extra)?;
     let overrides = Overrides {
@@ -55,8 +57,8 @@ fn main() -> Result<(), Error> {
     let outbox = app.challenger(None)?.outbox.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let address = bound;
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
         let bench = Bench {
             address,

@@ -29,7 +29,10 @@ const ADMIN: &str = "secret-token:bench";
 
 mod support;
 
-use support::{Connection, Error, connect, expect, kyc_open, median, rate, send};
+use support::{
+    BenchDatabase, Connection, Error, backend, connect, expect, kyc_open, listen, median, rate,
+    send,
+};
 
 fn main() -> Result<(), Error> {
     let only = std::env::args()
@@ -37,20 +40,31 @@ fn main() -> Result<(), Error> {
         .filter(|a| a == "info" || a == "start" || a == "wake");
     let wanted = |phase: &str| only.as_deref().is_none_or(|o| o == phase);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    println!("kyc benchmark: {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians");
+    let database = BenchDatabase::from_env()?;
+    println!(
+        "kyc benchmark ({}): {cores} cores, {RUNS} runs of {RUN_TIME:?}, medians",
+        backend(&database)
+    );
 
+    let std_listener = listen()?;
+    let bound = std_listener.local_addr()?;
+    // Opened before the runtime starts (the stores block).
+    let data = tempfile::tempdir()?;
+    let file = data.path().join("talerbox.conf");
+    let extra = database
+        .as_ref()
+        .map(|d| d.config(bound))
+        .unwrap_or_default();
+    std::fs::write(&file, format!("[exchange]\nADMIN_TOKEN = {ADMIN}\n{extra}"))?;
+    let overrides = Overrides {
+        listen: None,
+        data_dir: Some(data.path().join("data")),
+    };
+    let app = App::open(Config::load(Some(&file), &overrides)?)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        let data = tempfile::tempdir()?;
-        let file = data.path().join("talerbox.conf");
-        std::fs::write(&file, format!("[exchange]\nADMIN_TOKEN = {ADMIN}\n"))?;
-        let overrides = Overrides {
-            listen: None,
-            data_dir: Some(data.path().join("data")),
-        };
-        let app = App::open(Config::load(Some(&file), &overrides)?)?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let address = bound;
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
 
         let mut connection = connect(address).await?;

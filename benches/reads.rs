@@ -33,7 +33,8 @@ const BARE_BODY: &[u8] = br#"{"name":"bare","version":"0:0:0","currency":"KUDOS"
 mod support;
 
 use support::{
-    BenchDatabase, ChallengerClient, Error, backend, bank_reader, connect, kyc_open, median, rate,
+    BenchDatabase, ChallengerClient, Error, backend, bank_reader, connect, kyc_open, listen,
+    median, rate,
 };
 
 /// One kind of request being measured.
@@ -58,12 +59,14 @@ fn main() -> Result<(), Error> {
         backend(&database)
     );
 
+    let std_listener = listen()?;
+    let bound = std_listener.local_addr()?;
     // Opened before the runtime starts (the stores block).
     let data = tempfile::tempdir()?;
     let file = data.path().join("talerbox.conf");
     let extra = database
         .as_ref()
-        .map(BenchDatabase::config)
+        .map(|d| d.config(bound))
         .unwrap_or_default();
     std::fs::write(&file, format!("[exchange]\nADMIN_TOKEN = {ADMIN}\n{extra}"))?;
     let overrides = Overrides {
@@ -83,8 +86,8 @@ fn main() -> Result<(), Error> {
             redirect: REDIRECT.to_owned(),
             outbox: app.challenger(None)?.outbox.clone(),
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let server = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(std_listener)?;
+        let server = bound;
         tokio::spawn(async move { app::serve(&app, listener, std::future::pending()).await });
         let bare = bare_server().await?;
 

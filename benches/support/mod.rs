@@ -336,10 +336,11 @@ impl BenchDatabase {
         Ok(())
     }
 
-    /// The configuration lines that put the server on this schema.
-    pub fn config(&self) -> String {
+    /// The configuration lines that put a server listening on `address` on this schema
+    /// (PostgreSQL needs the public URL: the exchange calls the built-in challenger there).
+    pub fn config(&self, address: SocketAddr) -> String {
         let database = talerbox::adapters::postgres::with_search_path(&self.base, &self.schema);
-        format!("[talerbox]\nDATABASE = {database}\nBASE_URL = http://127.0.0.1/\n")
+        format!("[talerbox]\nDATABASE = {database}\nBASE_URL = http://{address}/\n")
     }
 }
 
@@ -348,6 +349,14 @@ impl Drop for BenchDatabase {
         let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
         let _ = talerbox::adapters::system::outside_runtime(|| self.admin(&drop));
     }
+}
+
+/// The server's listener, bound before the runtime starts (its address goes into the
+/// configuration); `tokio::net::TcpListener::from_std` takes it over.
+pub fn listen() -> Result<std::net::TcpListener, Error> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// "SQLite" or "PostgreSQL", for the report's first line.
